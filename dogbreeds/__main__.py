@@ -1,0 +1,5 @@
+import sys
+
+from dogbreeds.cli import main
+
+sys.exit(main())

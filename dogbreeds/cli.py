@@ -1,0 +1,38 @@
+"""`dogbreeds` console script: a thin argparse front over the library modules.
+
+Each command module exposes ``register(subparsers)`` that adds its sub-command and sets
+``func`` on the parser; this file only lists those modules, so adding a command is one line here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Modules (in this package) that register sub-commands, in the order `--help` shows them.
+COMMAND_MODULES: list[str] = []
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dogbreeds",
+        description="Operate the dog-breed MLOps system: locally, or against an AWS environment.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"dogbreeds.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
