@@ -11,7 +11,8 @@ import importlib
 import sys
 
 # Modules (in this package) that register sub-commands, in the order `--help` shows them.
-COMMAND_MODULES: list[str] = []
+# `local` groups the commands that run the system on this machine (see local_cli.py).
+COMMAND_MODULES: list[str] = ["local_cli"]
 
 
 def build_parser() -> argparse.ArgumentParser:
