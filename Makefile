@@ -1,0 +1,53 @@
+# Two commands matter on a fresh machine: `make demo` and `make test`. Both set up what they need.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+ENV ?= dev
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export SAGEMAKER_SUPPRESS_V2_WARNING := 1
+export CDK_DISABLE_VERSION_CHECK := 1
+
+.PHONY: help setup synth test lint bench-synth clean
+
+help:
+	@echo "make setup            venv with pinned Python packages, and the pinned CDK CLI (npm ci)"
+	@echo "make test             set up, then run the whole test suite"
+	@echo "make synth ENV=dev    synthesise one environment offline (dev, staging, prod)"
+	@echo "make lint             ruff"
+	@echo "make bench-synth      synth benchmark, results in bench/results/"
+	@echo "make clean            remove local state (cdk.out, .local)"
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required, found " + sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt -c constraints.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	@node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' || (echo "Node.js 20+ is required" && exit 1)
+	npm ci --no-audit --no-fund
+	touch $@
+
+setup: $(VENV)/.installed node_modules/.installed
+
+synth: setup
+	npx --no-install cdk synth -q -c env=$(ENV)
+	@echo "Templates for $(ENV) are in cdk.out/"
+
+test: setup
+	$(PY) -m pytest
+
+lint: setup
+	$(PY) -m ruff check .
+
+bench-synth: setup
+	$(PY) bench/bench_synth.py
+
+clean:
+	rm -rf cdk.out .local .pytest_cache

@@ -1,0 +1,1 @@
+"""Logical-unit constructs that the stacks are composed of."""

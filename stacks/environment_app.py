@@ -1,0 +1,47 @@
+"""Compose one environment's stacks into a CDK app. app.py and the tests both call this."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aws_cdk as cdk
+
+from stacks.nag import add_nag_checks
+from stacks.naming import Names
+from stacks.settings import EnvironmentSettings, load_environment
+from stacks.storage_stack import StorageStack
+
+
+@dataclass
+class EnvironmentStacks:
+    names: Names
+    settings: EnvironmentSettings
+    storage: StorageStack
+
+
+def build_environment(app: cdk.App, env_name: str | None = None) -> EnvironmentStacks:
+    """Validate the chosen environment's settings and add its stacks to ``app``."""
+    context = {
+        key: app.node.try_get_context(key) for key in ("project", "environments")
+    }
+    context = {key: value for key, value in context.items() if value is not None}
+    project, settings = load_environment(context, env_name or app.node.try_get_context("env"))
+    names = Names(project, env_name or app.node.try_get_context("env") or "dev")
+    deploy_env = (
+        cdk.Environment(account=settings.account, region=settings.region)
+        if settings.account
+        else None
+    )
+    storage = StorageStack(
+        app,
+        names.stack("storage"),
+        names=names,
+        settings=settings,
+        env=deploy_env,
+        description=f"{names.base}: KMS key, data and access-log buckets, SageMaker execution role",
+    )
+    for stack in (storage,):
+        cdk.Tags.of(stack).add("project", names.project)
+        cdk.Tags.of(stack).add("environment", names.env)
+    add_nag_checks(app)
+    return EnvironmentStacks(names=names, settings=settings, storage=storage)

@@ -1,0 +1,87 @@
+"""Every resource name in the system, derived from the project prefix and the environment.
+
+The pipeline, the EventBridge rule, the deploy Lambda, the monitors and the CLI all take names from a
+``Names`` instance, so for example the model package group the pipeline registers into and the one the
+approval rule listens to are the same string by construction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Prefixes inside the project bucket. Lifecycle rules, IAM scopes and the jobs use these constants.
+DATASETS_PREFIX = "datasets"
+PRETRAINED_WEIGHTS_PREFIX = "pretrained-weights"
+PIPELINE_RUNS_PREFIX = "pipeline-runs"
+CAPTURE_PREFIX = "capture"
+GROUND_TRUTH_PREFIX = "ground-truth"
+MONITORING_PREFIX = "monitoring"
+
+BUCKET_PREFIXES = (
+    DATASETS_PREFIX,
+    PRETRAINED_WEIGHTS_PREFIX,
+    PIPELINE_RUNS_PREFIX,
+    CAPTURE_PREFIX,
+    GROUND_TRUTH_PREFIX,
+    MONITORING_PREFIX,
+)
+# Outputs that grow with traffic and expire after the environment's data_retention_days.
+EXPIRING_PREFIXES = (CAPTURE_PREFIX, MONITORING_PREFIX)
+
+PRODUCTION_VARIANT = "AllTraffic"
+
+
+@dataclass(frozen=True)
+class Names:
+    """Names for one environment: ``Names("dogbreeds", "dev").model_package_group``."""
+
+    project: str
+    env: str
+
+    @property
+    def base(self) -> str:
+        return f"{self.project}-{self.env}"
+
+    def stack(self, concern: str) -> str:
+        return f"{self.base}-{concern}"
+
+    @property
+    def kms_alias(self) -> str:
+        return f"alias/{self.base}"
+
+    @property
+    def execution_role(self) -> str:
+        return f"{self.base}-sagemaker-execution"
+
+    @property
+    def model_package_group(self) -> str:
+        return f"{self.base}-models"
+
+    @property
+    def training_pipeline(self) -> str:
+        return f"{self.base}-training"
+
+    @property
+    def monitoring_pipeline(self) -> str:
+        return f"{self.base}-monitoring"
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.base}-endpoint"
+
+    @property
+    def sagemaker_resource_prefix(self) -> str:
+        """Models, endpoint configs and jobs the system creates all start with this."""
+        return self.base
+
+    @property
+    def log_group_prefix(self) -> str:
+        return f"/aws/sagemaker/{self.base}"
+
+    @property
+    def alerts_topic(self) -> str:
+        return f"{self.base}-alerts"
+
+    def bucket(self, account: str, region: str, purpose: str = "data") -> str:
+        """Bucket names are global, so they carry the account and region (tokens in CDK)."""
+        return f"{self.base}-{purpose}-{account}-{region}"

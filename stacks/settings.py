@@ -1,0 +1,260 @@
+"""Typed, validated settings for one environment, read from cdk.json context.
+
+cdk.json holds a block per environment under ``environments``; ``-c env=NAME`` picks one (default
+``dev``). Everything the stacks need comes from here: nothing deeper reads os.environ. A bad value fails
+synth with a ``SettingsError`` that names the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+DEFAULT_ENVIRONMENT = "dev"
+# Environments whose buckets and key must never be deleted with the stack.
+PROTECTED_ENVIRONMENTS = ("prod",)
+
+_INSTANCE_TYPE = re.compile(r"^ml\.[a-z][a-z0-9-]*\.([0-9]*x?large|medium|small|micro)$")
+_ACCOUNT = re.compile(r"^[0-9]{12}$")
+_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_RATE = re.compile(r"^rate\((1 (minute|hour|day)|[0-9]+ (minutes|hours|days))\)$")
+_CRON = re.compile(r"^cron\(\S+ \S+ \S+ \S+ \S+ \S+\)$")
+_PREFIX = re.compile(r"^[a-z][a-z0-9]{1,11}$")
+_ENV_NAME = re.compile(r"^[a-z][a-z0-9]{1,9}$")
+
+
+def _instance_type(value: str) -> str:
+    if not _INSTANCE_TYPE.match(value):
+        raise ValueError(
+            "must be a SageMaker instance type like ml.g4dn.xlarge or ml.m5.large "
+            "(ml.<family>.<size>)"
+        )
+    return value
+
+
+def _account(value: str) -> str:
+    if not _ACCOUNT.match(value):
+        raise ValueError("must be a 12-digit AWS account id")
+    return value
+
+
+def _region(value: str) -> str:
+    if not _REGION.match(value):
+        raise ValueError("must be an AWS region name like eu-west-1")
+    return value
+
+
+def _email(value: str) -> str:
+    if not _EMAIL.match(value):
+        raise ValueError("must be an e-mail address like team@example.com")
+    return value
+
+
+def _schedule(value: str) -> str:
+    if not (_RATE.match(value) or _CRON.match(value)):
+        raise ValueError(
+            "must be an EventBridge Scheduler expression: rate(1 hour), rate(30 minutes) "
+            "or cron(0 * * * ? *)"
+        )
+    return value
+
+
+InstanceType = Annotated[str, AfterValidator(_instance_type)]
+AccountId = Annotated[str, AfterValidator(_account)]
+Region = Annotated[str, AfterValidator(_region)]
+Email = Annotated[str, AfterValidator(_email)]
+ScheduleExpression = Annotated[str, AfterValidator(_schedule)]
+
+
+class _Strict(BaseModel):
+    # strict: "2" is not 2 and "true" is not True in cdk.json; forbid: a misspelt key is an error,
+    # not a silently ignored setting.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class TrainingSettings(_Strict):
+    """The training pipeline: instances, the model to train, and the gate to the registry."""
+
+    processing_instance_type: InstanceType = "ml.m5.xlarge"
+    instance_type: InstanceType = Field(
+        "ml.g4dn.xlarge", description="GPU instance for the training step."
+    )
+    instance_count: int = Field(1, ge=1, le=16, description="More than 1 trains data-parallel.")
+    use_spot: bool = Field(False, description="Managed spot training with checkpoints.")
+    max_runtime_seconds: int = Field(4 * 3600, ge=600, le=5 * 24 * 3600)
+    backbone: Literal[
+        "resnet18", "resnet50", "efficientnet_b0", "mobilenet_v3_small", "mobilenet_v3_large",
+        "efficientnet_lite0",
+    ] = "resnet18"
+    epochs: int = Field(10, ge=1, le=500)
+    batch_size: int = Field(64, ge=1, le=4096)
+    learning_rate: float = Field(0.001, gt=0, le=1)
+    image_size: int = Field(224, ge=32, le=1024)
+    accuracy_threshold: float = Field(
+        0.7, gt=0, le=1, description="Minimum test accuracy for a model to be registered."
+    )
+    network_isolation: bool = Field(True, description="Training containers get no network.")
+    inter_container_encryption: bool = Field(
+        True, description="Encrypt traffic between training instances."
+    )
+
+
+class EndpointSettings(_Strict):
+    """The real-time (or serverless) endpoint the deploy Lambda creates on approval."""
+
+    kind: Literal["realtime", "serverless"] = "realtime"
+    instance_type: InstanceType = "ml.m5.large"
+    initial_instance_count: int = Field(1, ge=1, le=20)
+    min_instances: int = Field(1, ge=1, le=20)
+    max_instances: int = Field(2, ge=1, le=100)
+    target_invocations_per_instance: int = Field(
+        100, ge=1, le=100_000, description="Autoscaling target (invocations per minute)."
+    )
+    serverless_memory_mb: Literal[1024, 2048, 3072, 4096, 5120, 6144] = 3072
+    serverless_max_concurrency: int = Field(5, ge=1, le=200)
+    data_capture_percent: int = Field(100, ge=0, le=100)
+    canary_percent: int = Field(10, ge=1, le=50)
+    canary_wait_minutes: int = Field(10, ge=0, le=120)
+    termination_wait_minutes: int = Field(5, ge=0, le=60)
+    keep_versions: int = Field(
+        3, ge=1, le=20, description="Endpoint configs and models kept after a deployment."
+    )
+
+    @model_validator(mode="after")
+    def _instances_in_order(self) -> EndpointSettings:
+        if self.min_instances > self.max_instances:
+            raise ValueError(
+                f"min_instances ({self.min_instances}) must not exceed "
+                f"max_instances ({self.max_instances})"
+            )
+        if not self.min_instances <= self.initial_instance_count <= self.max_instances:
+            raise ValueError(
+                f"initial_instance_count ({self.initial_instance_count}) must lie between "
+                f"min_instances ({self.min_instances}) and max_instances ({self.max_instances})"
+            )
+        return self
+
+
+class MonitoringSettings(_Strict):
+    """Scheduled data-quality and model-quality monitoring, alarms and retraining."""
+
+    enabled: bool = True
+    schedule: ScheduleExpression = "rate(1 hour)"
+    instance_type: InstanceType = "ml.m5.large"
+    alarm_emails: list[Email] = Field(default_factory=list)
+    psi_threshold: float = Field(0.2, gt=0, le=10)
+    ks_threshold: float = Field(0.2, gt=0, le=1)
+    prediction_distance_threshold: float = Field(0.2, gt=0, le=1)
+    accuracy_threshold: float = Field(0.7, gt=0, le=1)
+    retrain_on_drift: bool = True
+    retrain_min_interval_hours: int = Field(24, ge=1, le=24 * 30)
+
+
+class EnvironmentSettings(_Strict):
+    """One deployable environment (dev, staging, prod)."""
+
+    account: AccountId | None = Field(
+        None, description="Deploy target account; absent means environment-agnostic synth."
+    )
+    region: Region | None = None
+    removal_policy: Literal["destroy", "retain"] = Field(
+        "retain", description="'destroy' empties and deletes buckets with the stack (dev only)."
+    )
+    data_retention_days: int = Field(
+        90, ge=1, le=3650, description="Capture and monitoring outputs expire after this."
+    )
+    noncurrent_version_retention_days: int = Field(30, ge=1, le=3650)
+    log_retention_days: Literal[
+        1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+        2922, 3288, 3653,
+    ] = 90
+    training: TrainingSettings = TrainingSettings()
+    endpoint: EndpointSettings = EndpointSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EnvironmentSettings:
+        if self.endpoint.kind == "serverless" and self.monitoring.enabled:
+            raise ValueError(
+                "endpoint.kind 'serverless' cannot be monitored: serverless endpoints have no data "
+                "capture. Set monitoring.enabled to false or endpoint.kind to 'realtime'"
+            )
+        if (self.account is None) != (self.region is None):
+            raise ValueError("set both account and region, or neither (environment-agnostic)")
+        return self
+
+
+class ProjectSettings(_Strict):
+    """All of cdk.json's project context: the name prefix and every environment."""
+
+    project: Annotated[str, Field(pattern=_PREFIX.pattern)] = "dogbreeds"
+    environments: dict[
+        Annotated[str, Field(pattern=_ENV_NAME.pattern)], EnvironmentSettings
+    ] = Field(min_length=1)
+
+
+class SettingsError(ValueError):
+    """Bad cdk.json settings; the message lists every problem with key, value and what is allowed."""
+
+
+def _format_location(location: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in location if not str(part).startswith("function-"))
+
+
+def _describe(error: dict[str, Any]) -> str:
+    where = _format_location(error["loc"]) or "(top level)"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "missing":
+        return f"{where}: required key is missing"
+    if error["type"] == "extra_forbidden":
+        return f"{where}: unknown key (value {error['input']!r}); check the spelling"
+    if error["type"] == "string_pattern_mismatch" and where == "project":
+        message = "must be 2-12 lowercase letters or digits, starting with a letter"
+    return f"{where} = {error['input']!r}: {message}"
+
+
+def parse_project_settings(context: dict[str, Any]) -> ProjectSettings:
+    """Validate the whole project context; raise SettingsError listing every problem."""
+    try:
+        return ProjectSettings.model_validate(context)
+    except ValidationError as error:
+        problems = "\n  ".join(_describe(item) for item in error.errors())
+        raise SettingsError(f"Invalid settings in cdk.json context:\n  {problems}") from None
+
+
+def load_environment(context: dict[str, Any], env_name: str | None) -> tuple[str, EnvironmentSettings]:
+    """Pick and validate one environment, e.g. from ``-c env=prod``. Returns (prefix, settings)."""
+    name = env_name or DEFAULT_ENVIRONMENT
+    raw_environments = context.get("environments")
+    if not isinstance(raw_environments, dict) or not raw_environments:
+        raise SettingsError(
+            "cdk.json context has no 'environments' block: add one object per environment, "
+            'e.g. "environments": {"dev": {}}'
+        )
+    if name not in raw_environments:
+        known = ", ".join(sorted(raw_environments))
+        raise SettingsError(f"Unknown environment {name!r} (-c env={name}); defined in cdk.json: {known}")
+    # Only the chosen environment is validated, so a half-written prod block does not block dev.
+    project = parse_project_settings(
+        {
+            **({"project": context["project"]} if "project" in context else {}),
+            "environments": {name: raw_environments[name]},
+        }
+    )
+    settings = project.environments[name]
+    if name in PROTECTED_ENVIRONMENTS and settings.removal_policy == "destroy":
+        raise SettingsError(
+            f"environments.{name}.removal_policy = 'destroy' is not allowed for {name}: its data "
+            f"must outlive the stack. Allowed: 'retain'"
+        )
+    return project.project, settings

@@ -1,0 +1,146 @@
+"""Settings from cdk.json: the shipped environments are valid, and each kind of bad input fails
+with a message naming the key, the value and what is allowed."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from cdk_helpers import project_context
+
+from stacks.settings import SettingsError, load_environment, parse_project_settings
+
+
+def test_every_shipped_environment_is_valid():
+    context = project_context()
+    parsed = parse_project_settings(
+        {"project": context["project"], "environments": context["environments"]}
+    )
+    assert set(parsed.environments) == {"dev", "staging", "prod"}
+    assert parsed.environments["prod"].removal_policy == "retain"
+    assert parsed.environments["dev"].removal_policy == "destroy"
+
+
+def test_default_environment_is_dev():
+    prefix, settings = load_environment(project_context(), None)
+    assert prefix == "dogbreeds"
+    assert settings.training.epochs == project_context()["environments"]["dev"]["training"]["epochs"]
+
+
+def test_unknown_environment_lists_the_known_ones():
+    with pytest.raises(SettingsError, match=r"Unknown environment 'qa'.*dev, prod, staging"):
+        load_environment(project_context(), "qa")
+
+
+def test_missing_environments_block():
+    with pytest.raises(SettingsError, match="no 'environments' block"):
+        load_environment({"project": "dogbreeds"}, "dev")
+
+
+def _error_for(env_block: dict, env: str = "dev") -> str:
+    context = project_context()
+    context["environments"][env] = env_block
+    with pytest.raises(SettingsError) as caught:
+        load_environment(context, env)
+    return str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("block", "expected"),
+    [
+        # bad instance type pattern: names key, value and the allowed shape
+        (
+            {"training": {"instance_type": "g4dn.xlarge"}},
+            r"environments\.dev\.training\.instance_type = 'g4dn\.xlarge': must be a SageMaker "
+            r"instance type like ml\.g4dn\.xlarge",
+        ),
+        # negative retention
+        (
+            {"data_retention_days": -5},
+            r"environments\.dev\.data_retention_days = -5: Input should be greater than or equal to 1",
+        ),
+        # mistyped value: a string where a number belongs is not coerced
+        (
+            {"training": {"epochs": "10"}},
+            r"environments\.dev\.training\.epochs = '10': Input should be a valid integer",
+        ),
+        # misspelt key is not silently ignored
+        (
+            {"trainng": {}},
+            r"environments\.dev\.trainng: unknown key",
+        ),
+        # enumerated choice lists what is allowed
+        (
+            {"endpoint": {"kind": "batch"}},
+            r"environments\.dev\.endpoint\.kind = 'batch': Input should be 'realtime' or 'serverless'",
+        ),
+        (
+            {"removal_policy": "delete"},
+            r"removal_policy = 'delete': Input should be 'destroy' or 'retain'",
+        ),
+        (
+            {"monitoring": {"schedule": "every hour"}},
+            r"monitoring\.schedule = 'every hour': must be an EventBridge Scheduler expression",
+        ),
+        (
+            {"monitoring": {"alarm_emails": ["not-an-address"]}},
+            r"monitoring\.alarm_emails\.0 = 'not-an-address': must be an e-mail address",
+        ),
+        (
+            {"account": "1234", "region": "eu-west-1"},
+            r"account = '1234': must be a 12-digit AWS account id",
+        ),
+        (
+            {"account": "123456789012"},
+            r"set both account and region, or neither",
+        ),
+        (
+            {"training": {"accuracy_threshold": 1.5}},
+            r"training\.accuracy_threshold = 1\.5: Input should be less than or equal to 1",
+        ),
+        (
+            {"endpoint": {"min_instances": 3, "max_instances": 2, "initial_instance_count": 3}},
+            r"min_instances \(3\) must not exceed max_instances \(2\)",
+        ),
+        (
+            {"endpoint": {"kind": "serverless"}, "monitoring": {"enabled": True}},
+            r"serverless endpoints have no data capture",
+        ),
+        (
+            {"log_retention_days": 10},
+            r"log_retention_days = 10: Input should be 1, 3, 5, 7, 14",
+        ),
+    ],
+)
+def test_bad_input_is_named_with_value_and_allowed(block, expected):
+    message = _error_for(block)
+    assert re.search(expected, message), message
+
+
+def test_every_problem_is_reported_at_once():
+    message = _error_for({"data_retention_days": 0, "training": {"instance_count": 0}})
+    assert "data_retention_days" in message
+    assert "training.instance_count" in message
+
+
+def test_prod_may_not_destroy_its_data():
+    message = _error_for({"removal_policy": "destroy"}, env="prod")
+    assert "environments.prod.removal_policy = 'destroy' is not allowed" in message
+    assert "Allowed: 'retain'" in message
+
+
+def test_serverless_without_monitoring_is_allowed():
+    context = project_context()
+    context["environments"]["dev"] = {
+        "endpoint": {"kind": "serverless"},
+        "monitoring": {"enabled": False},
+    }
+    _, settings = load_environment(context, "dev")
+    assert settings.endpoint.kind == "serverless"
+
+
+def test_bad_project_prefix():
+    context = project_context()
+    context["project"] = "Dog Breeds!"
+    with pytest.raises(SettingsError, match="project = 'Dog Breeds!': must be 2-12 lowercase"):
+        load_environment(context, "dev")

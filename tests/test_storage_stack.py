@@ -1,0 +1,150 @@
+"""StorageStack: encryption, TLS-only private buckets, lifecycle, and the execution role's scope."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from aws_cdk.assertions import Match, Template
+from cdk_helpers import build_app, project_context
+
+from stacks.naming import BUCKET_PREFIXES, EXPIRING_PREFIXES
+
+
+@pytest.fixture(scope="module")
+def dev_template() -> Template:
+    _, stacks = build_app("dev")
+    return Template.from_stack(stacks.storage)
+
+
+@pytest.fixture(scope="module")
+def prod_template() -> Template:
+    _, stacks = build_app("prod")
+    return Template.from_stack(stacks.storage)
+
+
+def _data_bucket(template: Template) -> dict:
+    buckets = template.find_resources("AWS::S3::Bucket")
+    [bucket] = [b for b in buckets.values() if "LoggingConfiguration" in b["Properties"]]
+    return bucket
+
+
+def test_key_rotates(dev_template):
+    dev_template.has_resource_properties("AWS::KMS::Key", {"EnableKeyRotation": True})
+    dev_template.has_resource_properties("AWS::KMS::Alias", {"AliasName": "alias/dogbreeds-dev"})
+
+
+def test_data_bucket_is_kms_encrypted_versioned_private_and_logged(dev_template):
+    props = _data_bucket(dev_template)["Properties"]
+    [rule] = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    assert "KMSMasterKeyID" in rule["ServerSideEncryptionByDefault"]
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert props["LoggingConfiguration"]["LogFilePrefix"] == "data-bucket/"
+
+
+def test_every_bucket_denies_plain_http(dev_template):
+    policies = dev_template.find_resources("AWS::S3::BucketPolicy")
+    assert len(policies) == 2
+    for policy in policies.values():
+        statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        assert any(
+            s["Effect"] == "Deny"
+            and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+            for s in statements
+        ), statements
+
+
+def test_lifecycle_expires_capture_and_monitoring_after_retention(dev_template):
+    retention = project_context()["environments"]["dev"]["data_retention_days"]
+    rules = _data_bucket(dev_template)["Properties"]["LifecycleConfiguration"]["Rules"]
+    by_prefix = {r.get("Prefix"): r for r in rules}
+    for prefix in EXPIRING_PREFIXES:
+        assert by_prefix[f"{prefix}/"]["ExpirationInDays"] == retention
+    # Training data and models never expire by age.
+    assert "datasets/" not in by_prefix
+    noncurrent = [r for r in rules if "NoncurrentVersionExpiration" in r]
+    assert noncurrent[0]["NoncurrentVersionExpiration"]["NoncurrentDays"] == 7
+
+
+def test_prod_retains_and_dev_destroys(dev_template, prod_template):
+    prod_buckets = prod_template.find_resources("AWS::S3::Bucket")
+    assert all(b["DeletionPolicy"] == "Retain" for b in prod_buckets.values())
+    prod_template.resource_count_is("Custom::S3AutoDeleteObjects", 0)
+    prod_template.has_resource("AWS::KMS::Key", {"DeletionPolicy": "Retain"})
+    dev_buckets = dev_template.find_resources("AWS::S3::Bucket")
+    assert all(b["DeletionPolicy"] == "Delete" for b in dev_buckets.values())
+    dev_template.resource_count_is("Custom::S3AutoDeleteObjects", 2)
+
+
+def test_execution_role_is_trusted_by_sagemaker_only(dev_template):
+    roles = dev_template.find_resources(
+        "AWS::IAM::Role", {"Properties": {"RoleName": "dogbreeds-dev-sagemaker-execution"}}
+    )
+    [role] = roles.values()
+    [statement] = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "sagemaker.amazonaws.com"}
+    assert statement["Action"] == "sts:AssumeRole"
+    assert "ManagedPolicyArns" not in role["Properties"]
+
+
+def _execution_statements(template: Template) -> dict[str, dict]:
+    [policy] = template.find_resources(
+        "AWS::IAM::Policy", {"Properties": {"PolicyName": "dogbreeds-dev-sagemaker-execution"}}
+    ).values()
+    return {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
+
+
+def test_execution_role_data_access_is_limited_to_project_prefixes(dev_template):
+    statements = _execution_statements(dev_template)
+    object_resources = json.dumps(statements["ReadWriteProjectPrefixes"]["Resource"])
+    for prefix in BUCKET_PREFIXES:
+        assert f"/{prefix}/*" in object_resources
+    assert '"*"' not in object_resources
+    listed = statements["ListProjectPrefixes"]["Condition"]["StringLike"]["s3:prefix"]
+    assert set(listed) == {"", *[f"{p}/*" for p in BUCKET_PREFIXES]}
+
+
+def test_execution_role_scope(dev_template):
+    statements = _execution_statements(dev_template)
+    assert statements["PassOnlyThisRoleToSageMaker"]["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}
+    }
+    register = json.dumps(statements["RegisterModels"]["Resource"])
+    assert "model-package-group/dogbreeds-dev-models" in register
+    assert "model-package/dogbreeds-dev-models/*" in register
+    pull = json.dumps(statements["PullPyTorchImages"]["Resource"])
+    assert "repository/pytorch-training" in pull and "repository/pytorch-inference" in pull
+    assert statements["PublishMetrics"]["Condition"]["StringLike"]["cloudwatch:namespace"] == [
+        "/aws/sagemaker/*",
+        "dogbreeds/dev",
+    ]
+    # Only the two actions that support no resource scoping get "*".
+    wildcard_actions = {
+        action
+        for s in statements.values()
+        if s["Resource"] == "*"
+        for action in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
+    assert wildcard_actions == {"ecr:GetAuthorizationToken", "cloudwatch:PutMetricData"}
+
+
+def test_image_registry_mapping_covers_main_regions(dev_template):
+    mappings = dev_template.to_json()["Mappings"]
+    [registry] = [m for name, m in mappings.items() if "PyTorchImageRegistries" in name]
+    assert registry["us-east-1"]["account"] == "763104351884"
+    assert registry["eu-west-1"]["account"] == "763104351884"
+
+
+def test_no_full_access_managed_policy_anywhere(dev_template):
+    text = json.dumps(dev_template.to_json())
+    assert "FullAccess" not in text
+    dev_template.has_resource_properties(
+        "AWS::IAM::Role", Match.object_like({"RoleName": "dogbreeds-dev-sagemaker-execution"})
+    )
