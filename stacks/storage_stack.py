@@ -1,4 +1,4 @@
-"""StorageStack: the environment's key, buckets and SageMaker execution role.
+"""StorageStack: the environment's key, buckets, alerts topic and SageMaker execution role.
 
 Every other stack (training, deployment, monitoring) reads from and writes to this bucket with this
 key, and runs SageMaker work as this role, so these live in the stack that changes least.
@@ -11,6 +11,7 @@ from typing import Any
 from aws_cdk import Aws, CfnOutput, Stack
 from constructs import Construct
 
+from stacks.constructs.alerts_topic import AlertsTopic
 from stacks.constructs.execution_role import SageMakerExecutionRole
 from stacks.constructs.secure_storage import SecureStorage
 from stacks.nag import acknowledge
@@ -46,6 +47,14 @@ class StorageStack(Stack):
             bucket=self.storage.bucket,
             key=self.storage.key,
         )
+        self.alerts = AlertsTopic(
+            self,
+            "Alerts",
+            names=names,
+            key=self.storage.key,
+            emails=settings.monitoring.alarm_emails,
+        )
+        self.alerts_topic = self.alerts.topic
         self.bucket = self.storage.bucket
         self.key = self.storage.key
         self.execution_role = self.execution.role
@@ -53,6 +62,7 @@ class StorageStack(Stack):
         CfnOutput(self, "DataBucketName", value=self.bucket.bucket_name)
         CfnOutput(self, "KeyArn", value=self.key.key_arn)
         CfnOutput(self, "ExecutionRoleArn", value=self.execution_role.role_arn)
+        CfnOutput(self, "AlertsTopicArn", value=self.alerts_topic.topic_arn)
 
         acknowledge(
             self.storage.access_log_bucket,

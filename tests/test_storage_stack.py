@@ -148,3 +148,27 @@ def test_no_full_access_managed_policy_anywhere(dev_template):
     dev_template.has_resource_properties(
         "AWS::IAM::Role", Match.object_like({"RoleName": "dogbreeds-dev-sagemaker-execution"})
     )
+
+
+def test_alerts_topic_is_encrypted_tls_only_and_subscribes_configured_emails():
+    context = project_context()
+    context["environments"]["staging"]["monitoring"]["alarm_emails"] = ["ops@example.com"]
+    _, stacks = build_app("staging", context=context)
+    template = Template.from_stack(stacks.storage)
+    template.has_resource_properties(
+        "AWS::SNS::Topic",
+        {"TopicName": "dogbreeds-staging-alerts", "KmsMasterKeyId": Match.any_value()},
+    )
+    template.has_resource_properties(
+        "AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "ops@example.com"}
+    )
+    [topic_policy] = template.find_resources("AWS::SNS::TopicPolicy").values()
+    statements = topic_policy["Properties"]["PolicyDocument"]["Statement"]
+    assert any(s["Effect"] == "Deny" and "aws:SecureTransport" in json.dumps(s) for s in statements)
+    publishers = {
+        s["Principal"]["Service"] for s in statements if s["Effect"] == "Allow"
+    }
+    assert publishers == {"events.amazonaws.com", "cloudwatch.amazonaws.com"}
+    [key] = template.find_resources("AWS::KMS::Key").values()
+    key_principals = json.dumps(key["Properties"]["KeyPolicy"]["Statement"])
+    assert "events.amazonaws.com" in key_principals
