@@ -165,9 +165,11 @@ def test_alerts_topic_is_encrypted_tls_only_and_subscribes_configured_emails():
     [topic_policy] = template.find_resources("AWS::SNS::TopicPolicy").values()
     statements = topic_policy["Properties"]["PolicyDocument"]["Statement"]
     assert any(s["Effect"] == "Deny" and "aws:SecureTransport" in json.dumps(s) for s in statements)
-    publishers = {
-        s["Principal"]["Service"] for s in statements if s["Effect"] == "Allow"
-    }
+    publishers = set()
+    for s in statements:
+        if s["Effect"] == "Allow":
+            service = s["Principal"]["Service"]
+            publishers.update([service] if isinstance(service, str) else service)
     assert publishers == {"events.amazonaws.com", "cloudwatch.amazonaws.com"}
     [key] = template.find_resources("AWS::KMS::Key").values()
     key_principals = json.dumps(key["Properties"]["KeyPolicy"]["Statement"])
