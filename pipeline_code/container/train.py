@@ -368,7 +368,7 @@ def find_weights_file(weights: Path | None, file_name: str) -> Path | None:
 def build_model(
     args: argparse.Namespace, num_classes: int, weights_path: Path | None, ctx: Dist
 ) -> nn.Module:
-    if weights_path is None:
+    if weights_path is None and ctx.is_main:
         warnings.warn(
             f"no pretrained weights given (SM_CHANNEL_WEIGHTS); {args.backbone} starts from "
             "random initialisation, which needs far more data and epochs",
@@ -650,7 +650,6 @@ def _run(args: argparse.Namespace, ctx: Dist) -> dict[str, Any]:
         metrics.update(
             evaluate(model, criterion, data, augment, args.batch_size * 2, amp_dtype, ctx)
         )
-        log(ctx, metric_line(epoch, metrics))
         score = metrics["val_accuracy"] if len(data.val_labels) else metrics["train_accuracy"]
         state.epoch = epoch
         state.history.append({"epoch": epoch, **metrics})
@@ -669,6 +668,8 @@ def _run(args: argparse.Namespace, ctx: Dist) -> dict[str, Any]:
             state.epochs_without_gain += 1
         if ctx.is_main:
             save_checkpoint(last_path, model, optimizer, scheduler, scaler, state, identity)
+        # Printed after the checkpoint is on disk: a job stopped after this line resumes after it.
+        log(ctx, metric_line(epoch, metrics))
         if state.epochs_without_gain >= args.patience:
             log(
                 ctx,
