@@ -152,6 +152,8 @@ def setup_distributed(device_choice: str) -> Dist:
     if use_cuda:
         torch.cuda.set_device(local_rank)
         device = torch.device("cuda", local_rank)
+        # Input shapes are fixed (one image size, full batches), so autotuned kernels pay off.
+        torch.backends.cudnn.benchmark = True
     else:
         device = torch.device("cpu")
     if world_size > 1:
