@@ -149,7 +149,7 @@ class HandlerService:
         except Exception as error:  # noqa: BLE001 - every failure must become a response
             status = getattr(error, "status_code", None)
             if isinstance(status, int) and 400 <= status < 600:
-                return _error(status, str(getattr(error, "message", error)))
+                return _error(int(status), str(getattr(error, "message", error)))
             LOG.error("handler failed:\n%s", traceback.format_exc())
             return _error(500, f"internal error: {error}")
         response, response_type = result if isinstance(result, tuple) else (result, accept)
