@@ -10,20 +10,18 @@ from __future__ import annotations
 import json
 import os
 import signal
+import struct
 import subprocess
 import sys
 import tarfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import pipeline_code.container  # noqa: F401 - puts the container folder on sys.path
-import backbones  # noqa: E402
-import image_decoding  # noqa: E402
-import inference  # noqa: E402
-import model_artifact  # noqa: E402
-import torch  # noqa: E402
+import torch
 
-from dogbreeds import sample_data  # noqa: E402
+from dogbreeds import sample_data
+from pipeline_code.container import backbones, image_decoding, inference, model_artifact
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BACKBONE = "resnet18"
@@ -31,7 +29,7 @@ IMAGE_SIZE = 32
 
 
 def subprocess_env() -> dict[str, str]:
-    """Environment for child processes: this worktree importable, one thread each (2 shared cores)."""
+    """Child-process environment: this worktree importable, one thread each (2 shared cores)."""
     env = dict(os.environ)
     env.update(PYTHONPATH=str(REPO_ROOT), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     return env
@@ -67,7 +65,9 @@ def train_tiny_model(data_dir: Path, model_dir: Path, *, epochs: int = 10, seed:
     images = torch.stack(
         [
             inference.preprocess(
-                image_decoding.decode_image(path.read_bytes()).image, IMAGE_SIZE, spec.mean,
+                image_decoding.decode_image(path.read_bytes()).image,
+                IMAGE_SIZE,
+                spec.mean,
                 spec.std,
             )
             for path, _ in files
@@ -99,7 +99,7 @@ def train_tiny_model(data_dir: Path, model_dir: Path, *, epochs: int = 10, seed:
 
 
 def pack_model(model_dir: Path, archive: Path) -> Path:
-    """``model.tar.gz`` with the directory's contents at its root, as SageMaker packs SM_MODEL_DIR."""
+    """``model.tar.gz`` with the directory's contents at its root, as SageMaker packs it."""
     archive.parent.mkdir(parents=True, exist_ok=True)
     with tarfile.open(archive, "w:gz") as tar:
         for path in sorted(model_dir.rglob("*")):
@@ -142,3 +142,18 @@ def start_server(model: Path, *extra: str, timeout: float = 60.0) -> RunningServ
             break
     process.kill()
     raise RuntimeError("server did not start:\n" + "".join(lines) + (process.stdout.read() or ""))
+
+
+def png_bomb_header(width: int, height: int) -> bytes:
+    """A valid PNG signature and IHDR announcing a huge image, with almost no data behind it."""
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(payload))
+            + kind
+            + payload
+            + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF)
+        )
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")

@@ -164,7 +164,7 @@ def build_record(
     return CaptureRecord(
         event_id=event_id or str(uuid.uuid4()),
         inference_id=inference_id or None,
-        inference_time=inference_time or datetime.now(UTC),
+        inference_time=_to_millisecond(inference_time or datetime.now(UTC)),
         endpoint_input=(
             encode_payload(request_body, request_content_type, "INPUT", **kinds)
             if capture_input
@@ -176,6 +176,12 @@ def build_record(
             else None
         ),
     )
+
+
+def _to_millisecond(moment: datetime) -> datetime:
+    """Capture stores milliseconds; rounding here keeps a record equal to its round trip."""
+    moment = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 def hour_prefix(endpoint_name: str, variant_name: str, moment: datetime) -> str:
