@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -15,7 +16,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import serve_fixtures  # noqa: E402
 
-from pipeline_code.container import image_decoding, serving_handlers  # noqa: E402
+from pipeline_code.container import image_decoding, inference, serving_handlers  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -240,3 +241,22 @@ def test_jpeg_draft_decoding_keeps_enough_pixels_and_orientation() -> None:
     assert upright.size[0] > upright.size[1] and min(upright.size) >= 224
     with pytest.raises(ValueError, match="draft_size"):
         image_decoding.decode_image(jpeg_bytes(picture), draft_size=(0, 224))
+
+
+def test_preprocess_matches_the_torchvision_evaluation_transform() -> None:
+    """Resize((S, S)) + ToTensor + Normalize as training evaluates; a draft decode stays close."""
+    from torchvision import transforms
+
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    rng = np.random.default_rng(3)
+    coarse = Image.fromarray(rng.integers(0, 255, (30, 45, 3), dtype=np.uint8))
+    photo = jpeg_bytes(coarse.resize((1414, 943), Image.Resampling.BICUBIC))
+    full = image_decoding.decode_image(photo).image
+    reference = transforms.Compose(
+        [transforms.Resize((224, 224)), transforms.ToTensor(), transforms.Normalize(mean, std)]
+    )(full)
+    exact = inference.preprocess(full, 224, mean, std)
+    assert exact.shape == (3, 224, 224) and exact.dtype == torch.float32
+    assert (exact - reference).abs().mean() < 0.01
+    drafted = image_decoding.decode_image(photo, draft_size=(224, 224)).image
+    assert (inference.preprocess(drafted, 224, mean, std) - reference).abs().mean() < 0.15
