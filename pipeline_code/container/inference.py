@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
@@ -114,9 +115,7 @@ def model_fn(model_dir: str) -> ServingModel:
     """Load the model directory written by training (weights, classes.json, metadata.json)."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     loaded = model_artifact.load_model(model_dir, device)
-    module = loaded.module.to(device).eval()
-    if device.type == "cuda":
-        module = module.to(memory_format=torch.channels_last)
+    module = optimise_for_inference(loaded.module.to(device).eval(), int(loaded.image_size), device)
     return ServingModel(
         module=module,
         classes=list(loaded.classes),
@@ -127,6 +126,31 @@ def model_fn(model_dir: str) -> ServingModel:
         device=device,
         top_k=max(1, min(DEFAULT_TOP_K, len(loaded.classes))),
     )
+
+
+def optimise_for_inference(
+    module: torch.nn.Module, image_size: int, device: torch.device
+) -> torch.nn.Module:
+    """Fold BatchNorm into the convolutions and switch to channels_last, if that changes nothing.
+
+    Both are plain eager PyTorch (no compiler, no new dependency) and cut CPU latency by about a
+    sixth for ResNets. The optimised module is checked against the original on a random batch and
+    dropped, with a warning, if it disagrees or cannot be traced (e.g. data-dependent control flow).
+    """
+    try:
+        from torch.fx.experimental.optimization import fuse
+
+        candidate = fuse(module).to(memory_format=torch.channels_last).eval()
+        probe = torch.randn(2, 3, image_size, image_size, device=device)
+        with torch.inference_mode():
+            expected = module(probe)
+            got = candidate(probe.contiguous(memory_format=torch.channels_last))
+        if torch.allclose(expected, got, rtol=1e-3, atol=1e-3):
+            return candidate
+        warnings.warn("fused model disagrees with the original; serving it unfused", stacklevel=2)
+    except Exception as error:  # noqa: BLE001 - any tracing failure just means "no fusion"
+        warnings.warn(f"cannot fuse the model ({error}); serving it unfused", stacklevel=2)
+    return module.to(memory_format=torch.channels_last)
 
 
 def model_version(model_dir: str | Path, metadata: dict[str, Any]) -> str:
@@ -249,37 +273,52 @@ def _decode_error_to_request_error(
     return RequestError(status, f"{where}: {error}{suffix}")
 
 
+def resize_for_model(image: Image.Image, image_size: int) -> Image.Image:
+    """Training's evaluation geometry: the whole picture to ``image_size`` squared (bilinear,
+    antialiased, as torchvision's ``Resize((S, S))`` on a PIL image)."""
+    if image.size == (image_size, image_size):
+        return image
+    return image.resize((image_size, image_size), Image.Resampling.BILINEAR)
+
+
+def to_normalised_batch(
+    images: list[Image.Image], mean: tuple[float, ...], std: tuple[float, ...]
+) -> torch.Tensor:
+    """Same-sized RGB images -> normalised float NCHW batch in channels_last memory order.
+
+    The uint8 HWC pixels are viewed as NCHW without a copy (that view *is* channels_last, the
+    layout oneDNN and cuDNN convolutions prefer), then converted and normalised in place: one
+    pass over the pixels instead of numpy's several.
+    """
+    pixels = torch.from_numpy(np.stack([np.asarray(image, dtype=np.uint8) for image in images]))
+    batch = pixels.permute(0, 3, 1, 2).float()  # keeps the channels_last strides
+    offset = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
+    scale = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0
+    return batch.sub_(offset).div_(scale)
+
+
 def preprocess(
     image: Image.Image, image_size: int, mean: tuple[float, ...], std: tuple[float, ...]
 ) -> torch.Tensor:
-    """RGB PIL image -> normalised CHW float tensor, as training's evaluation transform does.
+    """RGB PIL image -> normalised CHW float tensor, exactly as ``predict_fn`` prepares it.
 
-    Training evaluates on the image resized to ``image_size`` x ``image_size`` (bilinear,
-    antialiased) and normalised with the metadata's mean/std; ``reducing_gap`` lets PIL shrink
-    by whole factors first, which is what keeps a large photo cheap.
+    Equals torchvision's ``Resize((S, S))``, ``ToTensor()``, ``Normalize(mean, std)``, which is
+    training's evaluation transform; training code and tests use this to see what serving sees.
     """
-    if image.size != (image_size, image_size):
-        image = image.resize((image_size, image_size), Image.Resampling.BILINEAR, reducing_gap=3.0)
-    array = np.asarray(image, dtype=np.float32)  # HWC, 0..255
-    scale = np.asarray(std, dtype=np.float32) * 255.0
-    offset = np.asarray(mean, dtype=np.float32) * 255.0
-    normalised = (array - offset) / scale
-    return torch.from_numpy(np.ascontiguousarray(normalised.transpose(2, 0, 1)))
+    return to_normalised_batch([resize_for_model(image, image_size)], mean, std)[0]
 
 
 def predict_fn(data: ImageBatch, model: ServingModel) -> Prediction:
     """Decode at the model's size, normalise, run the network once for the whole batch."""
     size = model.image_size
-    tensors = []
+    resized = []
     for position, opened in enumerate(data.images):
         try:
             decoded = opened.decode(draft_size=(size, size) if JPEG_DRAFT else None)
         except image_decoding.ImageDecodeError as error:
             raise _decode_error_to_request_error(error, position, len(data.images)) from error
-        tensors.append(preprocess(decoded.image, size, model.mean, model.std))
-    batch = torch.stack(tensors).to(model.device, non_blocking=True)
-    if model.device.type == "cuda":
-        batch = batch.contiguous(memory_format=torch.channels_last)
+        resized.append(resize_for_model(decoded.image, size))
+    batch = to_normalised_batch(resized, model.mean, model.std).to(model.device, non_blocking=True)
     with torch.inference_mode():
         logits = model.module(batch)
         probabilities = torch.softmax(logits.float(), dim=1)
