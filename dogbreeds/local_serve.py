@@ -28,7 +28,6 @@ from pipeline_code.container import capture_format, serving_handlers
 LOG = logging.getLogger("dogbreeds.local_serve")
 
 INFERENCE_ID_HEADER = "X-Amzn-SageMaker-Inference-Id"
-CUSTOM_ATTRIBUTES_HEADER = "X-Amzn-SageMaker-Custom-Attributes"
 VARIANT_HEADER = "X-Amzn-Invoked-Production-Variant"
 EVENT_ID_HEADER = "X-Dogbreeds-Event-Id"  # local only: SageMaker does not return the eventId
 # Bodies above this are refused before being read (the handler's own limit is the real one).
