@@ -244,19 +244,39 @@ def test_jpeg_draft_decoding_keeps_enough_pixels_and_orientation() -> None:
 
 
 def test_preprocess_matches_the_torchvision_evaluation_transform() -> None:
-    """Resize((S, S)) + ToTensor + Normalize as training evaluates; a draft decode stays close."""
+    """Resize(S) + CenterCrop(S) + ToTensor + Normalize, up to resampling details.
+
+    Serving follows preprocess's cache geometry pixel for pixel (next test), which rounds the
+    resized long side where torchvision truncates it and shrinks by whole factors first on large
+    downscales; a JPEG may also be decoded at a reduced scale. Channel order, scaling and
+    normalisation mistakes would be off by far more than these tolerances.
+    """
     from torchvision import transforms
 
     mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    reference = transforms.Compose(
+        [transforms.Resize(224), transforms.CenterCrop(224), transforms.ToTensor(),
+         transforms.Normalize(mean, std)]
+    )  # fmt: skip
     rng = np.random.default_rng(3)
     coarse = Image.fromarray(rng.integers(0, 255, (30, 45, 3), dtype=np.uint8))
-    photo = jpeg_bytes(coarse.resize((1414, 943), Image.Resampling.BICUBIC))
-    full = image_decoding.decode_image(photo).image
-    reference = transforms.Compose(
-        [transforms.Resize((224, 224)), transforms.ToTensor(), transforms.Normalize(mean, std)]
-    )(full)
-    exact = inference.preprocess(full, 224, mean, std)
-    assert exact.shape == (3, 224, 224) and exact.dtype == torch.float32
-    assert (exact - reference).abs().mean() < 0.01
-    drafted = image_decoding.decode_image(photo, draft_size=(224, 224)).image
-    assert (inference.preprocess(drafted, 224, mean, std) - reference).abs().mean() < 0.15
+    for size, tolerance in (((400, 300), 0.15), ((1414, 943), 0.15)):
+        photo = jpeg_bytes(coarse.resize(size, Image.Resampling.BICUBIC))
+        full = image_decoding.decode_image(photo).image
+        expected = reference(full)
+        exact = inference.preprocess(full, 224, mean, std)
+        assert exact.shape == (3, 224, 224) and exact.dtype == torch.float32
+        assert (exact - expected).abs().mean() < tolerance, size
+        drafted = image_decoding.decode_image(photo, draft_size=(224, 224)).image
+        assert (inference.preprocess(drafted, 224, mean, std) - expected).abs().mean() < 0.15
+
+
+@pytest.mark.parametrize("size", [(500, 375), (375, 500), (224, 224), (100, 80)])
+def test_serving_geometry_is_preprocess_cache_geometry(size) -> None:
+    """Serving crops and resizes pixel for pixel as preprocess builds training's cache."""
+    from pipeline_code.container import preprocess as preprocess_step
+
+    rng = np.random.default_rng(size[0])
+    picture = Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
+    served = np.asarray(inference.resize_for_model(picture, 224))
+    assert np.array_equal(served, preprocess_step.cache_array(picture, 224))

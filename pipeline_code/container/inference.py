@@ -274,11 +274,25 @@ def _decode_error_to_request_error(
 
 
 def resize_for_model(image: Image.Image, image_size: int) -> Image.Image:
-    """Training's evaluation geometry: the whole picture to ``image_size`` squared (bilinear,
-    antialiased, as torchvision's ``Resize((S, S))`` on a PIL image)."""
-    if image.size == (image_size, image_size):
+    """Training's evaluation geometry (metadata ``eval_transform``): shorter side to
+    ``image_size`` (bilinear, antialiased), then the centred ``image_size`` square.
+
+    Pixel for pixel what preprocess's ``cache_array`` does at that size (a test holds them
+    together); it is repeated here because preprocess.py does not ship in the model artifact.
+    """
+    width, height = image.size
+    if (width, height) != (image_size, image_size):
+        scale = image_size / min(width, height)
+        image = image.resize(
+            (max(image_size, round(width * scale)), max(image_size, round(height * scale))),
+            Image.Resampling.BILINEAR,
+            reducing_gap=2.0,
+        )
+    left = (image.width - image_size) // 2
+    top = (image.height - image_size) // 2
+    if (left, top) == (0, 0) and image.size == (image_size, image_size):
         return image
-    return image.resize((image_size, image_size), Image.Resampling.BILINEAR)
+    return image.crop((left, top, left + image_size, top + image_size))
 
 
 def to_normalised_batch(
@@ -302,8 +316,8 @@ def preprocess(
 ) -> torch.Tensor:
     """RGB PIL image -> normalised CHW float tensor, exactly as ``predict_fn`` prepares it.
 
-    Equals torchvision's ``Resize((S, S))``, ``ToTensor()``, ``Normalize(mean, std)``, which is
-    training's evaluation transform; training code and tests use this to see what serving sees.
+    Equals torchvision's ``Resize(S)``, ``CenterCrop(S)``, ``ToTensor()``, ``Normalize(mean,
+    std)``: training's evaluation transform. Tests use this to see what serving sees.
     """
     return to_normalised_batch([resize_for_model(image, image_size)], mean, std)[0]
 
