@@ -67,6 +67,7 @@ class InvocationHandler(BaseHTTPRequestHandler):
     """One connection; ``server.settings`` holds the shared model."""
 
     server_version = "dogbreeds-local-serve"
+    timeout = 60  # seconds a silent client may hold a thread (a short body must not hang it)
     protocol_version = "HTTP/1.1"
 
     @property
