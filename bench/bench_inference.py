@@ -56,17 +56,26 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
     return statistics.median(ordered), p99
 
 
-def timed(fn: Callable[[], object], iterations: int, warmup: int, sync: Callable[[], None]):
-    for _ in range(warmup):
-        fn()
+def timed_interleaved(
+    variants: dict[str, Callable[[], object]],
+    iterations: int,
+    warmup: int,
+    sync: Callable[[], None],
+) -> dict[str, tuple[float, float]]:
+    """p50/p99 ms per variant, running the variants in turn each iteration so that load from
+    other processes on a shared machine hits them all alike and the ratios stay fair."""
+    for fn in variants.values():
+        for _ in range(warmup):
+            fn()
     sync()
-    samples = []
+    samples: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(iterations):
-        start = time.perf_counter()
-        fn()
-        sync()
-        samples.append((time.perf_counter() - start) * 1000.0)
-    return percentiles(samples)
+        for name, fn in variants.items():
+            start = time.perf_counter()
+            fn()
+            sync()
+            samples[name].append((time.perf_counter() - start) * 1000.0)
+    return {name: percentiles(values) for name, values in samples.items()}
 
 
 def machine_description(device: torch.device) -> str:
@@ -150,10 +159,19 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for width, height in SIZES:
         body = photo_like_jpeg(width, height)
-        forward_p = timed(forward, args.iterations, args.warmup, sync)
-        eager_p = timed(eager_forward, args.iterations, args.warmup, sync)
-        handler_p = timed(lambda b=body: serving_handler(b), args.iterations, args.warmup, sync)
-        seed_p = timed(lambda b=body: seed_handler(b), args.iterations, args.warmup, sync)
+        timings = timed_interleaved(
+            {
+                "forward": forward,
+                "eager": eager_forward,
+                "handler": lambda b=body: serving_handler(b),
+                "seed": lambda b=body: seed_handler(b),
+            },
+            args.iterations,
+            args.warmup,
+            sync,
+        )
+        forward_p, eager_p = timings["forward"], timings["eager"]
+        handler_p, seed_p = timings["handler"], timings["seed"]
         rows.append((f"{width}x{height}", len(body), forward_p, eager_p, handler_p, seed_p))
         print(f"{width}x{height}: forward p50 {forward_p[0]:.2f} ms, handler p50 "
               f"{handler_p[0]:.2f} ms, seed p50 {seed_p[0]:.2f} ms", flush=True)  # fmt: skip
@@ -163,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Machine: {machine_description(device)}.",
         f"Model: {args.backbone}, {args.classes} classes, {size} px input, fp32, random weights; "
-        f"{args.iterations} timed requests after {args.warmup} warm-up, per image and variant.",
+        f"{args.iterations} timed requests after {args.warmup} warm-up, per image and variant, "
+        "the variants taking turns request by request.",
         f"Load average at the end: {os.getloadavg()[0]:.2f} (the machine may be shared).",
         "",
         "| image | JPEG bytes | forward p50 / p99 ms | eager forward p50 / p99 ms "
