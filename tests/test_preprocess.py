@@ -149,6 +149,21 @@ def test_same_seed_same_split_and_another_seed_another(corpus, processed, tmp_pa
     assert test_files(other_paths) != test_files(paths)
 
 
+def test_parallel_decoding_gives_the_same_result_as_one_process(corpus, processed, tmp_path):
+    _, paths = processed
+    result, parallel = run_preprocess(corpus, tmp_path, "--shard-size", "20", "--workers", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    one, two = (read_json(p["cache"] / "manifest.json") for p in (paths, parallel))
+    assert two["fingerprint"] == one["fingerprint"]
+    for shard in one["shards"]:
+        with (
+            np.load(paths["cache"] / shard["file"]) as a,
+            np.load(parallel["cache"] / shard["file"]) as b,
+        ):
+            assert np.array_equal(a["images"], b["images"])
+            assert np.array_equal(a["labels"], b["labels"])
+
+
 def test_sharded_hosts_write_host_named_outputs_that_train_combines(corpus, tmp_path):
     """ShardedByS3Key: each host gets part of the keys; here each host gets half the classes'
     files, written into one shared output folder as SageMaker's upload would merge them."""

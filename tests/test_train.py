@@ -259,3 +259,18 @@ def test_metric_regex_matches_the_contract_example():
     readme = (CONTAINER_DIR / "README.md").read_text()
     assert example in readme
     json.dumps({"regex": METRIC_LINE})
+
+
+def test_without_a_validation_split_the_best_epoch_follows_train_accuracy(tmp_path):
+    images = make_dataset(tmp_path, breeds=3, per_breed=8)
+    prepared, paths = run_preprocess(
+        images, tmp_path / "pre", "--train-fraction", "0.9", "--validation-fraction", "0",
+    )  # fmt: skip
+    assert prepared.returncode == 0, prepared.stdout + prepared.stderr
+    result = run_train(paths["cache"], tmp_path, "--epochs", "1", "--batch-size", "8")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no validation images" in result.stdout
+    text = (tmp_path / "model" / "metadata.json").read_text()
+    metadata = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in metadata"))
+    assert metadata["metrics"]["val_accuracy"] is None
+    assert metadata["metrics"]["best_epoch"] == 1

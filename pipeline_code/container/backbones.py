@@ -148,7 +148,10 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise FileNotFoundError(f"pretrained weights file {path} does not exist")
     # weights_only: a weights file from a bucket is data, never code to unpickle.
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types (UnpicklingError, RuntimeError, ...)
+        raise ValueError(f"{path} could not be read as a PyTorch state dict: {error}") from error
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

@@ -152,6 +152,8 @@ def setup_distributed(device_choice: str) -> Dist:
     if use_cuda:
         torch.cuda.set_device(local_rank)
         device = torch.device("cuda", local_rank)
+        # Input shapes are fixed (one image size, full batches), so autotuned kernels pay off.
+        torch.backends.cudnn.benchmark = True
     else:
         device = torch.device("cpu")
     if world_size > 1:
@@ -684,7 +686,7 @@ def _run(args: argparse.Namespace, ctx: Dist) -> dict[str, Any]:
         "best_epoch": state.best_epoch,
         "best_val_accuracy": state.best_accuracy,
         "epochs_run": state.epoch,
-        "history": state.history,
+        "history": [{k: finite_or_none(v) for k, v in h.items()} for h in state.history],
     }
     if ctx.is_main:
         best = torch.load(best_path, map_location="cpu", weights_only=True)
@@ -699,6 +701,11 @@ def _run(args: argparse.Namespace, ctx: Dist) -> dict[str, Any]:
             f"{state.best_epoch}; model written to {args.model_dir}",
         )
     return result
+
+
+def finite_or_none(value: Any) -> Any:
+    """NaN (no validation split) becomes null: strict JSON readers reject NaN."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def build_metadata(
@@ -726,10 +733,10 @@ def build_metadata(
         "cache_size": data.cache_size,
         "metrics": {
             "best_epoch": state.best_epoch,
-            "val_accuracy": best.get("val_accuracy"),
-            "val_loss": best.get("val_loss"),
-            "train_accuracy": best.get("train_accuracy"),
-            "train_loss": best.get("train_loss"),
+            "val_accuracy": finite_or_none(best.get("val_accuracy")),
+            "val_loss": finite_or_none(best.get("val_loss")),
+            "train_accuracy": finite_or_none(best.get("train_accuracy")),
+            "train_loss": finite_or_none(best.get("train_loss")),
             "epochs_run": state.epoch,
         },
         "training": {
