@@ -11,7 +11,7 @@ from typing import Any
 
 from deploy_config import DeployConfig
 from deploy_logging import log
-from deploy_names import name_suffix
+from deploy_names import name_suffix, parse_version
 
 
 def _list_all(sagemaker: Any, operation: str, key: str, name_key: str, prefix: str) -> list[dict[str, Any]]:
@@ -26,7 +26,14 @@ def clean_up(sagemaker: Any, config: DeployConfig, live_config_name: str) -> dic
         sagemaker, "list_endpoint_configs", "EndpointConfigs", "EndpointConfigName",
         config.endpoint_config_prefix,
     )
-    configs.sort(key=lambda item: item["CreationTime"], reverse=True)
+    # Newest first; the version breaks ties between configs created within the same millisecond.
+    configs.sort(
+        key=lambda item: (
+            item["CreationTime"],
+            parse_version(config.endpoint_config_prefix, item["EndpointConfigName"]),
+        ),
+        reverse=True,
+    )
     kept = {item["EndpointConfigName"] for item in configs[: config.keep_versions]} | {live_config_name}
     deleted_configs = []
     for item in configs:
