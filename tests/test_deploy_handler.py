@@ -59,13 +59,11 @@ def deploy(aws, monkeypatch):  # noqa: F811
     sagemaker = boto3.client("sagemaker")
     arns = register_versions(sagemaker, names.model_package_group, 5)
 
-    class Deploy:
-        pass
-
-    d = Deploy()
-    d.names, d.env, d.sm, d.arns, d.updates, d.busy = names, env, sagemaker, arns, updates, busy
-    d.autoscaling = boto3.client("application-autoscaling")
-    d.decide = lambda index, status: decide(sagemaker, names.model_package_group, arns[index], status)
+    d = SimpleNamespace(
+        names=names, env=env, sm=sagemaker, arns=arns, updates=updates, busy=busy,
+        autoscaling=boto3.client("application-autoscaling"),
+        decide=lambda index, status: decide(sagemaker, names.model_package_group, arns[index], status),
+    )
     yield d
     boto3.DEFAULT_SESSION = None
 

@@ -10,7 +10,7 @@ import sys
 import boto3
 import pytest
 from cdk_helpers import REPO_ROOT
-from deploy_helpers import environment, lambda_module, register_versions
+from deploy_helpers import environment, lambda_module, package_event, register_versions
 from moto_fixtures import aws, aws_environment, moto_server  # noqa: F401
 
 GROUP = "dogbreeds-dev-models"
@@ -60,8 +60,6 @@ def test_list_shows_statuses_and_the_version_the_lambda_made_live(registry, monk
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     handler = lambda_module("deploy_handler")
-    from deploy_helpers import package_event
-
     assert handler.handler(package_event(GROUP, arns[2], 3, "Approved"), None)["action"] == "created"
 
     listed = dogbreeds("list", "--env", "dev", aws_url=url)

@@ -149,7 +149,8 @@ class Rollout:
             "EndpointConfigName": config_name,
         }
         if self.config.endpoint_kind == "realtime":
-            # Deployment guardrails apply to real-time endpoints only.
+            # The canary is sized in instance capacity; a serverless endpoint (a cheap dev setup) gets
+            # SageMaker's default update instead: blue/green, all traffic at once.
             request["DeploymentConfig"] = self.deployment_config()
         self.sagemaker.update_endpoint(**request)
         log("INFO", "updating endpoint", endpoint=self.config.endpoint_name,

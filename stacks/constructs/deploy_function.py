@@ -163,7 +163,8 @@ class DeployFunction(Construct):
             max_event_age=Duration.hours(6),
             on_failure=destinations.SqsDestination(self.dead_letter_queue),
         )
-        self.function.node.add_dependency(self.role)
+        # The function must not run before its permissions exist (CDK only orders the default policy).
+        self.function.node.add_dependency(self.policy)
         # The on-failure destination grants the role SendMessage on the queue through CDK's
         # grant_send_messages, which adds these KMS action groups for the queue's key.
         for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*"):
@@ -178,6 +179,8 @@ class DeployFunction(Construct):
             self.function,
             retry_attempts=8,
             max_event_age=Duration.hours(2),
+            # EventBridge can encrypt into this KMS queue because the storage stack's key policy lets
+            # events.amazonaws.com use the key (for the alerts topic).
             dead_letter_queue=self.dead_letter_queue,
         )
         self.approval_rule = events.Rule(
