@@ -3,6 +3,8 @@ rollback on rejection, malformed events, in-flight retries, autoscaling and clea
 
 moto has no UpdateEndpoint, so where the handler updates the endpoint the call is answered in-process
 (after botocore validated it against the real service model) and recorded; the request is asserted.
+moto's endpoints are InService at once, so the busy and failed states are written into DescribeEndpoint's
+parsed answer by an after-call hook.
 """
 
 from __future__ import annotations
@@ -254,3 +256,13 @@ def test_serverless_endpoint_has_no_capture_and_no_autoscaling(deploy, monkeypat
 
     deploy_handler.handler(in_service_event(deploy.names.endpoint), None)
     assert deploy.autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"] == []
+
+
+def test_a_failed_endpoint_is_reported_not_retried(deploy, capsys):
+    deploy_handler.handler(deploy.decide(0, "Approved"), None)
+    deploy.busy["status"] = "Failed"
+    result = deploy_handler.handler(deploy.decide(1, "Approved"), None)
+    assert result["action"] == "endpoint-failed"
+    [line] = [entry for entry in _log_lines(capsys) if entry["level"] == "ERROR"]
+    assert "Delete it and approve again" in line["message"]
+    assert deploy.updates == []
