@@ -10,21 +10,15 @@ stacks.naming, the same way the stacks get them.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from pathlib import Path
 from typing import Any
 
+from dogbreeds.environment import CommandError, resolve_environment
 from stacks.naming import Names
-from stacks.settings import SettingsError, load_environment
 
-PROJECT_CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
 DECISIONS = {"approve": "Approved", "reject": "Rejected"}
-
-
-class CommandError(Exception):
-    """A problem the operator can fix; printed as one 'error: ...' line, exit status 2."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -101,16 +95,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _environment(env_name: str, cdk_json: Path | None) -> tuple[Names, str | None]:
-    path = cdk_json or (Path.cwd() / "cdk.json" if (Path.cwd() / "cdk.json").is_file() else PROJECT_CDK_JSON)
-    try:
-        context = json.loads(path.read_text())["context"]
-    except (OSError, ValueError, KeyError) as error:
-        raise CommandError(f"cannot read the 'context' of {path}: {error}") from None
-    try:
-        project, settings = load_environment(context, env_name)
-    except SettingsError as error:
-        raise CommandError(str(error)) from None
-    return Names(project, env_name), settings.region
+    names, settings = resolve_environment(env_name, cdk_json)
+    return names, settings.region
 
 
 class Registry:
