@@ -41,8 +41,11 @@ synth: setup
 	npx --no-install cdk synth -q -c env=$(ENV)
 	@echo "Templates for $(ENV) are in cdk.out/"
 
+# Test files run in parallel, each file on one worker (its module fixtures, such as the synthesised
+# environments, are built once). TEST_WORKERS=0 runs everything in this process.
+TEST_WORKERS ?= 2
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: setup
 	$(PY) -m ruff check .
