@@ -38,7 +38,8 @@ if args.fail == "yes":
     raise SystemExit("pre: the toy input is bad")
 names = sorted(p.name for p in pathlib.Path(args.input_dir).iterdir())
 out = pathlib.Path(args.out_dir)
-(out / "items.json").write_text(json.dumps({"names": names, "tag": args.tag, "env": os.environ.get("TOY_ENV")}))
+items = {"names": names, "tag": args.tag, "env": os.environ.get("TOY_ENV")}
+(out / "items.json").write_text(json.dumps(items))
 """
 
 TRAIN_SCRIPT = """
@@ -52,7 +53,7 @@ parser.add_argument("--checkpoint-dir", default="/opt/ml/checkpoints")
 args = parser.parse_args()
 items = json.loads((pathlib.Path(os.environ["SM_CHANNEL_TRAIN"]) / "items.json").read_text())
 model = pathlib.Path(os.environ["SM_MODEL_DIR"])
-(model / "code").mkdir()
+(model / "code").mkdir(exist_ok=True)
 (model / "code" / "inference.py").write_text("# toy handler\\n")
 (model / "model.json").write_text(json.dumps({"accuracy": args.accuracy, "items": items}))
 pathlib.Path(args.checkpoint_dir, "ckpt.txt").write_text(f"epochs={args.epochs}")
@@ -81,7 +82,8 @@ parser.add_argument("--evaluation-dir", default="/opt/ml/processing/evaluation")
 args = parser.parse_args()
 with tarfile.open(pathlib.Path(args.model_dir) / "model.tar.gz") as archive:
     model = json.load(archive.extractfile("model.json"))
-report = {"multiclass_classification_metrics": {"accuracy": {"value": model["accuracy"], "standard_deviation": "NaN"}}}
+accuracy = {"value": model["accuracy"], "standard_deviation": "NaN"}
+report = {"multiclass_classification_metrics": {"accuracy": accuracy}}
 (pathlib.Path(args.evaluation_dir) / "evaluation.json").write_text(json.dumps(report))
 """
 
@@ -231,7 +233,12 @@ def render_toy_pipeline(
                 )
             ],
             outputs=[ProcessingOutput(output_name="evaluation", source="/opt/ml/processing/evaluation")],
-            arguments=["--model-dir", "/opt/ml/processing/model", "--evaluation-dir", "/opt/ml/processing/evaluation"],
+            arguments=[
+                "--model-dir",
+                "/opt/ml/processing/model",
+                "--evaluation-dir",
+                "/opt/ml/processing/evaluation",
+            ],
         ),
         property_files=[evaluation],
     )
@@ -242,7 +249,10 @@ def render_toy_pipeline(
     )
     evaluation_uri = Join(
         on="/",
-        values=[evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri, "evaluation.json"],
+        values=[
+            evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri,
+            "evaluation.json",
+        ],
     )
     model = PyTorchModel(
         model_data=train.properties.ModelArtifacts.S3ModelArtifacts,
@@ -288,7 +298,9 @@ def render_toy_pipeline(
         steps.append(
             LambdaStep(
                 name="Notify",
-                lambda_func=Lambda(function_arn="arn:aws:lambda:us-east-1:111111111111:function:toy"),
+                lambda_func=Lambda(
+                    function_arn="arn:aws:lambda:us-east-1:111111111111:function:toy", session=session
+                ),
             )
         )
     if extra_steps == "depends_on":
@@ -298,7 +310,12 @@ def render_toy_pipeline(
                 code=f"s3://{BUCKET}/code/pre.py",
                 inputs=[ProcessingInput(source=data, destination="/opt/ml/processing/input/data")],
                 outputs=[ProcessingOutput(output_name="out", source="/opt/ml/processing/out")],
-                arguments=["--input-dir", "/opt/ml/processing/input/data", "--out-dir", "/opt/ml/processing/out"],
+                arguments=[
+                    "--input-dir",
+                    "/opt/ml/processing/input/data",
+                    "--out-dir",
+                    "/opt/ml/processing/out",
+                ],
             ),
             depends_on=[pre],
         )
@@ -310,6 +327,17 @@ def render_toy_pipeline(
         sagemaker_session=session,
     )
     return pipeline.definition()
+
+
+def render_conditions(parameters: list[Any], conditions: list[Any]) -> list[dict[str, Any]]:
+    """The JSON the SDK emits for `conditions`, taken from a rendered one-step pipeline."""
+    from sagemaker.workflow.condition_step import ConditionStep
+    from sagemaker.workflow.fail_step import FailStep
+    from sagemaker.workflow.pipeline import Pipeline
+
+    step = ConditionStep(name="Check", conditions=conditions, if_steps=[FailStep(name="Stop")])
+    pipeline = Pipeline(name="Conditions", parameters=parameters, steps=[step], sagemaker_session=_session())
+    return json.loads(pipeline.definition())["Steps"][0]["Arguments"]["Conditions"]
 
 
 def parse(definition: str) -> dict[str, Any]:

@@ -288,10 +288,23 @@ def _topological_order(
     while remaining:
         ready = sorted((n for n, deps in remaining.items() if not deps), key=position.__getitem__)
         if not ready:
-            raise DefinitionError(f"steps depend on each other in a cycle: {', '.join(sorted(remaining))}")
+            cycle = ", ".join(_cycle_members(remaining))
+            raise DefinitionError(f"steps depend on each other in a cycle: {cycle}")
         chosen = ready[0]
         order.append(chosen)
         del remaining[chosen]
         for deps in remaining.values():
             deps.discard(chosen)
     return tuple(order)
+
+
+def _cycle_members(remaining: dict[str, set[str]]) -> list[str]:
+    # Drop steps nothing left depends on, until only the steps on a cycle remain.
+    members = {name: set(deps) for name, deps in remaining.items()}
+    while True:
+        needed = set().union(*members.values())
+        leaves = [name for name in members if name not in needed]
+        if not leaves:
+            return sorted(members)
+        for name in leaves:
+            del members[name]
