@@ -204,6 +204,7 @@ class _Run:
     def _run_step(self, step: Step) -> tuple[str, str]:
         step_dir = self.result.execution_dir / step.name
         step_dir.mkdir(parents=True, exist_ok=True)
+        self.context.execution["CurrentDateTime"] = datetime.now(UTC).isoformat(timespec="seconds")
         try:
             arguments = resolve(step.arguments, self.context)
         except LocalExecutorError as error:

@@ -34,7 +34,7 @@ class ResolveContext:
     """
 
     parameters: Mapping[str, Any]
-    execution: Mapping[str, Any]
+    execution: dict[str, Any]  # CurrentDateTime moves on as steps start
     step_properties: Mapping[str, Mapping[str, Any]]
     read_property_file: Callable[[str, str], Any]
     read_json_uri: Callable[[str], Any]
