@@ -10,6 +10,7 @@ from stacks.nag import add_nag_checks
 from stacks.naming import Names
 from stacks.settings import EnvironmentSettings, load_environment
 from stacks.storage_stack import StorageStack
+from stacks.training_stack import TrainingStack
 
 
 @dataclass
@@ -17,6 +18,7 @@ class EnvironmentStacks:
     names: Names
     settings: EnvironmentSettings
     storage: StorageStack
+    training: TrainingStack
 
 
 def build_environment(app: cdk.App, env_name: str | None = None) -> EnvironmentStacks:
@@ -40,8 +42,20 @@ def build_environment(app: cdk.App, env_name: str | None = None) -> EnvironmentS
         env=deploy_env,
         description=f"{names.base}: KMS key, data and access-log buckets, SageMaker execution role",
     )
-    for stack in (storage,):
+    training = TrainingStack(
+        app,
+        names.stack("training"),
+        names=names,
+        settings=settings.training,
+        bucket=storage.bucket,
+        key=storage.key,
+        execution_role=storage.execution_role,
+        alerts_topic=storage.alerts_topic,
+        env=deploy_env,
+        description=f"{names.base}: SageMaker training pipeline and model package group",
+    )
+    for stack in (storage, training):
         cdk.Tags.of(stack).add("project", names.project)
         cdk.Tags.of(stack).add("environment", names.env)
     add_nag_checks(app)
-    return EnvironmentStacks(names=names, settings=settings, storage=storage)
+    return EnvironmentStacks(names=names, settings=settings, storage=storage, training=training)

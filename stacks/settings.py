@@ -34,6 +34,7 @@ _ENV_NAME = re.compile(r"^[a-z][a-z0-9]{1,9}$")
 
 
 def _instance_type(value: str) -> str:
+    """ml.<family>.<size>, e.g. ml.g4dn.xlarge"""
     if not _INSTANCE_TYPE.match(value):
         raise ValueError(
             "must be a SageMaker instance type like ml.g4dn.xlarge or ml.m5.large "
@@ -43,24 +44,28 @@ def _instance_type(value: str) -> str:
 
 
 def _account(value: str) -> str:
+    """12-digit account id"""
     if not _ACCOUNT.match(value):
         raise ValueError("must be a 12-digit AWS account id")
     return value
 
 
 def _region(value: str) -> str:
+    """region name, e.g. eu-west-1"""
     if not _REGION.match(value):
         raise ValueError("must be an AWS region name like eu-west-1")
     return value
 
 
 def _email(value: str) -> str:
+    """e-mail address"""
     if not _EMAIL.match(value):
         raise ValueError("must be an e-mail address like team@example.com")
     return value
 
 
 def _schedule(value: str) -> str:
+    """rate(...) or cron(...) expression"""
     if not (_RATE.match(value) or _CRON.match(value)):
         raise ValueError(
             "must be an EventBridge Scheduler expression: rate(1 hour), rate(30 minutes) "
@@ -85,21 +90,25 @@ class _Strict(BaseModel):
 class TrainingSettings(_Strict):
     """The training pipeline: instances, the model to train, and the gate to the registry."""
 
-    processing_instance_type: InstanceType = "ml.m5.xlarge"
+    processing_instance_type: InstanceType = Field(
+        "ml.m5.xlarge", description="CPU instance for preprocessing and evaluation."
+    )
     instance_type: InstanceType = Field(
         "ml.g4dn.xlarge", description="GPU instance for the training step."
     )
     instance_count: int = Field(1, ge=1, le=16, description="More than 1 trains data-parallel.")
     use_spot: bool = Field(False, description="Managed spot training with checkpoints.")
-    max_runtime_seconds: int = Field(4 * 3600, ge=600, le=5 * 24 * 3600)
+    max_runtime_seconds: int = Field(
+        4 * 3600, ge=600, le=5 * 24 * 3600, description="Training job time limit (spot waits included)."
+    )
     backbone: Literal[
         "resnet18", "resnet50", "efficientnet_b0", "mobilenet_v3_small", "mobilenet_v3_large",
         "efficientnet_lite0",
-    ] = "resnet18"
-    epochs: int = Field(10, ge=1, le=500)
-    batch_size: int = Field(64, ge=1, le=4096)
-    learning_rate: float = Field(0.001, gt=0, le=1)
-    image_size: int = Field(224, ge=32, le=1024)
+    ] = Field("resnet18", description="Image backbone, fine-tuned from ImageNet weights when given.")
+    epochs: int = Field(10, ge=1, le=500, description="Maximum epochs (early stopping may end sooner).")
+    batch_size: int = Field(64, ge=1, le=4096, description="Images per step on each GPU.")
+    learning_rate: float = Field(0.001, gt=0, le=1, description="Peak learning rate.")
+    image_size: int = Field(224, ge=32, le=1024, description="Model input size in pixels (square).")
     accuracy_threshold: float = Field(
         0.7, gt=0, le=1, description="Minimum test accuracy for a model to be registered."
     )
@@ -112,20 +121,34 @@ class TrainingSettings(_Strict):
 class EndpointSettings(_Strict):
     """The real-time (or serverless) endpoint the deploy Lambda creates on approval."""
 
-    kind: Literal["realtime", "serverless"] = "realtime"
-    instance_type: InstanceType = "ml.m5.large"
-    initial_instance_count: int = Field(1, ge=1, le=20)
-    min_instances: int = Field(1, ge=1, le=20)
-    max_instances: int = Field(2, ge=1, le=100)
+    kind: Literal["realtime", "serverless"] = Field(
+        "realtime", description="serverless is cheap for dev but has no data capture."
+    )
+    instance_type: InstanceType = Field("ml.m5.large", description="Endpoint instance type.")
+    initial_instance_count: int = Field(1, ge=1, le=20, description="Instances at creation.")
+    min_instances: int = Field(1, ge=1, le=20, description="Autoscaling minimum.")
+    max_instances: int = Field(2, ge=1, le=100, description="Autoscaling maximum.")
     target_invocations_per_instance: int = Field(
         100, ge=1, le=100_000, description="Autoscaling target (invocations per minute)."
     )
-    serverless_memory_mb: Literal[1024, 2048, 3072, 4096, 5120, 6144] = 3072
-    serverless_max_concurrency: int = Field(5, ge=1, le=200)
-    data_capture_percent: int = Field(100, ge=0, le=100)
-    canary_percent: int = Field(10, ge=1, le=50)
-    canary_wait_minutes: int = Field(10, ge=0, le=120)
-    termination_wait_minutes: int = Field(5, ge=0, le=60)
+    serverless_memory_mb: Literal[1024, 2048, 3072, 4096, 5120, 6144] = Field(
+        3072, description="Memory of a serverless endpoint."
+    )
+    serverless_max_concurrency: int = Field(
+        5, ge=1, le=200, description="Concurrent invocations of a serverless endpoint."
+    )
+    data_capture_percent: int = Field(
+        100, ge=0, le=100, description="Share of requests captured for monitoring."
+    )
+    canary_percent: int = Field(
+        10, ge=1, le=50, description="Traffic share of the new version during the canary."
+    )
+    canary_wait_minutes: int = Field(
+        10, ge=0, le=120, description="Canary bake time before all traffic shifts."
+    )
+    termination_wait_minutes: int = Field(
+        5, ge=0, le=60, description="Old fleet kept after the shift, for fast rollback."
+    )
     keep_versions: int = Field(
         3, ge=1, le=20, description="Endpoint configs and models kept after a deployment."
     )
@@ -148,16 +171,28 @@ class EndpointSettings(_Strict):
 class MonitoringSettings(_Strict):
     """Scheduled data-quality and model-quality monitoring, alarms and retraining."""
 
-    enabled: bool = True
-    schedule: ScheduleExpression = "rate(1 hour)"
-    instance_type: InstanceType = "ml.m5.large"
-    alarm_emails: list[Email] = Field(default_factory=list)
-    psi_threshold: float = Field(0.2, gt=0, le=10)
-    ks_threshold: float = Field(0.2, gt=0, le=1)
-    prediction_distance_threshold: float = Field(0.2, gt=0, le=1)
-    accuracy_threshold: float = Field(0.7, gt=0, le=1)
-    retrain_on_drift: bool = True
-    retrain_min_interval_hours: int = Field(24, ge=1, le=24 * 30)
+    enabled: bool = Field(True, description="Run the monitoring schedules.")
+    schedule: ScheduleExpression = Field("rate(1 hour)", description="How often the monitors run.")
+    instance_type: InstanceType = Field("ml.m5.large", description="Monitoring job instance type.")
+    alarm_emails: list[Email] = Field(
+        default_factory=list, description="Addresses subscribed to the alerts topic."
+    )
+    psi_threshold: float = Field(
+        0.2, gt=0, le=10, description="Population stability index above which a feature drifts."
+    )
+    ks_threshold: float = Field(
+        0.2, gt=0, le=1, description="Kolmogorov-Smirnov distance above which a feature drifts."
+    )
+    prediction_distance_threshold: float = Field(
+        0.2, gt=0, le=1, description="L-infinity distance of predicted-breed shares that counts as drift."
+    )
+    accuracy_threshold: float = Field(
+        0.7, gt=0, le=1, description="Live accuracy (against ground truth) that raises an alarm."
+    )
+    retrain_on_drift: bool = Field(True, description="Start the training pipeline on a drift alarm.")
+    retrain_min_interval_hours: int = Field(
+        24, ge=1, le=24 * 30, description="At most one drift-triggered retraining per this many hours."
+    )
 
 
 class EnvironmentSettings(_Strict):
@@ -166,18 +201,20 @@ class EnvironmentSettings(_Strict):
     account: AccountId | None = Field(
         None, description="Deploy target account; absent means environment-agnostic synth."
     )
-    region: Region | None = None
+    region: Region | None = Field(None, description="Deploy target region; set with account.")
     removal_policy: Literal["destroy", "retain"] = Field(
         "retain", description="'destroy' empties and deletes buckets with the stack (dev only)."
     )
     data_retention_days: int = Field(
         90, ge=1, le=3650, description="Capture and monitoring outputs expire after this."
     )
-    noncurrent_version_retention_days: int = Field(30, ge=1, le=3650)
+    noncurrent_version_retention_days: int = Field(
+        30, ge=1, le=3650, description="Overwritten or deleted object versions expire after this."
+    )
     log_retention_days: Literal[
         1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
         2922, 3288, 3653,
-    ] = 90
+    ] = Field(90, description="CloudWatch Logs retention of the project's log groups.")
     training: TrainingSettings = TrainingSettings()
     endpoint: EndpointSettings = EndpointSettings()
     monitoring: MonitoringSettings = MonitoringSettings()

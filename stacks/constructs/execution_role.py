@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from aws_cdk import Aws, CfnMapping, Fn, Stack
+from aws_cdk import Aws, Fn, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks.dlc_registries import DLC_REPOSITORIES, pytorch_registry_accounts
+from stacks.dlc_registries import DLC_REPOSITORIES, pytorch_registry_account
 from stacks.nag import acknowledge
 from stacks.naming import BUCKET_PREFIXES, Names
 
@@ -86,15 +86,7 @@ class SageMakerExecutionRole(Construct):
         )
 
         # Container images: AWS's PyTorch DLC repositories in this region's registry account.
-        registries = CfnMapping(
-            self,
-            "PyTorchImageRegistries",
-            mapping={
-                region: {"account": account}
-                for region, account in pytorch_registry_accounts().items()
-            },
-        )
-        registry_account = registries.find_in_map(Aws.REGION, "account")
+        registry_account = pytorch_registry_account(self)
         policy.add_statements(
             iam.PolicyStatement(
                 sid="PullPyTorchImages",

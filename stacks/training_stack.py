@@ -1,0 +1,78 @@
+"""TrainingStack: the SageMaker training pipeline, the model package group it registers into, and
+alerts for failed pipeline executions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import Aws, CfnOutput, Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sagemaker as sagemaker
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from stacks.constructs.training_pipeline import TrainingPipeline
+from stacks.naming import Names
+from stacks.settings import TrainingSettings
+
+PIPELINE_STATUS_DETAIL_TYPE = "SageMaker Model Building Pipeline Execution Status Change"
+
+
+class TrainingStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        names: Names,
+        settings: TrainingSettings,
+        bucket: s3.IBucket,
+        key: kms.IKey,
+        execution_role: iam.IRole,
+        alerts_topic: sns.ITopic,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.model_package_group = sagemaker.CfnModelPackageGroup(
+            self,
+            "ModelPackageGroup",
+            model_package_group_name=names.model_package_group,
+            model_package_group_description=f"Dog-breed classifiers trained by {names.training_pipeline}",
+        )
+        self.training = TrainingPipeline(
+            self,
+            "TrainingPipeline",
+            names=names,
+            settings=settings,
+            bucket=bucket,
+            key=key,
+            execution_role=execution_role,
+        )
+        self.training.pipeline.add_resource_dependency(self.model_package_group)
+        # SageMaker pipeline ARNs carry the name in lower case.
+        self.pipeline_arn = (
+            f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:"
+            f"pipeline/{names.training_pipeline.lower()}"
+        )
+
+        events.Rule(
+            self,
+            "PipelineFailed",
+            rule_name=f"{names.base}-training-failed",
+            description="Failed training pipeline executions notify the alerts topic",
+            event_pattern=events.EventPattern(
+                source=["aws.sagemaker"],
+                detail_type=[PIPELINE_STATUS_DETAIL_TYPE],
+                detail={
+                    "currentPipelineExecutionStatus": ["Failed"],
+                    "pipelineArn": [self.pipeline_arn],
+                },
+            ),
+            targets=[targets.SnsTopic(alerts_topic)],
+        )
+        CfnOutput(self, "PipelineName", value=names.training_pipeline)
+        CfnOutput(self, "ModelPackageGroupName", value=names.model_package_group)

@@ -1,0 +1,217 @@
+"""preprocess.py run as the Processing job runs it, on a corpus with odd and broken files."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from ml_fixtures import make_dataset, read_json, run_preprocess
+
+from pipeline_code.container.train import load_cache
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """4 breeds with odd files and 3 broken ones, a stray top-level file, a class too small to
+    split, and two folders that name the same breed."""
+    root = tmp_path_factory.mktemp("corpus")
+    images = make_dataset(root, breeds=4, per_breed=14, broken=3)
+    (images / "README.txt").write_text("not in a class folder")
+    (images / "n02099999-Tiny_breed").mkdir()
+    first = next((images / "n02085620-Chihuahua").glob("*_0000.jpg"))
+    (images / "n02099999-Tiny_breed" / "only.jpg").write_bytes(first.read_bytes())
+    (images / "Golden Retriever").mkdir()
+    (images / "golden_retriever").mkdir()
+    for folder, name in (("Golden Retriever", "a.jpg"), ("golden_retriever", "b.jpg")):
+        for i in range(3):
+            (images / folder / f"{i}{name}").write_bytes(first.read_bytes())
+    return images
+
+
+@pytest.fixture(scope="module")
+def processed(corpus, tmp_path_factory):
+    root = tmp_path_factory.mktemp("processed")
+    result, paths = run_preprocess(corpus, root, "--shard-size", "20")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result, paths
+
+
+def test_bad_files_are_skipped_and_counted_by_reason(processed):
+    result, paths = processed
+    report = read_json(paths["report"] / "dataset_report.json")
+    assert report["skipped_by_reason"] == {
+        "empty": 1,
+        "not_an_image": 1,
+        "not_in_class_folder": 1,
+        "truncated": 1,
+    }
+    reasons = {entry["path"]: entry["reason"] for entry in report["skipped_files"]}
+    assert reasons["README.txt"] == "not_in_class_folder"
+    assert "skipped 4" in result.stdout
+
+
+def test_a_class_too_small_to_split_is_reported_and_left_out(processed):
+    result, paths = processed
+    report = read_json(paths["report"] / "dataset_report.json")
+    assert report["too_small_classes"] == [{"class": "tiny_breed", "images": 1, "needed": 3}]
+    assert report["classes"]["tiny_breed"]["left_out"] == 1
+    assert "tiny_breed" not in read_json(paths["cache"] / "classes.json")
+    assert "class 'tiny_breed' has 1 valid image(s)" in result.stdout
+
+
+def test_folders_naming_one_breed_are_merged_and_reported(processed):
+    _, paths = processed
+    report = read_json(paths["report"] / "dataset_report.json")
+    assert report["merged_class_folders"] == {
+        "golden_retriever": ["Golden Retriever", "golden_retriever"]
+    }
+    counts = report["classes"]["golden_retriever"]
+    assert counts["train"] + counts["validation"] + counts["test"] == 6
+
+
+def test_split_is_stratified_and_every_valid_image_lands_once(processed):
+    _, paths = processed
+    report = read_json(paths["report"] / "dataset_report.json")
+    manifest = read_json(paths["cache"] / "manifest.json")
+    for name, counts in report["classes"].items():
+        if name == "tiny_breed":
+            continue
+        assert counts["validation"] >= 1 and counts["test"] >= 1, name
+        assert counts["train"] > counts["validation"], name
+    totals = report["totals"]
+    assert manifest["counts"] == {s: totals[s] for s in ("train", "validation", "test")}
+    # 4 x 14 generated + 6 golden retriever; broken files come on top; the tiny class is left out
+    assert sum(manifest["counts"].values()) == 4 * 14 + 6
+
+
+def test_shards_hold_uint8_squares_with_labels_matching_the_manifest(processed):
+    _, paths = processed
+    manifest = read_json(paths["cache"] / "manifest.json")
+    classes = read_json(paths["cache"] / "classes.json")
+    assert classes == sorted(classes) == manifest["classes"]
+    per_split = {"train": 0, "validation": 0}
+    assert len([s for s in manifest["shards"] if s["split"] == "train"]) >= 2  # shard-size 20
+    for shard in manifest["shards"]:
+        with np.load(paths["cache"] / shard["file"]) as data:
+            images, labels = data["images"], data["labels"]
+        assert images.dtype == np.uint8 and images.shape[1:] == (40, 40, 3)
+        assert len(images) == len(labels) == shard["count"]
+        assert labels.min() >= 0 and labels.max() < len(classes)
+        assert images.std() > 5  # real pictures, not zeros
+        per_split[shard["split"]] += shard["count"]
+    assert per_split == {k: manifest["counts"][k] for k in per_split}
+
+
+def test_test_split_originals_are_copied_byte_for_byte(processed, corpus):
+    _, paths = processed
+    manifest = read_json(paths["cache"] / "manifest.json")
+    copied = [p for p in paths["test"].rglob("*") if p.is_file()]
+    assert len(copied) == manifest["counts"]["test"]
+    originals = {p.read_bytes() for p in corpus.rglob("*") if p.is_file()}
+    assert all(p.read_bytes() in originals for p in copied)
+    assert {p.parent.name for p in copied} <= set(manifest["classes"])
+
+
+def test_baseline_covers_the_training_split(processed):
+    _, paths = processed
+    manifest = read_json(paths["cache"] / "manifest.json")
+    with open(paths["baseline"] / "features.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == manifest["counts"]["train"]
+    statistics = read_json(paths["baseline"] / "statistics.json")
+    assert statistics["dataset"]["item_count"] == len(rows)
+    modes = {f["name"]: f for f in statistics["features"]}["original_mode"]
+    seen = {
+        b["value"] for b in modes["string_statistics"]["distribution"]["categorical"]["buckets"]
+    }
+    assert "RGB" in seen
+    constraints = read_json(paths["baseline"] / "constraints.json")
+    assert {f["name"] for f in constraints["features"]} >= {"brightness", "sharpness", "format"}
+
+
+def test_same_seed_same_split_and_another_seed_another(corpus, processed, tmp_path):
+    _, paths = processed
+    again, again_paths = run_preprocess(corpus, tmp_path / "again", "--shard-size", "20")
+    other, other_paths = run_preprocess(corpus, tmp_path / "other", "--seed", "1")
+    assert again.returncode == 0 and other.returncode == 0
+
+    def fingerprint(p):
+        return read_json(p["cache"] / "manifest.json")["fingerprint"]
+
+    def test_files(p):
+        return sorted(x.relative_to(p["test"]).as_posix() for x in p["test"].rglob("*.*"))
+
+    assert fingerprint(again_paths) == fingerprint(paths)
+    assert test_files(again_paths) == test_files(paths)
+    assert fingerprint(other_paths) != fingerprint(paths)
+    assert test_files(other_paths) != test_files(paths)
+
+
+def test_parallel_decoding_gives_the_same_result_as_one_process(corpus, processed, tmp_path):
+    _, paths = processed
+    result, parallel = run_preprocess(corpus, tmp_path, "--shard-size", "20", "--workers", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    one, two = (read_json(p["cache"] / "manifest.json") for p in (paths, parallel))
+    assert two["fingerprint"] == one["fingerprint"]
+    for shard in one["shards"]:
+        with (
+            np.load(paths["cache"] / shard["file"]) as a,
+            np.load(parallel["cache"] / shard["file"]) as b,
+        ):
+            assert np.array_equal(a["images"], b["images"])
+            assert np.array_equal(a["labels"], b["labels"])
+
+
+def test_sharded_hosts_write_host_named_outputs_that_train_combines(corpus, tmp_path):
+    """ShardedByS3Key: each host gets part of the keys; here each host gets half the classes'
+    files, written into one shared output folder as SageMaker's upload would merge them."""
+    folders = sorted(p for p in corpus.iterdir() if p.is_dir() and "Tiny" not in p.name)
+    shared = tmp_path / "shared"
+    for number, host in enumerate(("algo-1", "algo-2")):
+        share = tmp_path / f"input-{host}"
+        for folder in folders:
+            files = sorted(folder.iterdir())[number::2]
+            (share / folder.name).mkdir(parents=True)
+            for file in files:
+                (share / folder.name / file.name).write_bytes(file.read_bytes())
+        config = tmp_path / f"resourceconfig-{host}.json"
+        config.write_text(json.dumps({"current_host": host, "hosts": ["algo-1", "algo-2"]}))
+        result, paths = run_preprocess(share, shared, resource_config=config)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+    cache = paths["cache"]
+    assert {p.name for p in cache.glob("manifest*.json")} == {
+        "manifest-algo-1.json",
+        "manifest-algo-2.json",
+    }
+    assert not (cache / "manifest.json").exists()
+    assert (paths["baseline"] / "statistics-algo-2.json").is_file()
+    assert (paths["report"] / "dataset_report-algo-1.json").is_file()
+    data = load_cache(cache)
+    counts = [read_json(p)["counts"] for p in sorted(cache.glob("manifest*.json"))]
+    assert len(data.train_labels) == sum(c["train"] for c in counts)
+    assert len(data.classes) == 5
+    # Labels were remapped from each host's class list to the union's order.
+    assert set(data.train_labels.tolist()) == set(range(5))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--train-fraction", "0.5"], "must sum to 1"),
+        (["--test-fraction", "1.2"], "must be in [0, 1)"),
+        (["--cache-size", "4"], "--cache-size must be at least 16"),
+    ],
+)
+def test_bad_arguments_are_refused_with_what_is_allowed(corpus, tmp_path, args, message):
+    result, _ = run_preprocess(corpus, tmp_path, *args)
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_missing_input_dir_is_named(tmp_path):
+    result, _ = run_preprocess(tmp_path / "nowhere", tmp_path)
+    assert result.returncode == 2
+    assert "nowhere is not a directory" in result.stderr

@@ -1,0 +1,162 @@
+"""The rendered training pipeline: golden snapshot, determinism, API-shape validity, references."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import pytest
+from cdk_helpers import REPO_ROOT, project_context
+
+from pipeline_code.definition_checks import (
+    iter_steps,
+    unresolved_references,
+    validate_step_arguments,
+)
+from pipeline_code.training_pipeline import (
+    ACCURACY_JSON_PATH,
+    CHECK_STEP,
+    FAIL_STEP,
+    REGISTER_MODEL_STEP,
+    render_training_pipeline,
+)
+from stacks.constructs.training_pipeline import placeholder_locations
+from stacks.naming import Names
+from stacks.settings import load_environment
+
+GOLDEN = REPO_ROOT / "tests" / "golden" / "training_pipeline.dev.json"
+
+
+def _render(env: str = "dev", **overrides) -> str:
+    _, settings = load_environment(project_context(), env)
+    training = settings.training.model_copy(update=overrides) if overrides else settings.training
+    return render_training_pipeline(placeholder_locations(), training, Names("dogbreeds", env))
+
+
+@pytest.fixture(scope="module")
+def definition() -> dict:
+    return json.loads(_render())
+
+
+def test_matches_the_reviewed_golden_snapshot():
+    """Update deliberately with UPDATE_GOLDEN=1 and review the diff."""
+    pretty = json.dumps(json.loads(_render()), indent=2, sort_keys=True) + "\n"
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        GOLDEN.write_text(pretty)
+    assert GOLDEN.exists(), "no golden snapshot yet: run with UPDATE_GOLDEN=1"
+    assert pretty == GOLDEN.read_text(), (
+        "the rendered pipeline changed; if intended, rerun with UPDATE_GOLDEN=1 and review the diff"
+    )
+
+
+def test_rendering_is_deterministic():
+    assert _render() == _render()
+
+
+def test_no_timestamps_or_random_names(definition):
+    text = json.dumps({k: v for k, v in definition.items() if k != "Version"})  # schema version
+    assert definition["Version"] == "2020-12-01"
+    assert not re.search(r"20\d\d-\d\d-\d\d", text), "a date in the definition"
+    assert not re.search(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-", text), "a UUID in the definition"
+    assert not re.search(r"\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}", text), "a generated job name"
+
+
+def test_every_step_is_a_valid_api_request(definition):
+    assert validate_step_arguments(definition) == []
+
+
+def test_validation_catches_a_wrong_member(definition):
+    broken = json.loads(json.dumps(definition))
+    train = next(s for s in iter_steps(broken) if s["Type"] == "Training")
+    train["Arguments"]["ResourceConfig"]["InstanceCnt"] = 2
+    [problem] = validate_step_arguments(broken)
+    assert "InstanceCnt" in problem and "Train" in problem
+
+
+def test_every_reference_resolves(definition):
+    assert unresolved_references(definition) == []
+
+
+def test_reference_check_catches_a_dangling_get(definition):
+    broken = json.loads(json.dumps(definition).replace("Parameters.Epochs", "Parameters.Epoch"))
+    assert any("Parameters.Epoch" in p for p in unresolved_references(broken))
+
+
+def test_steps_and_gate(definition):
+    names = [s["Name"] for s in iter_steps(definition)]
+    assert names == ["Preprocess", "Train", "Evaluate", CHECK_STEP, REGISTER_MODEL_STEP, FAIL_STEP]
+    check = next(s for s in definition["Steps"] if s["Name"] == CHECK_STEP)
+    [condition] = check["Arguments"]["Conditions"]
+    assert condition["Type"] == "GreaterThanOrEqualTo"
+    assert condition["LeftValue"]["Std:JsonGet"]["Path"] == ACCURACY_JSON_PATH
+    assert condition["RightValue"] == {"Get": "Parameters.AccuracyThreshold"}
+    fail = check["Arguments"]["ElseSteps"][0]
+    assert "AccuracyThreshold" in json.dumps(fail["Arguments"]["ErrorMessage"])
+
+
+def test_parameters_carry_settings_defaults(definition):
+    params = {p["Name"]: p for p in definition["Parameters"]}
+    assert params["ModelApprovalStatus"]["DefaultValue"] == "PendingManualApproval"
+    dev_training = project_context()["environments"]["dev"]["training"]
+    assert params["Epochs"]["DefaultValue"] == dev_training["epochs"]
+    assert params["AccuracyThreshold"]["DefaultValue"] == dev_training["accuracy_threshold"]
+    assert {
+        "DatasetS3Uri", "PretrainedWeightsS3Uri", "Backbone", "BatchSize", "LearningRate",
+        "ImageSize", "TrainingInstanceType", "TrainingInstanceCount",
+    } <= params.keys()
+
+
+def test_register_step_shape(definition):
+    register = next(s for s in iter_steps(definition) if s["Name"] == REGISTER_MODEL_STEP)
+    args = register["Arguments"]
+    assert args["ModelPackageGroupName"] == Names("dogbreeds", "dev").model_package_group
+    assert args["ModelApprovalStatus"] == {"Get": "Parameters.ModelApprovalStatus"}
+    assert "image/jpeg" in args["InferenceSpecification"]["SupportedContentTypes"]
+    baselines = args["DriftCheckBaselines"]
+    assert {"ModelDataQuality", "ModelQuality"} <= baselines.keys()
+    assert "ModelQuality" in args["ModelMetrics"]
+
+
+def test_training_step_security_and_spot():
+    on_demand = json.loads(_render(use_spot=False))
+    spot = json.loads(_render(use_spot=True))
+    train = next(s for s in on_demand["Steps"] if s["Name"] == "Train")["Arguments"]
+    assert train["EnableNetworkIsolation"] is True
+    assert train["EnableInterContainerTrafficEncryption"] is True
+    assert train["OutputDataConfig"]["KmsKeyId"] == placeholder_locations().kms_key_id
+    assert train["ResourceConfig"]["VolumeKmsKeyId"] == placeholder_locations().kms_key_id
+    assert "MaxWaitTimeInSeconds" not in train["StoppingCondition"]
+    spot_train = next(s for s in spot["Steps"] if s["Name"] == "Train")["Arguments"]
+    assert spot_train["EnableManagedSpotTraining"] is True
+    assert spot_train["StoppingCondition"]["MaxWaitTimeInSeconds"] >= (
+        spot_train["StoppingCondition"]["MaxRuntimeInSeconds"]
+    )
+    assert spot_train["CheckpointConfig"]["LocalPath"] == "/opt/ml/checkpoints"
+
+
+def test_caching_and_retries_on_job_steps(definition):
+    for step in definition["Steps"]:
+        if step["Type"] in ("Processing", "Training"):
+            assert step["CacheConfig"]["Enabled"] is True, step["Name"]
+            retried = {e for policy in step["RetryPolicies"] for e in policy["ExceptionType"]}
+            assert {"Step.THROTTLING", "SageMaker.CAPACITY_ERROR"} <= retried, step["Name"]
+
+
+def test_settings_shape_the_definition():
+    prod = json.loads(_render("prod"))
+    params = {p["Name"]: p for p in prod["Parameters"]}
+    assert params["TrainingInstanceType"]["DefaultValue"] == "ml.g5.xlarge"
+    text = json.dumps(prod)
+    assert "dogbreeds-prod-models" in text and "dogbreeds-dev" not in text
+
+
+def test_processing_steps_run_the_bundle_through_run_step(definition):
+    for step in definition["Steps"]:
+        if step["Type"] != "Processing":
+            continue
+        app = step["Arguments"]["AppSpecification"]
+        assert app["ContainerEntrypoint"] == ["/bin/bash", "/opt/ml/processing/input/code/run_step.sh"]
+        assert app["ContainerArguments"][0].endswith(".py")
+        inputs = {i["InputName"]: i for i in step["Arguments"]["ProcessingInputs"]}
+        assert inputs["bundle"]["S3Input"]["LocalPath"] == "/opt/ml/processing/input/bundle"
