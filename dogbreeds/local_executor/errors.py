@@ -17,4 +17,5 @@ class StepFailedError(LocalExecutorError):
     def __init__(self, step_name: str, message: str, log_tail: str = "") -> None:
         super().__init__(f"step {step_name!r} failed: {message}")
         self.step_name = step_name
+        self.reason = message
         self.log_tail = log_tail

@@ -97,7 +97,7 @@ def run_pipeline(
         if step.type in _CHECKS:
             _CHECKS[step.type](step.name, step.arguments)
 
-    workdir = Path(workdir)
+    workdir = Path(workdir).resolve()  # steps run in their own folders: relative paths would break
     execution_id = execution_id or new_execution_id()
     execution_dir = workdir / "executions" / execution_id
     execution_dir.mkdir(parents=True, exist_ok=True)
@@ -170,7 +170,7 @@ class _Run:
                 break
             except StepFailedError as failure:
                 seconds = self.progress.step_finished(name, "FAILED")
-                self._fail(step, seconds, str(failure))
+                self._fail(step, seconds, failure.reason)
                 self.progress.say(f"error: {failure}")
                 if failure.log_tail:
                     self.progress.say(

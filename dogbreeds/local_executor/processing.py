@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -53,6 +54,15 @@ def run_processing(context: StepContext) -> dict[str, Any]:
     outputs = arguments.get("ProcessingOutputConfig", {}).get("Outputs", [])
     for item in outputs:
         paths.local(item["S3Output"]["LocalPath"]).mkdir(parents=True, exist_ok=True)
+
+    # SageMaker writes these into every processing container; scripts that are given the
+    # (mapped) path read the same host list and job description as on AWS.
+    config_dir = paths.opt_ml / "config"
+    config_dir.mkdir(parents=True, exist_ok=True)
+    resource_config = {"current_host": "algo-1", "hosts": ["algo-1"]}
+    (config_dir / "resourceconfig.json").write_text(json.dumps(resource_config))
+    job_config = {"ProcessingJobName": context.job_name, **arguments}
+    (config_dir / "processingjobconfig.json").write_text(json.dumps(job_config, indent=2))
 
     app = arguments["AppSpecification"]
     command = [

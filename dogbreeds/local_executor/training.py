@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from dogbreeds.local_executor.errors import DefinitionError, StepFailedError
+from dogbreeds.local_executor.expressions import to_text
 from dogbreeds.local_executor.progress import log_tail, run_logged, step_environment
 from dogbreeds.local_executor.step_context import StepContext
 
@@ -132,7 +133,7 @@ def pack_model(model_dir: Path, archive_path: Path) -> None:
 def run_training(context: StepContext) -> dict[str, Any]:
     """Run the training job and return its properties (DescribeTrainingJob's shape)."""
     arguments, paths = context.arguments, context.paths
-    raw_hyperparameters = {key: str(value) for key, value in arguments.get("HyperParameters", {}).items()}
+    raw_hyperparameters = {key: to_text(value) for key, value in arguments.get("HyperParameters", {}).items()}
     decoded = {key: paths.map(_decode(value)) for key, value in raw_hyperparameters.items()}
     user_hyperparameters = {k: v for k, v in decoded.items() if not k.startswith("sagemaker_")}
     program = str(decoded["sagemaker_program"])
@@ -145,7 +146,6 @@ def run_training(context: StepContext) -> dict[str, Any]:
     output_dir, output_data_dir = opt_ml / "output", opt_ml / "output" / "data"
     for folder in (model_dir, config_dir, output_data_dir, output_dir / "intermediate"):
         folder.mkdir(parents=True, exist_ok=True)
-    _stage_code(context, str(decoded["sagemaker_submit_directory"]), code_dir)
 
     channels: dict[str, Any] = {}
     environment: dict[str, str] = {}
@@ -161,6 +161,10 @@ def run_training(context: StepContext) -> dict[str, Any]:
             "RecordWrapperType": channel.get("RecordWrapperType", "None"),
         }
         environment[f"SM_CHANNEL_{name.upper()}"] = str(channel_dir)
+
+    # With network isolation the SDK ships the code as a "code" channel and points the submit
+    # directory into it, so the channels must be staged before the code is unpacked.
+    _stage_code(context, str(decoded["sagemaker_submit_directory"]), code_dir)
 
     checkpoint = arguments.get("CheckpointConfig")
     checkpoint_dir = paths.local(checkpoint.get("LocalPath", "/opt/ml/checkpoints")) if checkpoint else None
