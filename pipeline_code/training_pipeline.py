@@ -128,6 +128,11 @@ class TrainingParameters:
         ]
 
 
+def cache_size(image_size: int) -> int:
+    """Side of the cached squares: the 256/224 ratio of ImageNet's resize-then-crop."""
+    return round(image_size * 256 / 224)
+
+
 def _run_output(locations: Locations, step: str, output: str) -> Join:
     """s3://<bucket>/pipeline-runs/<execution id>/<step>/<output>"""
     return Join(
@@ -200,7 +205,8 @@ def build_training_pipeline(
                 "--input-dir", f"{PROCESSING}/input/data",
                 *[arg for name, path in preprocess_outputs.items()
                   for arg in (f"--{name}-dir", path)],
-                "--image-size", params.image_size.to_string(),
+                # Cached images are a little larger than the model input, for random crops.
+                "--cache-size", str(cache_size(settings.image_size)),
             ],
         ),
         cache_config=CACHE,
@@ -219,7 +225,7 @@ def build_training_pipeline(
             "backbone": params.backbone,
             "epochs": params.epochs,
             "batch-size": params.batch_size,
-            "learning-rate": params.learning_rate,
+            "lr": params.learning_rate,
             "image-size": params.image_size,
             "checkpoint-dir": "/opt/ml/checkpoints",
         },

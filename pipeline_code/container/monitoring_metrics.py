@@ -1,0 +1,33 @@
+"""Names of the CloudWatch metrics the monitors publish: the contract between the monitoring jobs
+(which put them) and the monitoring stack (alarms and dashboard that read them).
+
+Namespace: ``<project>/<env>`` (passed to the jobs as an argument). Every metric carries the
+dimensions ``Endpoint`` and ``Monitor``; per-feature drift metrics add ``Feature``.
+"""
+
+from __future__ import annotations
+
+DIMENSION_ENDPOINT = "Endpoint"
+DIMENSION_MONITOR = "Monitor"
+DIMENSION_FEATURE = "Feature"
+
+MONITOR_DATA_QUALITY = "data_quality"
+MONITOR_MODEL_QUALITY = "model_quality"
+
+# Both monitors
+RECORDS_ANALYSED = "RecordsAnalysed"  # Count: capture records read in the window
+CORRUPT_RECORDS = "CorruptRecords"  # Count: capture lines skipped as unreadable
+VIOLATIONS = "Violations"  # Count: constraint violations found in the window
+
+# Data quality (per feature: dimension Feature)
+FEATURE_PSI = "FeaturePSI"  # None: population stability index against the training baseline
+FEATURE_KS = "FeatureKS"  # None: Kolmogorov-Smirnov distance against the training baseline
+PREDICTION_DISTANCE = "PredictedBreedDistance"  # None: L-infinity distance of predicted-breed shares
+MAX_FEATURE_PSI = "MaxFeaturePSI"  # None: the largest PSI of any feature (one alarm for all)
+
+# Model quality
+ACCURACY = "Accuracy"  # None: share of labelled records predicted right
+MACRO_F1 = "MacroF1"  # None
+TOP5_ACCURACY = "Top5Accuracy"  # None
+GROUND_TRUTH_COVERAGE = "GroundTruthCoverage"  # None: share of captured records with a label
+LABELLED_RECORDS = "LabelledRecords"  # Count
