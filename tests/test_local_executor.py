@@ -283,18 +283,21 @@ def test_depends_on_orders_steps_without_data_dependencies(workdir: Path) -> Non
 # -- caching ------------------------------------------------------------------------------------
 def test_cached_step_is_skipped_until_its_input_changes(toy_definition: str, workdir: Path) -> None:
     first, _ = run_quiet(toy_definition, workdir)
-    second, output = run_quiet(toy_definition, workdir)
+    second, output = run_quiet(toy_definition, workdir, parameters={"AccuracyThreshold": "0.6"})
     assert second.succeeded
-    assert second.steps["Pre"].status == "Cached" and second.steps["Train"].status == "Succeeded"
+    # Train is downstream of a cache hit: its inputs are the earlier run's, so it is a hit too.
+    assert [second.steps[s].status for s in ("Pre", "Train", "Eval")] == ["Cached", "Cached", "Succeeded"]
     assert f"reused the outputs of execution {first.execution_id}" in output
     assert not (second.execution_dir / "Pre" / "step.log").exists()  # the script did not run again
-    channel = second.properties["Train"]["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"]
-    assert first.execution_id in channel  # as on SageMaker, a cache hit hands on the earlier outputs
+    # As on SageMaker, a cache hit hands the earlier run's output locations to later steps.
+    model_input = second.properties["Eval"]["ProcessingInputs"][0]["S3Input"]["S3Uri"]
+    assert model_input == first.properties["Train"]["ModelArtifacts"]["S3ModelArtifacts"]
+    assert first.execution_id in model_input
     assert LocalModelRegistry(workdir).latest(GROUP)["version"] == 2
 
     stage_toy_data(workdir / "s3", names=("a.txt", "b.txt", "c.txt"))
     third, _ = run_quiet(toy_definition, workdir)
-    assert third.steps["Pre"].status == "Succeeded"
+    assert third.steps["Pre"].status == "Succeeded" and third.steps["Train"].status == "Succeeded"
     items_uri = third.properties["Pre"]["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]
     assert json.loads(s3_file(workdir, items_uri + "/items.json").read_text())["names"] == [
         "a.txt",
@@ -302,8 +305,8 @@ def test_cached_step_is_skipped_until_its_input_changes(toy_definition: str, wor
         "c.txt",
     ]
 
-    changed_argument, _ = run_quiet(toy_definition, workdir, parameters={"Tag": "other"})
-    assert changed_argument.steps["Pre"].status == "Succeeded"
+    changed_argument, _ = run_quiet(toy_definition, workdir, parameters={"Epochs": "3"})
+    assert [changed_argument.steps[s].status for s in ("Pre", "Train")] == ["Cached", "Succeeded"]
     no_cache, _ = run_quiet(toy_definition, workdir, use_cache=False)
     assert no_cache.steps["Pre"].status == "Succeeded"
 

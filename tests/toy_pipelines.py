@@ -137,7 +137,7 @@ def render_toy_pipeline(
     distributed: bool = False,
     extra_steps: str | None = None,
 ) -> str:
-    """Pre (cached) -> Train -> Eval (property file) -> Check accuracy -> Register, else Fail.
+    """Pre (cached) -> Train (cached) -> Eval (property file) -> Check accuracy -> Register, else Fail.
 
     `extra_steps` adds "lambda" (a step type local mode refuses) or "depends_on" (a step that
     runs only after Pre by DependsOn, with no data dependency).
@@ -220,6 +220,7 @@ def render_toy_pipeline(
         step_args=estimator.fit(
             {"train": TrainingInput(pre.properties.ProcessingOutputConfig.Outputs["out"].S3Output.S3Uri)}
         ),
+        cache_config=CacheConfig(enable_caching=True, expire_after="PT1H"),
     )
     evaluation = PropertyFile(name="Evaluation", output_name="evaluation", path="evaluation.json")
     evaluate = ProcessingStep(

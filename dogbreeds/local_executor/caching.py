@@ -1,9 +1,9 @@
 """Step caching: a step with CacheConfig enabled is skipped when an earlier run did the same work.
 
 "The same work" is SageMaker's rule (same step type and resolved arguments) plus a fingerprint of
-the input files, because locally a folder can change under an unchanged URI. The execution id is
-masked out of the key: the SDK puts it in default output paths, and, as on SageMaker, a cache hit
-hands the earlier run's output locations to the steps that follow.
+the input files, because locally a folder can change under an unchanged URI. Execution variables
+are masked out of the key (the SDK puts the execution id in default output paths), and, as on
+SageMaker, a cache hit hands the earlier run's output locations to the steps that follow.
 """
 
 from __future__ import annotations
@@ -53,8 +53,9 @@ class StepCache:
         self.folder = Path(folder)
         self.local_s3 = local_s3
 
-    def key(self, step_type: str, arguments: Mapping[str, Any], execution_id: str) -> str:
-        masked = json.dumps(arguments, sort_keys=True).replace(execution_id, "<execution>")
+    def key(self, step_type: str, arguments: Mapping[str, Any]) -> str:
+        """`arguments` resolved with execution variables masked (the caller does that)."""
+        masked = json.dumps(arguments, sort_keys=True)
         fingerprint = [self._fingerprint(uri) for uri in sorted(set(input_uris(step_type, arguments)))]
         payload = json.dumps([step_type, masked, fingerprint])
         return hashlib.sha256(payload.encode()).hexdigest()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 import sys
@@ -224,7 +225,7 @@ class _Run:
         context = StepContext(step.name, arguments, job_name, step_dir, self.local_s3, self.echo)
         cache_key = None
         if self.cache is not None and step.cache_enabled and step.type in _CACHEABLE:
-            cache_key = self.cache.key(step.type, arguments, self.result.execution_id)
+            cache_key = self.cache.key(step.type, self._resolve_for_cache_key(step))
             entry = self.cache.lookup(cache_key, step.cache_expire_after)
             if entry is not None:
                 self.result.properties[step.name] = entry["properties"]
@@ -246,6 +247,15 @@ class _Run:
             self.cache.store(cache_key, step.type, self.result.execution_id, properties)
         detail = f"version {properties['ModelPackageVersion']}" if step.type == "RegisterModel" else ""
         return "Succeeded", detail
+
+    def _resolve_for_cache_key(self, step: Step) -> Any:
+        # The SDK puts the execution id in default output paths; SageMaker's cache ignores it, so
+        # the key is taken with execution variables masked. Values from earlier steps stay real:
+        # a step downstream of a cache hit then sees the same inputs as in the earlier run.
+        masked = dataclasses.replace(
+            self.context, execution={name: f"<{name}>" for name in self.context.execution}
+        )
+        return resolve(step.arguments, masked)
 
     def _read_property_file(self, step_name: str, file_name: str) -> Any:
         if (step_name, file_name) in self._property_files:

@@ -96,12 +96,13 @@ def run_logged(
             )
         except OSError as error:
             raise StepFailedError(step_name, f"could not start {command[0]!r}: {error}") from None
-        assert process.stdout is not None
-        for line in process.stdout:
-            log.write(line)
-            if echo is not None:
-                echo.write(f"  {step_name} | {line}")
-        returncode = process.wait()
+        with process:  # closes the pipe and reaps the child, also when reading is interrupted
+            assert process.stdout is not None
+            for line in process.stdout:
+                log.write(line)
+                if echo is not None:
+                    echo.write(f"  {step_name} | {line}")
+            returncode = process.wait()
     if returncode != 0:
         raise StepFailedError(
             step_name,
