@@ -122,8 +122,14 @@ def run_local_training(
     overrides = dict(overrides or {})
     local_s3 = LocalS3(local_s3_root(workdir))
 
+    dataset_uri = str(overrides.get(DATASET_PARAMETER, defaults[DATASET_PARAMETER]))
     if data is not None:
-        stage_dataset(data, str(overrides.get(DATASET_PARAMETER, defaults[DATASET_PARAMETER])), local_s3)
+        stage_dataset(data, dataset_uri, local_s3)
+    elif not local_s3.exists(dataset_uri):
+        raise DefinitionError(
+            f"no dataset at {dataset_uri} (local folder {local_s3.path_for(dataset_uri)}): pass --data DIR, "
+            "an ImageFolder tree (`dogbreeds sample-data DIR` writes a small one)"
+        )
     backbone = str(overrides.get(BACKBONE_PARAMETER, defaults[BACKBONE_PARAMETER]))
     if BACKBONE_PARAMETER in overrides and WEIGHTS_PARAMETER not in overrides:
         # The weights default follows the settings' backbone; a different backbone needs its own.

@@ -90,9 +90,20 @@ def test_impossible_threshold_ends_in_the_fail_step_reusing_cached_steps(first_r
 
 def test_backbone_without_offline_weights_is_refused_before_running(tmp_path: Path) -> None:
     workdir = tmp_path / ".local"
-    result = local_run(workdir, "--param", "Backbone=resnet18")
+    data = make_dataset(tmp_path, breeds=2, per_breed=2)
+    result = local_run(workdir, "--data", str(data), "--param", "Backbone=resnet18")
 
     assert result.returncode == 2
     assert "no pretrained weights for backbone 'resnet18'" in result.stderr
     assert "--weights FILE" in result.stderr
+    assert not (workdir / "executions").exists()
+
+
+def test_run_without_a_dataset_is_refused_before_running(tmp_path: Path) -> None:
+    workdir = tmp_path / ".local"
+    result = local_run(workdir, "--param", "Backbone=efficientnet_lite0")
+
+    assert result.returncode == 2
+    assert "no dataset at s3://dogbreeds-local/datasets/current/" in result.stderr
+    assert "pass --data DIR" in result.stderr
     assert not (workdir / "executions").exists()
