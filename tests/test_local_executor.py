@@ -270,6 +270,24 @@ def test_references_to_missing_steps_and_cycles_are_refused(toy_definition: str)
         parse_definition(cyclic)
 
 
+def test_bad_conditions_are_refused_or_fail_their_step(toy_definition: str, workdir: Path) -> None:
+    document = parse(toy_definition)
+    condition = document["Steps"][3]["Arguments"]["Conditions"][0]
+    assert document["Steps"][3]["Name"] == "CheckAccuracy" and condition["Type"] == "GreaterThanOrEqualTo"
+
+    unknown_type = copy.deepcopy(document)
+    unknown_type["Steps"][3]["Arguments"]["Conditions"][0]["Type"] = "Between"
+    with pytest.raises(DefinitionError, match="'CheckAccuracy' uses condition type 'Between'; supported: Eq"):
+        run_quiet(json.dumps(unknown_type), workdir)
+    assert not (workdir / "executions").exists()
+
+    text_against_number = copy.deepcopy(document)
+    text_against_number["Steps"][3]["Arguments"]["Conditions"][0]["RightValue"] = "high"
+    result, output = run_quiet(json.dumps(text_against_number), workdir)
+    assert result.failed_step == "CheckAccuracy"
+    assert "cannot compare 0.8 GreaterThanOrEqualTo 'high'" in result.failure_reason
+
+
 def test_depends_on_orders_steps_without_data_dependencies(workdir: Path) -> None:
     definition = render_toy_pipeline(extra_steps="depends_on")
     assert parse(definition)["Steps"][0]["Name"] == "After"  # listed first in the definition

@@ -19,6 +19,25 @@ _COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
 CONDITION_TYPES = (*_COMPARISONS, "In", "Not", "Or")
 
 
+def check_conditions(name: str, arguments: Mapping[str, Any]) -> None:
+    """Refuse, before the run starts, a condition type this module cannot evaluate."""
+
+    def walk(condition: Mapping[str, Any]) -> None:
+        kind = condition.get("Type")
+        if kind not in CONDITION_TYPES:
+            raise DefinitionError(
+                f"Condition step {name!r} uses condition type {kind!r}; "
+                f"supported: {', '.join(CONDITION_TYPES)}"
+            )
+        if kind == "Not":
+            walk(condition["Condition"])
+        for inner in condition.get("Conditions", []) if kind == "Or" else []:
+            walk(inner)
+
+    for condition in arguments.get("Conditions", []):
+        walk(condition)
+
+
 def evaluate_all(conditions: list[Mapping[str, Any]], resolve: Callable[[Any], Any]) -> bool:
     """A ConditionStep's list is a conjunction: every condition must hold."""
     return all(evaluate(condition, resolve) for condition in conditions)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from dogbreeds.local_executor.caching import StepCache
-from dogbreeds.local_executor.conditions import evaluate_all
+from dogbreeds.local_executor.conditions import check_conditions, evaluate_all
 from dogbreeds.local_executor.definition import PipelineDefinition, Step, parse_definition
 from dogbreeds.local_executor.errors import LocalExecutorError, StepFailedError
 from dogbreeds.local_executor.expressions import ResolveContext, lookup_path, resolve
@@ -26,7 +26,12 @@ from dogbreeds.local_executor.step_context import StepContext
 from dogbreeds.local_executor.training import check_training, run_training
 from dogbreeds.local_registry import LocalModelRegistry
 
-_CHECKS = {"Processing": check_processing, "Training": check_training, "RegisterModel": check_registration}
+_CHECKS = {
+    "Processing": check_processing,
+    "Training": check_training,
+    "RegisterModel": check_registration,
+    "Condition": check_conditions,
+}
 _CACHEABLE = ("Processing", "Training")
 
 
@@ -212,7 +217,10 @@ class _Run:
             raise StepFailedError(step.name, f"cannot resolve its arguments: {error}") from None
 
         if step.type == "Condition":
-            outcome = evaluate_all(arguments["Conditions"], lambda value: value)
+            try:
+                outcome = evaluate_all(arguments["Conditions"], lambda value: value)
+            except LocalExecutorError as error:
+                raise StepFailedError(step.name, str(error)) from None
             self.chosen_branch[step.name] = "IfSteps" if outcome else "ElseSteps"
             self.result.properties[step.name] = {"Outcome": outcome}
             return "Succeeded", f"outcome {str(outcome).lower()}"
@@ -239,7 +247,7 @@ class _Run:
                 source = {"pipeline_execution_id": self.result.execution_id, "step": step.name}
                 properties = run_registration(context, self.registry, source)
         except StepFailedError:
-            raise
+            raise  # already names the step and carries its log tail
         except LocalExecutorError as error:
             raise StepFailedError(step.name, str(error), log_tail(context.log_path)) from None
         self.result.properties[step.name] = properties
