@@ -430,3 +430,6 @@ def test_container_paths_and_s3_uris_map_to_local_folders(tmp_path: Path) -> Non
     (tmp_path / "s3" / "bucket" / "data" / "test.csv").write_text("2")
     s3.download("s3://bucket/data/train", tmp_path / "staged")  # a key prefix, not a folder
     assert sorted(p.name for p in (tmp_path / "staged").iterdir()) == ["train-1.csv"]
+    (tmp_path / "s3" / "bucket" / "data" / "report.json").write_text("{not json")
+    with pytest.raises(S3MappingError, match="'s3://bucket/data/report.json' is not valid JSON"):
+        s3.read_json("s3://bucket/data/report.json")

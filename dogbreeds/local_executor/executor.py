@@ -6,6 +6,7 @@ import dataclasses
 import json
 import secrets
 import sys
+import tarfile
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -248,7 +249,9 @@ class _Run:
                 properties = run_registration(context, self.registry, source)
         except StepFailedError:
             raise  # already names the step and carries its log tail
-        except LocalExecutorError as error:
+        except (LocalExecutorError, OSError, tarfile.TarError) as error:
+            # Staging and packing errors (a missing input, a full disk, a broken code tarball)
+            # are the step's failure, reported like one rather than as a traceback.
             raise StepFailedError(step.name, str(error), log_tail(context.log_path)) from None
         self.result.properties[step.name] = properties
         if cache_key is not None:

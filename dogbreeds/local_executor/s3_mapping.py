@@ -48,7 +48,10 @@ class LocalS3:
         path = self.path_for(uri)
         if not path.is_file():
             raise S3MappingError(f"{uri!r} is not a file (looked at {path})")
-        return json.loads(path.read_text())
+        try:
+            return json.loads(path.read_text())
+        except ValueError as error:
+            raise S3MappingError(f"{uri!r} is not valid JSON ({error})") from None
 
     def download(self, uri: str, destination: Path) -> None:
         """Copy what an S3Prefix input names into `destination`, as SageMaker stages it.
