@@ -197,7 +197,7 @@ def test_command_line_exit_code_says_whether_the_pipeline_succeeded(
     ]
 
     passed = subprocess.run(
-        [*command, "--pipeline-name", "ToyPipeline"],
+        [*command, "--pipeline-name", "ToyPipeline", "--verbose"],
         env=environment,
         capture_output=True,
         text=True,
@@ -216,6 +216,8 @@ def test_command_line_exit_code_says_whether_the_pipeline_succeeded(
 
     assert passed.returncode == 0, passed.stdout + passed.stderr
     assert "pipeline succeeded" in passed.stdout
+    assert "  Pre | pre: progress line 0\n" in passed.stdout  # --verbose streams step logs
+    assert "  Train | epoch=2 train_loss=0.500000" in passed.stdout
     assert failed.returncode == 1
     assert (
         "pipeline failed at step 'AccuracyTooLow': accuracy 0.8 is below the threshold 0.99" in failed.stdout
