@@ -273,26 +273,37 @@ def _decode_error_to_request_error(
     return RequestError(status, f"{where}: {error}{suffix}")
 
 
+# PIL's reducing_gap as preprocess uses it: below a 2 x 2.0 = 4x downscale PIL resamples in one
+# step, so resizing only the centred box equals resizing everything and cropping.
+REDUCING_GAP = 2.0
+
+
 def resize_for_model(image: Image.Image, image_size: int) -> Image.Image:
     """Training's evaluation geometry (metadata ``eval_transform``): shorter side to
     ``image_size`` (bilinear, antialiased), then the centred ``image_size`` square.
 
-    Pixel for pixel what preprocess's ``cache_array`` does at that size (a test holds them
-    together); it is repeated here because preprocess.py does not ship in the model artifact.
+    What preprocess's ``cache_array`` does at that size (a test holds them together; it is
+    repeated here because preprocess.py does not ship in the model artifact). Under a 4x
+    downscale only the centred box is resampled, which is a third cheaper and equal to within one
+    grey level on a few pixels; larger downscales take cache_array's exact path.
     """
     width, height = image.size
-    if (width, height) != (image_size, image_size):
-        scale = image_size / min(width, height)
-        image = image.resize(
-            (max(image_size, round(width * scale)), max(image_size, round(height * scale))),
-            Image.Resampling.BILINEAR,
-            reducing_gap=2.0,
-        )
-    left = (image.width - image_size) // 2
-    top = (image.height - image_size) // 2
-    if (left, top) == (0, 0) and image.size == (image_size, image_size):
+    if (width, height) == (image_size, image_size):
         return image
-    return image.crop((left, top, left + image_size, top + image_size))
+    scale = image_size / min(width, height)
+    new_width = max(image_size, round(width * scale))
+    new_height = max(image_size, round(height * scale))
+    left = (new_width - image_size) // 2
+    top = (new_height - image_size) // 2
+    if 1.0 < min(width, height) / image_size < 2 * REDUCING_GAP:
+        step_x, step_y = width / new_width, height / new_height
+        box = (left * step_x, top * step_y, (left + image_size) * step_x,
+               (top + image_size) * step_y)  # fmt: skip
+        return image.resize((image_size, image_size), Image.Resampling.BILINEAR, box=box)
+    resized = image.resize(
+        (new_width, new_height), Image.Resampling.BILINEAR, reducing_gap=REDUCING_GAP
+    )
+    return resized.crop((left, top, left + image_size, top + image_size))
 
 
 def to_normalised_batch(
