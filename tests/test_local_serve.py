@@ -219,3 +219,10 @@ def test_bad_command_line_is_refused_with_a_reason(tmp_path) -> None:
         text=True, timeout=60,
     )  # fmt: skip
     assert percent.returncode == 2 and "between 0 and 100" in percent.stderr
+    slots = subprocess.run(
+        [sys.executable, "-m", "dogbreeds", "local", "serve", "--model", str(tmp_path),
+         "--max-concurrent", "0"],
+        cwd=serve_fixtures.REPO_ROOT, env=serve_fixtures.subprocess_env(), capture_output=True,
+        text=True, timeout=60,
+    )  # fmt: skip
+    assert slots.returncode == 2 and "at least 1" in slots.stderr
