@@ -226,3 +226,11 @@ def test_bad_command_line_is_refused_with_a_reason(tmp_path) -> None:
         text=True, timeout=60,
     )  # fmt: skip
     assert slots.returncode == 2 and "at least 1" in slots.stderr
+
+
+def test_overlong_inference_id_is_refused(server, artifact) -> None:
+    body = serve_fixtures.image_files(artifact[0])[0][0].read_bytes()
+    status, _, payload = invoke(
+        server, body, "image/jpeg", **{"X-Amzn-SageMaker-Inference-Id": "x" * 65}
+    )
+    assert status == 400 and b"1 to 64 characters" in payload
