@@ -95,7 +95,7 @@ class ImageBatch:
     """What ``input_fn`` returns: header-checked images, not yet decoded.
 
     Pixels are decoded in ``predict_fn`` because only the model knows the input size, and a JPEG
-    decoded straight at a reduced scale is several times cheaper than a full decode and resize.
+    decoded straight at a reduced scale costs less than a full decode and a larger resize.
     """
 
     images: list[image_decoding.OpenedImage]
