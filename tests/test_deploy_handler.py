@@ -109,6 +109,10 @@ def test_first_approval_creates_model_config_with_capture_and_endpoint(deploy):
     assert model["ExecutionRoleArn"] == ROLE_ARN
     assert model["PrimaryContainer"]["Image"] == IMAGE
     assert model["PrimaryContainer"]["ModelDataUrl"].endswith("/run1/model.tar.gz")
+    # inference.py reports the package ARN as the model version of every response
+    assert model["PrimaryContainer"]["Environment"]["DOGBREEDS_MODEL_VERSION"].startswith(
+        "arn:aws:sagemaker:"
+    )
     assert deploy.updates == []
 
 

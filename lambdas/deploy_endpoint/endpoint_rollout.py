@@ -20,6 +20,10 @@ from endpoint_cleanup import clean_up
 BUSY_STATUSES = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting", "UpdateRollbackFailed")
 
 
+# Read by pipeline_code/container/inference.py (the Lambda does not ship the container code).
+MODEL_VERSION_VARIABLE = "DOGBREEDS_MODEL_VERSION"
+
+
 class EndpointBusyError(RuntimeError):
     """The endpoint is mid-change; raising makes Lambda retry the asynchronous event later."""
 
@@ -217,8 +221,12 @@ class Rollout:
                 f"model package {package.get('ModelPackageArn')} container lacks {', '.join(missing)}"
             )
         container = {"Image": source["Image"], "ModelDataUrl": source["ModelDataUrl"]}
-        if source.get("Environment"):
-            container["Environment"] = dict(source["Environment"])
+        # The inference handler reports this as the model version in every response (and so in
+        # capture), which ties live traffic to its registry entry.
+        container["Environment"] = {
+            **(source.get("Environment") or {}),
+            MODEL_VERSION_VARIABLE: package["ModelPackageArn"],
+        }
         return container
 
     def _settings(self) -> dict[str, Any]:
