@@ -34,3 +34,4 @@ LABELLED_RECORDS = "LabelledRecords"  # Count
 
 # Added by the monitoring jobs (names above are unchanged)
 IMAGES_ANALYSED = "ImagesAnalysed"  # Count: images measured (a batch request holds several)
+CORRUPT_GROUND_TRUTH = "CorruptGroundTruth"  # Count: ground-truth lines skipped as unreadable
