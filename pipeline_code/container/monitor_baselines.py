@@ -158,10 +158,20 @@ def resolve_live(endpoint_name: str, package_group: str = "", sagemaker: Any = N
     return from_model_package(sagemaker.describe_model_package(ModelPackageName=arn))
 
 
+def from_package_file(location: str) -> BaselineSet:
+    """A saved DescribeModelPackage response (at least ``DriftCheckBaselines``) as a JSON file."""
+    document = load_json(location, "model package description")
+    if not isinstance(document, dict):
+        raise BaselineResolutionError(f"{location} is not a JSON object with DriftCheckBaselines")
+    return from_model_package({"ModelPackageArn": location, **document})
+
+
 def choose(baseline_uri: str, endpoint_name: str, package_group: str = "") -> BaselineSet:
-    """``--baseline-uri`` when given, else the live chain."""
+    """``--baseline-uri`` when given (a run prefix, or a ``.json`` package description), else the
+    live chain."""
     if baseline_uri.strip():
-        return from_prefix(baseline_uri.strip())
+        uri = baseline_uri.strip()
+        return from_package_file(uri) if uri.endswith(".json") else from_prefix(uri)
     if not endpoint_name:
         raise BaselineResolutionError("give --endpoint-name (to find the live model) or --baseline-uri")
     return resolve_live(endpoint_name, package_group)

@@ -1,0 +1,278 @@
+"""Shared helpers for the monitoring tests: real baselines, real capture, a real moto server.
+
+A tiny resnet18 (32 px) is really trained and served through the artifact's own handlers; the
+training-data baseline is computed with ``image_features`` exactly as preprocess does, and the
+prediction and model-quality baselines with ``evaluate.write_outputs``; capture records are
+written by ``capture_format.CaptureWriter`` from real handler responses. Import explicitly:
+``from monitor_fixtures import ...`` (a dependency owns the top-level ``tests`` package name).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from serve_fixtures import image_files, train_tiny_model
+
+from dogbreeds import sample_data
+from dogbreeds.traffic import apply_drift
+from pipeline_code.container import (
+    capture_format,
+    evaluate,
+    image_decoding,
+    image_features,
+    serving_handlers,
+)
+
+WORKTREE = Path(__file__).resolve().parents[1]
+CONTAINER_DIR = WORKTREE / "pipeline_code" / "container"
+ENDPOINT = "dogbreeds-test-endpoint"
+# Every test window is the hour before WINDOW_END; records are spread over that hour.
+WINDOW_END = "2026-11-20T10:00:00Z"
+WINDOW_START = datetime(2026, 11, 20, 9, tzinfo=UTC)
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(PYTHONPATH=str(WORKTREE), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", **extra)
+    return env
+
+
+def generate(root: Path, *, seed: int, per_breed: int, breeds: int = 3) -> Path:
+    sample_data.generate(
+        root, breeds=breeds, per_breed=per_breed, size=(48, 40), seed=seed, odd=False, progress=False
+    )
+    return root
+
+
+def write_data_baseline(image_dir: Path, out_dir: Path) -> None:
+    """statistics.json / constraints.json of the images, the way preprocess writes them."""
+    rows = [image_features.features_from_bytes(p.read_bytes()) for p, _ in image_files(image_dir)]
+    statistics = image_features.dataset_statistics(rows)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "statistics.json").write_text(json.dumps(statistics))
+    (out_dir / "constraints.json").write_text(json.dumps(image_features.dataset_constraints(statistics)))
+
+
+def write_evaluation_baselines(
+    service: serving_handlers.HandlerService, image_dir: Path, run: Path, classes: list[str]
+) -> dict:
+    """Score the images through the handler and write evaluate.py's three outputs under ``run``."""
+    scored, failures = evaluate.score(service, image_files(image_dir), image_dir, progress_every=10**9)
+    args = argparse.Namespace(
+        evaluation_dir=run / "Evaluate" / "evaluation",
+        quality_baseline_dir=run / "Evaluate" / "quality_baseline",
+        prediction_baseline_dir=run / "Evaluate" / "prediction_baseline",
+    )
+    return evaluate.write_outputs(args, scored, failures, classes, service.model_version)
+
+
+@dataclass
+class MonitorCase:
+    """A trained model, its baselines under ``run`` (a pipeline-run layout) and unseen images."""
+
+    root: Path
+    model_dir: Path
+    run: Path
+    clean_dir: Path
+    classes: list[str]
+    service: serving_handlers.HandlerService
+    evaluation: dict
+
+
+def build_case(root: Path) -> MonitorCase:
+    train_dir = generate(root / "train", seed=1, per_breed=16)
+    model_dir = train_tiny_model(train_dir, root / "model", epochs=6)
+    classes = json.loads((model_dir / "classes.json").read_text())
+    service = serving_handlers.HandlerService(model_dir)
+    run = root / "pipeline-runs" / "exec-1"
+    write_data_baseline(generate(root / "baseline", seed=2, per_breed=150), run / "Preprocess" / "baseline")
+    evaluation = write_evaluation_baselines(
+        service, generate(root / "evaluation", seed=3, per_breed=100), run, classes
+    )
+    clean_dir = generate(root / "clean", seed=4, per_breed=100)
+    return MonitorCase(root, model_dir, run, clean_dir, classes, service, evaluation)
+
+
+def capture_traffic(
+    case: MonitorCase,
+    capture_root: Path,
+    *,
+    drift: str | None = None,
+    limit: int | None = None,
+    start: datetime = WINDOW_START,
+) -> list[dict]:
+    """Send the clean images (optionally drifted) through the handler and capture each exchange.
+
+    Returns one entry per request: inference id and true label, as `dogbreeds traffic` records.
+    """
+    files = image_files(case.clean_dir)[:limit]
+    rng = np.random.default_rng(0)
+    sent = []
+    with capture_format.CaptureWriter(capture_root, ENDPOINT) as writer:
+        for number, (path, label) in enumerate(files):
+            body, content_type = apply_drift(path.read_bytes(), drift, rng)
+            result = case.service.invoke(body, content_type, "application/json")
+            assert result.status == 200, result.body
+            inference_id = f"req-{drift or 'clean'}-{number:05d}"
+            when = start + timedelta(seconds=number * 3599 / max(len(files), 1))
+            writer.write(
+                capture_format.build_record(
+                    request_body=body,
+                    request_content_type=content_type,
+                    response_body=result.body,
+                    response_content_type="application/json",
+                    inference_id=inference_id,
+                    inference_time=when,
+                )
+            )
+            sent.append(
+                {
+                    "inference_id": inference_id,
+                    "true_label": label,
+                    "status": 200,
+                    "predicted_breed": json.loads(result.body)["predictions"][0]["breed"],
+                }
+            )
+    return sent
+
+
+def run_monitor(script: str, *args: str, env: dict[str, str] | None = None, timeout: float = 120):
+    """Run a monitor script the way run_step.sh does: a plain python3 process in the code folder."""
+    return subprocess.run(
+        [sys.executable, str(CONTAINER_DIR / script), *args],
+        cwd=CONTAINER_DIR,
+        env=env or subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def report_dir(output: Path) -> Path:
+    """Where a run for WINDOW_END writes (the window end's hour)."""
+    return output / "2026" / "11" / "20" / "10"
+
+
+def read_metrics(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def metric_values(requests: list[dict], name: str) -> dict[str | None, float]:
+    """Feature (or None) -> value of every datum called ``name`` across the requests."""
+    values = {}
+    for request in requests:
+        for datum in request["MetricData"]:
+            if datum["MetricName"] == name:
+                feature = next((d["Value"] for d in datum["Dimensions"] if d["Name"] == "Feature"), None)
+                values[feature] = datum["Value"]
+    return values
+
+
+def tiny_png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), (120, 80, 40)).save(out, format="PNG")
+    assert image_decoding.decode_image(out.getvalue()).image.size == (8, 8)
+    return out.getvalue()
+
+
+# ---- moto over HTTP ------------------------------------------------------------------------------
+
+REGION = "eu-west-1"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def aws_environment(url: str) -> dict[str, str]:
+    """Variables that send boto3 (here or in a subprocess) to the moto server, never to AWS."""
+    return {
+        "AWS_ENDPOINT_URL": url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/credentials",
+        "AWS_CONFIG_FILE": "/nonexistent/config",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    executable = Path(sys.executable).parent / "moto_server"
+    port = _free_port()
+    process = subprocess.Popen(
+        [str(executable), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    try:
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"moto_server exited: {process.stderr.read().decode()[-2000:]}")
+            try:
+                urllib.request.urlopen(f"{url}/moto-api/", timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"moto_server did not answer on {url} within 30 s") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A reset moto server, with this process's boto3 pointed at it."""
+    request = urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")
+    urllib.request.urlopen(request, timeout=10).close()
+    for key in [k for k in os.environ if k.startswith("AWS_")]:
+        monkeypatch.delenv(key)
+    for key, value in aws_environment(moto_server).items():
+        monkeypatch.setenv(key, value)
+    return moto_server
+
+
+@pytest.fixture(scope="session")
+def monitor_case(tmp_path_factory: pytest.TempPathFactory) -> MonitorCase:
+    """One trained model with baselines, shared by every monitoring test (about 20 s to build)."""
+    import torch
+
+    torch.set_num_threads(1)
+    return build_case(tmp_path_factory.mktemp("monitor-case"))
+
+
+@pytest.fixture(scope="session")
+def clean_capture(monitor_case: MonitorCase, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
+    """300 clean requests captured in the test window: (capture root, traffic record)."""
+    root = tmp_path_factory.mktemp("capture-clean")
+    return root, capture_traffic(monitor_case, root)
