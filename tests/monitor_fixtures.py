@@ -276,3 +276,37 @@ def clean_capture(monitor_case: MonitorCase, tmp_path_factory: pytest.TempPathFa
     """300 clean requests captured in the test window: (capture root, traffic record)."""
     root = tmp_path_factory.mktemp("capture-clean")
     return root, capture_traffic(monitor_case, root)
+
+
+def write_tiny_capture(root: Path, count: int, *, per_file: int = 2000) -> Path:
+    """``count`` small records (an 8x8 PNG and a one-breed answer) spread over the test hour.
+
+    Lines are written directly (not through CaptureWriter's per-record flush) so a 100,000-record
+    capture takes a second or two to write; each line is still a real capture_format record.
+    """
+    image = tiny_png()
+    answer = json.dumps(
+        {
+            "model_version": "t",
+            "predictions": [
+                {"breed": "beagle", "confidence": 0.9, "top_k": [{"breed": "beagle", "confidence": 0.9}]}
+            ],
+        }
+    ).encode()
+    folder = root / ENDPOINT / "AllTraffic" / "2026" / "11" / "20" / "09"
+    folder.mkdir(parents=True, exist_ok=True)
+    for first in range(0, count, per_file):
+        lines = []
+        for number in range(first, min(first + per_file, count)):
+            when = WINDOW_START + timedelta(milliseconds=number * 3_599_000 // count)
+            record = capture_format.build_record(
+                request_body=image,
+                request_content_type="image/png",
+                response_body=answer,
+                response_content_type="application/json",
+                event_id=f"e{number}",
+                inference_time=when,
+            )
+            lines.append(record.to_json_line())
+        (folder / f"{first // per_file:05d}.jsonl").write_text("".join(lines))
+    return root

@@ -104,15 +104,12 @@ def test_sketch_is_thinned_but_keeps_the_extremes():
 
 def test_constant_column_gets_one_bucket():
     stats = features.numerical_statistics([2.5, 2.5, 2.5])
-    assert stats["distribution"]["kll"]["buckets"] == [
-        {"lower_bound": 2.5, "upper_bound": 2.5, "count": 3.0}
-    ]
+    assert stats["distribution"]["kll"]["buckets"] == [{"lower_bound": 2.5, "upper_bound": 2.5, "count": 3.0}]
 
 
 def test_dataset_statistics_and_constraints_have_model_monitor_shapes():
     rows = [
-        features.features_from_bytes(encoded(np.full((8 + i, 10, 3), 20 * i, np.uint8)))
-        for i in range(5)
+        features.features_from_bytes(encoded(np.full((8 + i, 10, 3), 20 * i, np.uint8))) for i in range(5)
     ]
     rows[0]["format"] = "JPEG"
     rows.append({name: None for name in features.FEATURE_NAMES})  # a row with nothing measured
