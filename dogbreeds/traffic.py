@@ -70,7 +70,7 @@ def apply_drift(data: bytes, kind: str | None, rng: np.random.Generator) -> tupl
 
 
 def find_images(images_dir: Path) -> list[tuple[Path, str | None]]:
-    """(file, true label) in a stable order: class folders give labels, loose files have none."""
+    """(file, true label), classes interleaved: class folders give labels, loose files have none."""
     images_dir = Path(images_dir)
     if not images_dir.is_dir():
         raise ValueError(f"--images {images_dir} is not a folder")
@@ -82,7 +82,14 @@ def find_images(images_dir: Path) -> list[tuple[Path, str | None]]:
             found.append((path, label))
     if not found:
         raise ValueError(f"--images {images_dir} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
-    return found
+    # Interleave the classes (first image of each, then the second, ...) so that a short run
+    # already sends every breed, in the proportions the folder has.
+    rank: dict[str | None, int] = {}
+    keyed = []
+    for path, label in found:
+        rank[label] = rank.get(label, -1) + 1
+        keyed.append((rank[label], path, label))
+    return [(path, label) for _, path, label in sorted(keyed, key=lambda item: (item[0], str(item[1])))]
 
 
 Sender = Callable[[bytes, str, str], tuple[int, Any]]
