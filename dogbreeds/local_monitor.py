@@ -24,7 +24,7 @@ from typing import Any
 
 from pipeline_code.container.monitor_io import LOCAL_S3_ROOT_ENV
 from pipeline_code.local_locations import LOCAL_ENV, local_s3_root, prepare_local_locations
-from stacks.naming import CAPTURE_PREFIX, GROUND_TRUTH_PREFIX, Names
+from stacks.naming import CAPTURE_PREFIX, GROUND_TRUTH_PREFIX, MONITORING_PREFIX, Names
 from stacks.settings import MonitoringSettings
 
 PROJECT = "dogbreeds"
@@ -60,16 +60,15 @@ def next_hour(moment: datetime) -> str:
     )
 
 
-def monitor_parameters(args: argparse.Namespace, workdir: Path, baseline: str) -> dict[str, Any]:
+def monitor_parameters(args: argparse.Namespace, workdir: Path, baseline: str, bucket: str) -> dict[str, Any]:
     endpoint = args.endpoint_name
-    capture = args.capture_dir or workdir / "s3" / "dogbreeds-local" / CAPTURE_PREFIX
-    ground_truth = (
-        args.ground_truth_dir or workdir / "s3" / "dogbreeds-local" / GROUND_TRUTH_PREFIX / endpoint
-    )
+    capture = args.capture_dir or workdir / "s3" / bucket / CAPTURE_PREFIX
+    ground_truth = args.ground_truth_dir or workdir / "s3" / bucket / GROUND_TRUTH_PREFIX / endpoint
     return {
         "EndpointName": endpoint,
         "CaptureS3Uri": str((Path(capture) / endpoint).resolve()),
         "GroundTruthS3Uri": str(Path(ground_truth).resolve()),
+        "MonitoringS3Uri": f"s3://{bucket}/{MONITORING_PREFIX}/{endpoint}",
         "BaselineS3Uri": baseline,
         "WindowHours": args.window_hours,
         "WindowEnd": args.window_end or next_hour(datetime.now(UTC)),
@@ -108,7 +107,7 @@ def _run(args: argparse.Namespace) -> int:
     locations = prepare_local_locations(workdir)
     names = Names(PROJECT, LOCAL_ENV)
     definition = render_monitoring_pipeline(locations, MonitoringSettings(), names)
-    parameters = monitor_parameters(args, workdir, baseline)
+    parameters = monitor_parameters(args, workdir, baseline, locations.bucket)
     # The jobs map s3:// to this folder (monitor_io); the step environment inherits it.
     os.environ[LOCAL_S3_ROOT_ENV] = str(local_s3_root(workdir))
     result = run_pipeline(
@@ -125,7 +124,9 @@ def _run(args: argparse.Namespace) -> int:
                 "execution_id": result.execution_id,
                 "failed_step": result.failed_step,
                 "failure_reason": result.failure_reason,
-                "reports": str(local_s3_root(workdir) / locations.bucket / "monitoring"),
+                "reports": str(
+                    local_s3_root(workdir) / locations.bucket / MONITORING_PREFIX / args.endpoint_name
+                ),
                 "metrics": parameters["MetricsSink"],
             },
             indent=2,
