@@ -142,9 +142,7 @@ def open_image(
 
     image_format = str(image.format)
     if image_format not in allowed_formats:
-        raise ImageDecodeError(
-            "unsupported_format", f"{image_format}; allowed: {', '.join(allowed_formats)}"
-        )
+        raise ImageDecodeError("unsupported_format", f"{image_format}; allowed: {', '.join(allowed_formats)}")
     width, height = image.size
     # Checked from the header, before any pixel is decoded, so a bomb costs nothing.
     if width * height > max_pixels:

@@ -122,9 +122,7 @@ def laplacian_variance(gray: np.ndarray) -> float:
     """Variance of the 4-neighbour Laplacian: low for blurred or flat images, high for sharp."""
     if gray.shape[0] < 3 or gray.shape[1] < 3:
         return 0.0
-    laplacian = (
-        gray[:-2, 1:-1] + gray[2:, 1:-1] + gray[1:-1, :-2] + gray[1:-1, 2:] - 4.0 * gray[1:-1, 1:-1]
-    )
+    laplacian = gray[:-2, 1:-1] + gray[2:, 1:-1] + gray[1:-1, :-2] + gray[1:-1, 2:] - 4.0 * gray[1:-1, 1:-1]
     return float(laplacian.var())
 
 
@@ -220,9 +218,7 @@ def dataset_statistics(
     return {
         "version": 0,
         "dataset": {"item_count": len(rows)},
-        "features": [
-            feature_statistics(spec, [row.get(spec.name) for row in rows]) for spec in features
-        ],
+        "features": [feature_statistics(spec, [row.get(spec.name) for row in rows]) for spec in features],
     }
 
 

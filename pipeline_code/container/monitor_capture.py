@@ -6,8 +6,10 @@ image features (``image_features``, the module the training baseline used), the 
 and its confidence. Anything unreadable is counted, never raised: a monitor that crashes on one
 bad line reports nothing about the thousands of good ones.
 
-``analyse_lines`` is what worker processes run on a chunk of raw JSONL lines; it returns plain
-lists so the parent can fold them into its fixed-size accumulators.
+``analyse_object`` is what a worker process runs on one capture file: it streams the file, folds
+every row into fixed-size accumulators (``drift_statistics``) and returns those, so what crosses
+between processes is a file name one way and a few hundred kilobytes of counts the other, never
+the images themselves.
 """
 
 from __future__ import annotations
@@ -16,12 +18,15 @@ import base64
 import binascii
 import json
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import capture_format
+import drift_statistics
 import image_features
+import monitor_io
 from image_decoding import ImageDecodeError
 
 PREDICTION_FEATURES = (
@@ -47,7 +52,7 @@ class ChunkResult:
 
     def merge(self, other: ChunkResult) -> None:
         for name, values in other.values.items():
-            self.values[name].extend(values)
+            self.values[name].extend(values)  # empty when the values were already folded
         self.records += other.records
         self.images += other.images
         self.corrupt += other.corrupt
@@ -151,3 +156,56 @@ def analyse_lines(
         result.records += 1
         record_rows(record, result)
     return result
+
+
+# Baseline statistics of this process (set once per worker by ``init_worker``).
+_BASELINES: tuple[dict, dict] = ({}, {})
+
+
+def init_worker(data_statistics: dict, prediction_statistics: dict) -> None:
+    """Pool initializer: the baselines every ``analyse_object`` call compares against."""
+    global _BASELINES
+    _BASELINES = (data_statistics, prediction_statistics)
+
+
+def build_accumulators(data_statistics: dict, prediction_statistics: dict) -> dict[str, Any]:
+    """One empty accumulator per feature, each holding its baseline feature's bins."""
+    baseline_features = {f["name"]: f for f in data_statistics.get("features", [])}
+    baseline_features.update({f["name"]: f for f in prediction_statistics.get("features", [])})
+    accumulators: dict[str, Any] = {}
+    for spec in ALL_FEATURES:
+        kind = (
+            drift_statistics.NumericAccumulator
+            if spec.kind == "numeric"
+            else drift_statistics.CategoricalAccumulator
+        )
+        accumulators[spec.name] = kind(spec.name, spec.inferred_type, baseline_features.get(spec.name))
+    return accumulators
+
+
+def iter_line_chunks(location: str, size: int) -> Iterator[list[tuple[str, int, bytes]]]:
+    """The non-empty lines of one object, ``size`` at a time (a stream: one chunk in memory)."""
+    chunk: list[tuple[str, int, bytes]] = []
+    for number, line in enumerate(monitor_io.iter_lines(location), start=1):
+        if line.strip():
+            chunk.append((location, number, line))
+            if len(chunk) >= size:
+                yield chunk
+                chunk = []
+    if chunk:
+        yield chunk
+
+
+def analyse_object(
+    location: str, start: datetime | None, end: datetime | None, chunk_records: int
+) -> tuple[dict[str, Any], ChunkResult]:
+    """Accumulators and counts for one capture object, read as a stream."""
+    accumulators = build_accumulators(*_BASELINES)
+    totals = ChunkResult()
+    for chunk in iter_line_chunks(location, chunk_records):
+        result = analyse_lines(chunk, start, end)
+        for name, column in result.values.items():
+            accumulators[name].add_many(column)
+        result.values = {}
+        totals.merge(result)
+    return accumulators, totals

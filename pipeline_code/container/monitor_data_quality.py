@@ -84,59 +84,45 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def iter_chunks(objects: Iterator[str], size: int) -> Iterator[list[tuple[str, int, bytes]]]:
-    """Capture lines grouped in chunks of ``size``, read lazily object by object."""
-    chunk: list[tuple[str, int, bytes]] = []
-    for location in objects:
-        for number, line in enumerate(monitor_io.iter_lines(location), start=1):
-            if line.strip():
-                chunk.append((location, number, line))
-                if len(chunk) >= size:
-                    yield chunk
-                    chunk = []
-    if chunk:
-        yield chunk
-
-
 def analyse_window(
-    chunks: Iterator[list], window: monitor_window.Window, workers: int, consume
-) -> monitor_capture.ChunkResult:
-    """Run ``analyse_lines`` over every chunk, at most 2 x workers chunks in flight, and hand each
-    result to ``consume`` in order; returns the totals (without the values)."""
+    objects: Iterator[str],
+    window: monitor_window.Window,
+    workers: int,
+    chunk_records: int,
+    baselines: tuple[dict, dict],
+) -> tuple[dict[str, Any], monitor_capture.ChunkResult]:
+    """Fold every capture object of the window into one set of accumulators.
+
+    With several workers each object is analysed in a worker process (it reads the object
+    itself), at most 2 x workers objects in flight, so memory stays flat however long the window.
+    """
+    accumulators = monitor_capture.build_accumulators(*baselines)
     totals = monitor_capture.ChunkResult()
 
-    def fold(result: monitor_capture.ChunkResult) -> None:
-        consume(result.values)
-        result.values = {name: [] for name in result.values}
-        totals.merge(result)
+    def fold(result: tuple[dict[str, Any], monitor_capture.ChunkResult]) -> None:
+        partial, counts = result
+        for name, accumulator in partial.items():
+            accumulators[name].merge(accumulator)
+        totals.merge(counts)
 
     if workers <= 1:
-        for chunk in chunks:
-            fold(monitor_capture.analyse_lines(chunk, window.start, window.end))
-        return totals
+        monitor_capture.init_worker(*baselines)
+        for location in objects:
+            fold(monitor_capture.analyse_object(location, window.start, window.end, chunk_records))
+        return accumulators, totals
     pending: list[Future] = []
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        for chunk in chunks:
-            pending.append(pool.submit(monitor_capture.analyse_lines, chunk, window.start, window.end))
+    with ProcessPoolExecutor(
+        max_workers=workers, initializer=monitor_capture.init_worker, initargs=baselines
+    ) as pool:
+        for location in objects:
+            pending.append(
+                pool.submit(monitor_capture.analyse_object, location, window.start, window.end, chunk_records)
+            )
             if len(pending) >= 2 * workers:
                 fold(pending.pop(0).result())
         for future in pending:
             fold(future.result())
-    return totals
-
-
-def build_accumulators(data_stats: dict, prediction_stats: dict) -> dict[str, Any]:
-    baseline_features = {f["name"]: f for f in data_stats.get("features", [])}
-    baseline_features.update({f["name"]: f for f in prediction_stats.get("features", [])})
-    accumulators: dict[str, Any] = {}
-    for spec in monitor_capture.ALL_FEATURES:
-        kind = (
-            drift_statistics.NumericAccumulator
-            if spec.kind == "numeric"
-            else drift_statistics.CategoricalAccumulator
-        )
-        accumulators[spec.name] = kind(spec.name, spec.inferred_type, baseline_features.get(spec.name))
-    return accumulators
+    return accumulators, totals
 
 
 def check_constraints(
@@ -248,15 +234,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     prediction_constraints = monitor_baselines.load_json(
         baselines.prediction_constraints, "prediction constraints"
     )
-    accumulators = build_accumulators(data_stats, prediction_stats)
-
-    def consume(values: dict[str, list]) -> None:
-        for name, column in values.items():
-            accumulators[name].add_many(column)
-
     workers = args.workers or os.cpu_count() or 1
     objects = monitor_window.iter_capture_objects(args.capture_uri, window)
-    totals = analyse_window(iter_chunks(objects, args.chunk_records), window, workers, consume)
+    accumulators, totals = analyse_window(
+        objects, window, workers, args.chunk_records, (data_stats, prediction_stats)
+    )
     violations, distances = check_constraints(
         accumulators, [data_constraints, prediction_constraints], totals.images, args
     )
