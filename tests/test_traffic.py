@@ -5,6 +5,7 @@ is installed)."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -179,3 +180,57 @@ def test_local_monitor_runs_the_definition_through_the_local_executor(monitor_ca
     assert list((reports / "model_quality").rglob("summary.json"))
     metrics = (tmp_path / "work" / "monitoring" / "metrics.jsonl").read_text()
     assert '"RecordsAnalysed"' in metrics
+
+
+def test_local_monitor_uses_the_newest_approved_package_of_the_local_registry(monitor_case, tmp_path):
+    pytest.importorskip("dogbreeds.local_executor", reason="the local executor is not merged yet")
+    from dogbreeds.local_registry import LocalModelRegistry
+
+    work = tmp_path / "work"
+    shutil.copytree(monitor_case.run, work / "s3" / "dogbreeds-local" / "pipeline-runs" / "exec-1")
+
+    def baselines(run: str) -> dict:
+        def pair(folder: str) -> dict:
+            uri = f"s3://dogbreeds-local/pipeline-runs/{run}/{folder}"
+            return {
+                "Statistics": {"S3Uri": f"{uri}/statistics.json", "ContentType": "application/json"},
+                "Constraints": {"S3Uri": f"{uri}/constraints.json", "ContentType": "application/json"},
+            }
+
+        return {
+            "ModelDataQuality": pair("Preprocess/baseline"),
+            "ModelQuality": pair("Evaluate/quality_baseline"),
+        }
+
+    registry = LocalModelRegistry(work)
+    group = "dogbreeds-local-models"
+    registry.register(
+        group=group, model_data_url="s3://x/1/model.tar.gz", drift_check_baselines=baselines("exec-1")
+    )
+    registry.set_status(1, "Approved", group)
+    # Newer but not approved: the monitor must keep using version 1's baselines.
+    registry.register(
+        group=group, model_data_url="s3://x/2/model.tar.gz", drift_check_baselines=baselines("exec-2")
+    )
+    capture = tmp_path / "capture"
+    monitor_fixtures.capture_traffic(
+        monitor_case, capture, limit=40, start=datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    )
+    result = _cli(
+        "local",
+        "monitor",
+        "--workdir",
+        str(work),
+        "--endpoint-name",
+        monitor_fixtures.ENDPOINT,
+        "--capture-dir",
+        str(capture),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    [summary] = (work / "s3" / "dogbreeds-local" / "monitoring").rglob("data_quality/**/summary.json")
+    used = json.loads(summary.read_text())["baselines"]
+    assert (
+        used["data_statistics"]
+        == "s3://dogbreeds-local/pipeline-runs/exec-1/Preprocess/baseline/statistics.json"
+    )
+    assert used["source"].endswith(":model-package/dogbreeds-local-models/1")

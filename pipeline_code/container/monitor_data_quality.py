@@ -208,7 +208,8 @@ def check_constraints(
                             (f"{outside} of {acc.count} values of {name} are outside the baseline's domain"),
                         )
                     )
-            limit = args.prediction_distance_threshold if name == "predicted_label" else args.psi_threshold
+            # One L-infinity threshold for every categorical feature (predicted breed, format, mode).
+            limit = args.prediction_distance_threshold
             if judged and distance is not None and distance > limit:
                 violations.append(
                     monitor_report.violation(
