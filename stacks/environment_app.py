@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import aws_cdk as cdk
 
+from stacks.deployment_stack import DeploymentStack
 from stacks.nag import add_nag_checks
 from stacks.naming import Names
 from stacks.settings import EnvironmentSettings, load_environment
@@ -19,6 +20,7 @@ class EnvironmentStacks:
     settings: EnvironmentSettings
     storage: StorageStack
     training: TrainingStack
+    deployment: DeploymentStack
 
 
 def build_environment(app: cdk.App, env_name: str | None = None) -> EnvironmentStacks:
@@ -54,8 +56,19 @@ def build_environment(app: cdk.App, env_name: str | None = None) -> EnvironmentS
         env=deploy_env,
         description=f"{names.base}: SageMaker training pipeline and model package group",
     )
-    for stack in (storage, training):
+    deployment = DeploymentStack(
+        app,
+        names.stack("deployment"),
+        names=names,
+        settings=settings,
+        storage=storage,
+        env=deploy_env,
+        description=f"{names.base}: approval-driven endpoint deployment, rollback alarms and alerts",
+    )
+    for stack in (storage, training, deployment):
         cdk.Tags.of(stack).add("project", names.project)
         cdk.Tags.of(stack).add("environment", names.env)
     add_nag_checks(app)
-    return EnvironmentStacks(names=names, settings=settings, storage=storage, training=training)
+    return EnvironmentStacks(
+        names=names, settings=settings, storage=storage, training=training, deployment=deployment
+    )

@@ -13,7 +13,6 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-
 def project_context() -> dict[str, Any]:
     """The context block of the repository's cdk.json (a fresh copy each call)."""
     return copy.deepcopy(json.loads((REPO_ROOT / "cdk.json").read_text())["context"])

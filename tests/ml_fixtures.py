@@ -37,7 +37,9 @@ def job_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_job(args: list[str], env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess:
+def run_job(
+    args: list[str], env: dict[str, str], timeout: float = 180
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, *args],
         env=env,
@@ -48,7 +50,9 @@ def run_job(args: list[str], env: dict[str, str], timeout: float = 180) -> subpr
     )
 
 
-def make_dataset(root: Path, *, breeds: int = 4, per_breed: int = 14, broken: int = 0, seed: int = 0) -> Path:
+def make_dataset(
+    root: Path, *, breeds: int = 4, per_breed: int = 14, broken: int = 0, seed: int = 0
+) -> Path:
     out = root / "images"
     generate(
         out,
@@ -100,7 +104,9 @@ def run_train(
 ) -> subprocess.CompletedProcess:
     """train.py as SageMaker starts it: plain, or under torchrun for data parallel."""
     launcher = (
-        ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"] if nproc > 1 else []
+        ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
+        if nproc > 1
+        else []
     )
     args = [
         *launcher,

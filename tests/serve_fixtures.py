@@ -37,7 +37,9 @@ def subprocess_env() -> dict[str, str]:
 
 def write_dataset(root: Path, *, breeds: int = 3, per_breed: int = 8, seed: int = 7) -> Path:
     """A generated ImageFolder tree (plain class names, no broken files)."""
-    sample_data.generate(root, breeds=breeds, per_breed=per_breed, size=(48, 40), seed=seed, progress=False)
+    sample_data.generate(
+        root, breeds=breeds, per_breed=per_breed, size=(48, 40), seed=seed, progress=False
+    )
     return root
 
 

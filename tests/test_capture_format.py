@@ -92,7 +92,9 @@ def test_reader_streams_back_what_was_written_and_filters_by_time(tmp_path) -> N
     assert read[0].endpoint_input.raw_bytes() == b"\xff\xd8\xff\xe0 jpeg bytes"
     assert read[0].endpoint_output.json() == {"predictions": [{"breed": "beagle"}]}
     window = list(
-        capture_format.iter_capture_records(tmp_path, start=moments[1], end=moments[4].replace(tzinfo=None))
+        capture_format.iter_capture_records(
+            tmp_path, start=moments[1], end=moments[4].replace(tzinfo=None)
+        )
     )
     assert [r.inference_id for r in window] == ["id-1", "id-2", "id-3"]
 

@@ -37,18 +37,8 @@ def _network_blocker() -> list[str]:
 
 
 def cdk_synth(env_name: str, outdir: Path) -> subprocess.CompletedProcess:
-    command = [
-        *_network_blocker(),
-        "npx",
-        "--no-install",
-        "cdk",
-        "synth",
-        "-q",
-        "-c",
-        f"env={env_name}",
-        "-o",
-        str(outdir),
-    ]
+    command = [*_network_blocker(), "npx", "--no-install", "cdk", "synth", "-q",
+               "-c", f"env={env_name}", "-o", str(outdir)]
     return subprocess.run(
         command, cwd=REPO_ROOT, env=_offline_env(), capture_output=True, text=True, timeout=600
     )

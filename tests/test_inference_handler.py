@@ -104,7 +104,9 @@ def test_every_content_type_gives_the_same_answer(service, artifact) -> None:
         assert answer["confidence"] == pytest.approx(answers[0]["confidence"], abs=1e-6)
     png_answer = json.loads(service.invoke(png.getvalue(), "image/png", None).body)
     # PNG holds the JPEG's decoded pixels, so the prediction is the same.
-    assert png_answer["predictions"][0]["confidence"] == pytest.approx(answers[0]["confidence"], abs=1e-5)
+    assert png_answer["predictions"][0]["confidence"] == pytest.approx(
+        answers[0]["confidence"], abs=1e-5
+    )
 
 
 def test_batch_answers_each_instance_in_order(service, artifact) -> None:
@@ -129,7 +131,9 @@ def test_odd_but_valid_images_are_served(service, artifact) -> None:
     extra = [
         jpeg_bytes(picture.convert("L")),
         jpeg_bytes(picture.convert("CMYK")),
-        jpeg_bytes(picture.transpose(Image.Transpose.ROTATE_90), exif=_orientation_exif(6)),  # fmt: skip
+        jpeg_bytes(
+            picture.transpose(Image.Transpose.ROTATE_90), exif=_orientation_exif(6)
+        ),  # fmt: skip
     ]
     for body in [p.read_bytes() for p in odd] + extra:
         result = service.invoke(body, "application/x-image", None)
@@ -204,7 +208,9 @@ def test_errors_use_the_toolkit_exception_contract(service) -> None:
     assert "text/plain" in error.message
 
 
-def test_unexpected_failure_is_a_500_and_the_service_keeps_working(service, artifact, monkeypatch) -> None:
+def test_unexpected_failure_is_a_500_and_the_service_keeps_working(
+    service, artifact, monkeypatch
+) -> None:
     body, _ = first_image(artifact[0])
 
     def broken_predict(data, model):

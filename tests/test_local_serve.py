@@ -127,7 +127,9 @@ def odd_and_bad_corpus(data_dir: Path) -> list[tuple[str, bytes, str | None, str
     ]  # fmt: skip
 
 
-def test_corpus_of_bad_and_odd_images_gets_status_codes_and_server_keeps_answering(server, artifact) -> None:
+def test_corpus_of_bad_and_odd_images_gets_status_codes_and_server_keeps_answering(
+    server, artifact
+) -> None:
     good = serve_fixtures.image_files(artifact[0])[1][0].read_bytes()
     for name, body, content_type, accept, expected in odd_and_bad_corpus(artifact[0]):
         headers = {"Accept": accept} if accept else {}

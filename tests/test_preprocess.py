@@ -64,7 +64,9 @@ def test_a_class_too_small_to_split_is_reported_and_left_out(processed):
 def test_folders_naming_one_breed_are_merged_and_reported(processed):
     _, paths = processed
     report = read_json(paths["report"] / "dataset_report.json")
-    assert report["merged_class_folders"] == {"golden_retriever": ["Golden Retriever", "golden_retriever"]}
+    assert report["merged_class_folders"] == {
+        "golden_retriever": ["Golden Retriever", "golden_retriever"]
+    }
     counts = report["classes"]["golden_retriever"]
     assert counts["train"] + counts["validation"] + counts["test"] == 6
 
@@ -121,7 +123,9 @@ def test_baseline_covers_the_training_split(processed):
     statistics = read_json(paths["baseline"] / "statistics.json")
     assert statistics["dataset"]["item_count"] == len(rows)
     modes = {f["name"]: f for f in statistics["features"]}["original_mode"]
-    seen = {b["value"] for b in modes["string_statistics"]["distribution"]["categorical"]["buckets"]}
+    seen = {
+        b["value"] for b in modes["string_statistics"]["distribution"]["categorical"]["buckets"]
+    }
     assert "RGB" in seen
     constraints = read_json(paths["baseline"] / "constraints.json")
     assert {f["name"] for f in constraints["features"]} >= {"brightness", "sharpness", "format"}

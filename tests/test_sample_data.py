@@ -85,7 +85,9 @@ def test_breeds_differ_in_colour_more_than_pictures_of_one_breed(tmp_path):
         means[folder.name] = np.array(pictures)
     spread_within = max(np.linalg.norm(m - m.mean(0), axis=1).mean() for m in means.values())
     centres = [m.mean(0) for m in means.values()]
-    closest_between = min(np.linalg.norm(a - b) for i, a in enumerate(centres) for b in centres[i + 1 :])
+    closest_between = min(
+        np.linalg.norm(a - b) for i, a in enumerate(centres) for b in centres[i + 1 :]
+    )
     assert closest_between > spread_within
 
 

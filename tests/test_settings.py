@@ -13,7 +13,9 @@ from stacks.settings import SettingsError, load_environment, parse_project_setti
 
 def test_every_shipped_environment_is_valid():
     context = project_context()
-    parsed = parse_project_settings({"project": context["project"], "environments": context["environments"]})
+    parsed = parse_project_settings(
+        {"project": context["project"], "environments": context["environments"]}
+    )
     assert set(parsed.environments) == {"dev", "staging", "prod"}
     assert parsed.environments["prod"].removal_policy == "retain"
     assert parsed.environments["dev"].removal_policy == "destroy"

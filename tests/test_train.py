@@ -97,7 +97,9 @@ def test_pretrained_lite0_learns_the_breeds_and_its_artifact_vendors_the_package
     for path in sorted(p for p in cache["test"].rglob("*") if p.is_file()):
         picture = cache_array(decode_image(path.read_bytes()).image, loaded.image_size)
         x = torch.from_numpy(picture.copy()).permute(2, 0, 1)[None].float() / 255
-        x = (x - torch.tensor(loaded.mean).view(1, 3, 1, 1)) / torch.tensor(loaded.std).view(1, 3, 1, 1)
+        x = (x - torch.tensor(loaded.mean).view(1, 3, 1, 1)) / torch.tensor(loaded.std).view(
+            1, 3, 1, 1
+        )
         with torch.no_grad():
             predicted = loaded.classes[loaded.module(x).argmax(1).item()]
         correct += predicted == path.parent.name

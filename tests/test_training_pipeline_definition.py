@@ -102,14 +102,8 @@ def test_parameters_carry_settings_defaults(definition):
     assert params["Epochs"]["DefaultValue"] == dev_training["epochs"]
     assert params["AccuracyThreshold"]["DefaultValue"] == dev_training["accuracy_threshold"]
     assert {
-        "DatasetS3Uri",
-        "PretrainedWeightsS3Uri",
-        "Backbone",
-        "BatchSize",
-        "LearningRate",
-        "ImageSize",
-        "TrainingInstanceType",
-        "TrainingInstanceCount",
+        "DatasetS3Uri", "PretrainedWeightsS3Uri", "Backbone", "BatchSize", "LearningRate",
+        "ImageSize", "TrainingInstanceType", "TrainingInstanceCount",
     } <= params.keys()
 
 
@@ -135,9 +129,8 @@ def test_training_step_security_and_spot():
     assert "MaxWaitTimeInSeconds" not in train["StoppingCondition"]
     spot_train = next(s for s in spot["Steps"] if s["Name"] == "Train")["Arguments"]
     assert spot_train["EnableManagedSpotTraining"] is True
-    assert (
-        spot_train["StoppingCondition"]["MaxWaitTimeInSeconds"]
-        >= (spot_train["StoppingCondition"]["MaxRuntimeInSeconds"])
+    assert spot_train["StoppingCondition"]["MaxWaitTimeInSeconds"] >= (
+        spot_train["StoppingCondition"]["MaxRuntimeInSeconds"]
     )
     assert spot_train["CheckpointConfig"]["LocalPath"] == "/opt/ml/checkpoints"
 

@@ -35,7 +35,9 @@ def test_pipeline_and_group_share_the_name_from_names(template):
     template.has_resource_properties(
         "AWS::SageMaker::ModelPackageGroup", {"ModelPackageGroupName": names.model_package_group}
     )
-    template.has_resource_properties("AWS::SageMaker::Pipeline", {"PipelineName": names.training_pipeline})
+    template.has_resource_properties(
+        "AWS::SageMaker::Pipeline", {"PipelineName": names.training_pipeline}
+    )
     text = json.dumps(_definition_parts(template))
     assert f'\\"ModelPackageGroupName\\":\\"{names.model_package_group}\\"' in text
 
@@ -63,7 +65,10 @@ def test_execution_role_reads_exactly_the_two_code_objects(template):
 
 
 def _policy_name(template: Template) -> str:
-    [name] = [p["Properties"]["PolicyName"] for p in template.find_resources("AWS::IAM::Policy").values()]
+    [name] = [
+        p["Properties"]["PolicyName"]
+        for p in template.find_resources("AWS::IAM::Policy").values()
+    ]
     return name
 
 

@@ -104,10 +104,14 @@ def backbone_spec(name: str) -> BackboneSpec:
     try:
         return BACKBONES[name]
     except KeyError:
-        raise ValueError(f"unknown backbone {name!r}; allowed: {', '.join(sorted(BACKBONES))}") from None
+        raise ValueError(
+            f"unknown backbone {name!r}; allowed: {', '.join(sorted(BACKBONES))}"
+        ) from None
 
 
-def build_backbone(name: str, num_classes: int, weights_path: str | Path | None = None) -> nn.Module:
+def build_backbone(
+    name: str, num_classes: int, weights_path: str | Path | None = None
+) -> nn.Module:
     """Build ``name`` with ImageNet weights from ``weights_path`` (if given) and a fresh head.
 
     The weights file is a state dict of the 1000-class ImageNet model (as torchvision and the
@@ -154,7 +158,10 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"{path} is not a state dict (a mapping of parameter names to tensors)")
     # Checkpoints saved from DDP or torch.compile prefix every key; the architecture is the same.
-    return {key.removeprefix("module.").removeprefix("_orig_mod."): value for key, value in state.items()}
+    return {
+        key.removeprefix("module.").removeprefix("_orig_mod."): value
+        for key, value in state.items()
+    }
 
 
 def load_pretrained(model: nn.Module, spec: BackboneSpec, path: Path, name: str) -> None:

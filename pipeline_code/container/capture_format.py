@@ -166,7 +166,9 @@ def build_record(
         inference_id=inference_id or None,
         inference_time=_to_millisecond(inference_time or datetime.now(UTC)),
         endpoint_input=(
-            encode_payload(request_body, request_content_type, "INPUT", **kinds) if capture_input else None
+            encode_payload(request_body, request_content_type, "INPUT", **kinds)
+            if capture_input
+            else None
         ),
         endpoint_output=(
             encode_payload(response_body, response_content_type, "OUTPUT", **kinds)
@@ -229,7 +231,11 @@ class CaptureWriter:
         line = record.to_json_line()
         hour = hour_prefix(self.endpoint_name, self.variant_name, record.inference_time)
         with self._lock:
-            if self._handle is None or hour != self._hour or self._count >= self.max_records_per_file:
+            if (
+                self._handle is None
+                or hour != self._hour
+                or self._count >= self.max_records_per_file
+            ):
                 self._close_current()
                 folder = self.root / hour
                 folder.mkdir(parents=True, exist_ok=True)
@@ -258,7 +264,9 @@ class CaptureWriter:
         self.close()
 
 
-def parse_record(line: str | bytes, *, source: str = "<stream>", line_number: int = 0) -> CaptureRecord:
+def parse_record(
+    line: str | bytes, *, source: str = "<stream>", line_number: int = 0
+) -> CaptureRecord:
     """One JSONL line -> ``CaptureRecord``; ``CaptureFormatError`` says what is wrong and where."""
     where = f"{source}:{line_number}" if line_number else source
     try:

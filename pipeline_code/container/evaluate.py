@@ -61,7 +61,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=Path("/opt/ml/processing/test"),
         help="test split: one folder per class of original image files",
     )
-    parser.add_argument("--evaluation-dir", type=Path, default=Path("/opt/ml/processing/evaluation"))
+    parser.add_argument(
+        "--evaluation-dir", type=Path, default=Path("/opt/ml/processing/evaluation")
+    )
     parser.add_argument(
         "--quality-baseline-dir", type=Path, default=Path("/opt/ml/processing/quality_baseline")
     )
@@ -164,13 +166,17 @@ def write_outputs(
         writer = csv.writer(handle)
         writer.writerow(["inference_id", "true_label", "predicted_label", "confidence"])
         for s in scored:
-            writer.writerow([s.inference_id, s.true_label, s.predicted_label, f"{s.confidence:.6f}"])
+            writer.writerow(
+                [s.inference_id, s.true_label, s.predicted_label, f"{s.confidence:.6f}"]
+            )
     write_json(quality / "statistics.json",
                model_monitor_files.model_quality_statistics(metrics, len(scored)))  # fmt: skip
     write_json(quality / "constraints.json", model_monitor_files.model_quality_constraints(metrics))
 
     features = [
-        model_monitor_files.numerical_feature_statistics("confidence", [s.confidence for s in scored]),
+        model_monitor_files.numerical_feature_statistics(
+            "confidence", [s.confidence for s in scored]
+        ),
         model_monitor_files.string_feature_statistics("predicted_label", predicted),
     ]
     prediction_dir = args.prediction_baseline_dir
@@ -178,7 +184,9 @@ def write_outputs(
                model_monitor_files.data_quality_statistics(features, len(scored)))  # fmt: skip
     write_json(
         prediction_dir / "constraints.json",
-        model_monitor_files.data_quality_constraints(features, string_domains={"predicted_label": classes}),
+        model_monitor_files.data_quality_constraints(
+            features, string_domains={"predicted_label": classes}
+        ),
     )
     return evaluation
 

@@ -142,7 +142,9 @@ def open_image(
 
     image_format = str(image.format)
     if image_format not in allowed_formats:
-        raise ImageDecodeError("unsupported_format", f"{image_format}; allowed: {', '.join(allowed_formats)}")
+        raise ImageDecodeError(
+            "unsupported_format", f"{image_format}; allowed: {', '.join(allowed_formats)}"
+        )
     width, height = image.size
     # Checked from the header, before any pixel is decoded, so a bomb costs nothing.
     if width * height > max_pixels:

@@ -128,7 +128,9 @@ def model_fn(model_dir: str) -> ServingModel:
     )
 
 
-def optimise_for_inference(module: torch.nn.Module, image_size: int, device: torch.device) -> torch.nn.Module:
+def optimise_for_inference(
+    module: torch.nn.Module, image_size: int, device: torch.device
+) -> torch.nn.Module:
     """Fold BatchNorm into the convolutions and switch to channels_last, if that changes nothing.
 
     Both are plain eager PyTorch (no compiler, no new dependency) and cut CPU latency by about a
@@ -199,7 +201,9 @@ def input_fn(input_data: bytes | bytearray | str, content_type: str | None) -> I
     if media_type == JSON:
         encoded_images = _images_from_json(input_data)
     else:
-        encoded_images = [bytes(input_data.encode("latin-1") if isinstance(input_data, str) else input_data)]
+        encoded_images = [
+            bytes(input_data.encode("latin-1") if isinstance(input_data, str) else input_data)
+        ]
     images = []
     for position, data in enumerate(encoded_images):
         try:
@@ -215,7 +219,9 @@ def _images_from_json(input_data: bytes | bytearray | str) -> list[bytes]:
         text = input_data if isinstance(input_data, str) else bytes(input_data).decode("utf-8")
         document = json.loads(text)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise RequestError(HTTPStatus.BAD_REQUEST, f"the body is not valid JSON: {error}") from error
+        raise RequestError(
+            HTTPStatus.BAD_REQUEST, f"the body is not valid JSON: {error}"
+        ) from error
     if not isinstance(document, dict) or not ({"image", "instances"} & document.keys()):
         raise RequestError(
             HTTPStatus.BAD_REQUEST,
@@ -248,7 +254,9 @@ def _decode_base64(value: Any, where: str) -> bytes:
     try:
         return base64.b64decode(re.sub(r"\s+", "", value), validate=True)
     except (binascii.Error, ValueError) as error:
-        raise RequestError(HTTPStatus.BAD_REQUEST, f"{where} is not valid base64: {error}") from error
+        raise RequestError(
+            HTTPStatus.BAD_REQUEST, f"{where} is not valid base64: {error}"
+        ) from error
 
 
 def _decode_error_to_request_error(
@@ -361,7 +369,9 @@ def output_fn(prediction: Prediction, accept: str | None) -> tuple[str, str]:
             {"breed": prediction.classes[index], "confidence": round(float(p), 6)}
             for index, p in zip(indices, probabilities, strict=True)
         ]
-        predictions.append({"breed": top_k[0]["breed"], "confidence": top_k[0]["confidence"], "top_k": top_k})
+        predictions.append(
+            {"breed": top_k[0]["breed"], "confidence": top_k[0]["confidence"], "top_k": top_k}
+        )
     body = {"model_version": prediction.version, "predictions": predictions}
     # Returning (body, content type) makes the toolkit send exactly this Content-Type.
     return json.dumps(body, separators=(",", ":")), JSON

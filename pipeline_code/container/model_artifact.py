@@ -73,7 +73,9 @@ def write_model_dir(
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     state = {
-        key: value.detach().to("cpu", torch.float32) if value.is_floating_point() else value.detach().cpu()
+        key: value.detach().to("cpu", torch.float32)
+        if value.is_floating_point()
+        else value.detach().cpu()
         for key, value in unwrap(model).state_dict().items()
     }
     torch.save(state, model_dir / WEIGHTS_FILE)

@@ -76,7 +76,8 @@ def _point_metrics(true_labels: Sequence[str], predicted_labels: Sequence[str]) 
         metrics[f"macro_{name}"] = _safe_div(sum(per_class[c][name] for c in present), len(present))
     for suffix, beta in (("f0_5", 0.5), ("f1", 1.0), ("f2", 2.0)):
         metrics[f"weighted_{suffix}"] = sum(
-            weights[c] * _f_beta(per_class[c]["precision"], per_class[c]["recall"], beta) for c in classes
+            weights[c] * _f_beta(per_class[c]["precision"], per_class[c]["recall"], beta)
+            for c in classes
         )
     metrics["macro_f1"] = _safe_div(sum(per_class[c]["f1"] for c in present), len(present))
     # The best constant classifier always predicts the most frequent true class.
@@ -206,7 +207,9 @@ def string_feature_statistics(name: str, values: Sequence[str]) -> dict[str, Any
             "common": {"num_present": len(present), "num_missing": len(values) - len(present)},
             "distinct_count": float(len(counts)),
             "distribution": {
-                "categorical": {"buckets": [{"value": v, "count": c} for v, c in sorted(counts.items())]}
+                "categorical": {
+                    "buckets": [{"value": v, "count": c} for v, c in sorted(counts.items())]
+                }
             },
         },
     }

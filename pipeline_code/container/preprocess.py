@@ -150,7 +150,9 @@ def list_inputs(input_dir: Path) -> tuple[list[InputFile], list[dict[str, str]],
         if entry.name.startswith("."):
             continue
         if entry.is_file():
-            skipped.append(_skip(entry.name, "not_in_class_folder", "files must be in a class folder"))
+            skipped.append(
+                _skip(entry.name, "not_in_class_folder", "files must be in a class folder")
+            )
             continue
         try:
             class_name = normalise_class_name(entry.name)
@@ -321,7 +323,9 @@ def copy_test_files(test_dir: Path, files: list[InputFile]) -> dict[str, str]:
     return copied
 
 
-def write_baseline(baseline_dir: Path, names: dict[str, str], rows: list[dict[str, Any]]) -> dict[str, Any]:
+def write_baseline(
+    baseline_dir: Path, names: dict[str, str], rows: list[dict[str, Any]]
+) -> dict[str, Any]:
     baseline_dir.mkdir(parents=True, exist_ok=True)
     columns = ["path", "class", *image_features.FEATURE_NAMES]
     with open(baseline_dir / names["features"], "w", newline="") as handle:
@@ -403,7 +407,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for split in ("train", "validation"):
             indices = by_split[split]
             labels = [class_index[files[i].class_name] for i in indices]
-            shards += write_shards(args.cache_dir, host, split, indices, labels, cache_rows, args.shard_size)
+            shards += write_shards(
+                args.cache_dir, host, split, indices, labels, cache_rows, args.shard_size
+            )
     copy_test_files(args.test_dir, [files[i] for i in by_split["test"]])
 
     feature_rows = [

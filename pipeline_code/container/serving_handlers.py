@@ -72,7 +72,8 @@ def resolve_model_dir(model_path: Path, scratch_dir: Path) -> Path:
     if model_path.is_file():
         if not model_path.name.endswith((".tar.gz", ".tgz", ".tar")):
             raise ModelLoadError(
-                f"{model_path} is a file but not a model archive; give a model directory or a model.tar.gz"
+                f"{model_path} is a file but not a model archive; give a model directory or a "
+                "model.tar.gz"
             )
         model_path = extract_model_archive(model_path, scratch_dir)
     if not model_path.is_dir():
@@ -122,7 +123,9 @@ class HandlerService:
         self.model_dir = Path(model_dir)
         self.module = load_handler_module(self.model_dir / "code")
         self.model = self.module.model_fn(str(self.model_dir))
-        self.default_accept = os.environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "application/json")
+        self.default_accept = os.environ.get(
+            "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "application/json"
+        )
 
     @property
     def model_version(self) -> str:

@@ -67,7 +67,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="pretrained weights channel (a folder) or file",
     )
     parser.add_argument("--weights-file", default="", help="file name inside the weights channel")
-    parser.add_argument("--model-dir", type=Path, default=Path(env("SM_MODEL_DIR", "/opt/ml/model")))
+    parser.add_argument(
+        "--model-dir", type=Path, default=Path(env("SM_MODEL_DIR", "/opt/ml/model"))
+    )
     parser.add_argument(
         "--output-data-dir",
         type=Path,
@@ -112,7 +114,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def validate_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     if args.backbone not in backbones.BACKBONES:
         parser.error(
-            f"--backbone {args.backbone!r} is unknown; allowed: {', '.join(sorted(backbones.BACKBONES))}"
+            f"--backbone {args.backbone!r} is unknown; "
+            f"allowed: {', '.join(sorted(backbones.BACKBONES))}"
         )
     for name in ("epochs", "batch_size", "image_size"):
         if getattr(args, name) < 1:
@@ -230,7 +233,9 @@ def load_cache(train_dir: Path) -> CacheData:
     fingerprint = (
         manifests[0]["fingerprint"]
         if len(manifests) == 1
-        else hashlib.sha256("".join(sorted(m["fingerprint"] for m in manifests)).encode()).hexdigest()
+        else hashlib.sha256(
+            "".join(sorted(m["fingerprint"] for m in manifests)).encode()
+        ).hexdigest()
     )
     return CacheData(
         classes=classes,
@@ -267,7 +272,9 @@ def epoch_batches(n: int, batch_size: int, epoch: int, seed: int, ctx: Dist) -> 
     order = torch.randperm(n, generator=generator)
     per_rank = math.ceil(n / ctx.world_size)
     order = (
-        torch.cat([order, order[: per_rank * ctx.world_size - n]]) if per_rank * ctx.world_size > n else order
+        torch.cat([order, order[: per_rank * ctx.world_size - n]])
+        if per_rank * ctx.world_size > n
+        else order
     )
     mine = order[ctx.rank :: ctx.world_size]
     batches = list(torch.split(mine, batch_size))
@@ -399,7 +406,9 @@ def choose_precision(choice: str, device: torch.device) -> tuple[torch.dtype | N
         return None, False
     if choice == "auto":
         choice = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return {"bf16": (torch.bfloat16, False), "fp16": (torch.float16, True), "fp32": (None, False)}[choice]
+    return {"bf16": (torch.bfloat16, False), "fp16": (torch.float16, True), "fp32": (None, False)}[
+        choice
+    ]
 
 
 # ---- checkpoints --------------------------------------------------------------------------------
@@ -448,7 +457,8 @@ def try_resume(
     if checkpoint.get("identity") != identity:
         log(
             ctx,
-            f"train: WARNING {path} is from a different run ({checkpoint.get('identity')}); starting fresh",
+            f"train: WARNING {path} is from a different run "
+            f"({checkpoint.get('identity')}); starting fresh",
         )
         return TrainState()
     model_artifact.unwrap(model).load_state_dict(checkpoint["model"])
@@ -479,7 +489,9 @@ def train_one_epoch(
 ) -> dict[str, float]:
     set_train_mode(model, args.fine_tune)
     batches = epoch_batches(len(data.train_labels), args.batch_size, epoch, args.seed, ctx)
-    generator = torch.Generator(device=ctx.device).manual_seed(args.seed * 7919 + epoch * 101 + ctx.rank)
+    generator = torch.Generator(device=ctx.device).manual_seed(
+        args.seed * 7919 + epoch * 101 + ctx.rank
+    )
     loss_sum = correct = seen = 0.0
     if ctx.device.type == "cuda":
         torch.cuda.synchronize(ctx.device)
@@ -637,7 +649,9 @@ def _run(args: argparse.Namespace, ctx: Dist) -> dict[str, Any]:
             amp_dtype,
             ctx,
         )
-        metrics.update(evaluate(model, criterion, data, augment, args.batch_size * 2, amp_dtype, ctx))
+        metrics.update(
+            evaluate(model, criterion, data, augment, args.batch_size * 2, amp_dtype, ctx)
+        )
         score = metrics["val_accuracy"] if len(data.val_labels) else metrics["train_accuracy"]
         state.epoch = epoch
         state.history.append({"epoch": epoch, **metrics})
