@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pipeline_code.container.monitor_io import LOCAL_S3_ROOT_ENV
 from pipeline_code.local_locations import LOCAL_ENV, local_s3_root, prepare_local_locations
 from stacks.naming import CAPTURE_PREFIX, GROUND_TRUTH_PREFIX, MONITORING_PREFIX, Names
 from stacks.settings import MonitoringSettings
@@ -108,8 +106,6 @@ def _run(args: argparse.Namespace) -> int:
     names = Names(PROJECT, LOCAL_ENV)
     definition = render_monitoring_pipeline(locations, MonitoringSettings(), names)
     parameters = monitor_parameters(args, workdir, baseline, locations.bucket)
-    # The jobs map s3:// to this folder (monitor_io); the step environment inherits it.
-    os.environ[LOCAL_S3_ROOT_ENV] = str(local_s3_root(workdir))
     result = run_pipeline(
         definition,
         workdir=workdir,
