@@ -7,15 +7,17 @@ from pathlib import Path
 
 import boto3
 import monitor_fixtures
+import moto_fixtures
 import pytest
-from monitor_fixtures import ENDPOINT, aws_environment, run_monitor, subprocess_env
+from monitor_fixtures import ENDPOINT, run_monitor, subprocess_env
+from moto_fixtures import aws_environment
 
 from pipeline_code.container import monitor_baselines
 
 monitor_case = monitor_fixtures.monitor_case
 clean_capture = monitor_fixtures.clean_capture
-moto_server = monitor_fixtures.moto_server
-aws = monitor_fixtures.aws
+moto_server = moto_fixtures.moto_server
+aws = moto_fixtures.aws
 BUCKET = "dogbreeds-test-data"
 GROUP = "dogbreeds-test-models"
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/pytorch-inference:2.6.0-cpu-py312"
