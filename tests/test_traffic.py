@@ -234,3 +234,46 @@ def test_local_monitor_uses_the_newest_approved_package_of_the_local_registry(mo
         == "s3://dogbreeds-local/pipeline-runs/exec-1/Preprocess/baseline/statistics.json"
     )
     assert used["source"].endswith(":model-package/dogbreeds-local-models/1")
+
+
+def test_endpoint_names_are_invoked_with_boto3_and_an_inference_id(monitor_case, tmp_path):
+    """The request is checked against botocore's real sagemaker-runtime model by the Stubber."""
+    import io
+
+    import boto3
+    from botocore.response import StreamingBody
+    from botocore.stub import ANY, Stubber
+
+    from dogbreeds.traffic import endpoint_sender, find_images, send_traffic
+
+    runtime = boto3.client(
+        "sagemaker-runtime", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    images = find_images(monitor_case.clean_dir)[:2]
+    answer = json.dumps({"predictions": [{"breed": "pug", "confidence": 0.9, "top_k": []}]}).encode()
+    with Stubber(runtime) as stub:
+        for path, _ in images:
+            stub.add_response(
+                "invoke_endpoint",
+                {"Body": StreamingBody(io.BytesIO(answer), len(answer)), "ContentType": "application/json"},
+                {
+                    "EndpointName": "dogbreeds-dev-endpoint",
+                    "Body": path.read_bytes(),
+                    "ContentType": "image/jpeg",
+                    "Accept": "application/json",
+                    "InferenceId": ANY,
+                },
+            )
+        summary = send_traffic(
+            endpoint_sender("dogbreeds-dev-endpoint", runtime),
+            images,
+            count=2,
+            rate=0,
+            drift=None,
+            record=tmp_path / "r.jsonl",
+        )
+        stub.assert_no_pending_responses()
+    assert summary["statuses"] == {"200": 2}
+    entries = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert [e["predicted_breed"] for e in entries] == ["pug", "pug"]
+    assert [e["true_label"] for e in entries] == [label for _, label in images]
