@@ -8,6 +8,7 @@ from typing import Any
 
 from dogbreeds.local_executor.errors import DefinitionError
 from dogbreeds.local_executor.progress import run_logged, step_environment
+from dogbreeds.local_executor.s3_mapping import LOCAL_S3_ROOT_ENV
 from dogbreeds.local_executor.step_context import StepContext
 
 
@@ -70,6 +71,9 @@ def run_processing(context: StepContext) -> dict[str, Any]:
         for part in paths.map(list(app["ContainerEntrypoint"]) + list(app.get("ContainerArguments", [])))
     ]
     environment = {key: str(value) for key, value in paths.map(arguments.get("Environment", {})).items()}
+    # Jobs that read or write S3 themselves (the monitors stream capture and write dated reports)
+    # get s3:// URIs in their arguments; this tells them which folder is S3 here.
+    environment[LOCAL_S3_ROOT_ENV] = str(context.local_s3.root)
     run_logged(
         context.name,
         command,
