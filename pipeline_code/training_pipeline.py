@@ -52,6 +52,7 @@ REGISTER_STEP = "Register"
 REGISTER_MODEL_STEP = f"{REGISTER_STEP}-RegisterModel"
 FAIL_STEP = "AccuracyBelowThreshold"
 
+PREDICTION_BASELINE_PROPERTY = "PredictionBaselineS3Uri"
 ACCURACY_JSON_PATH = "multiclass_classification_metrics.accuracy.value"
 EVALUATION_REPORT = "EvaluationReport"
 
@@ -376,6 +377,11 @@ def build_training_pipeline(
                 ),
             ),
             description="Dog-breed classifier trained by the pipeline",
+            # The monitors compare live prediction distributions with this; DriftCheckBaselines
+            # has no slot for it.
+            customer_metadata_properties={
+                PREDICTION_BASELINE_PROPERTY: evaluate_output("prediction_baseline", ""),
+            },
         ),
     )
 

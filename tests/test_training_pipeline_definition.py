@@ -116,6 +116,8 @@ def test_register_step_shape(definition):
     baselines = args["DriftCheckBaselines"]
     assert {"ModelDataQuality", "ModelQuality"} <= baselines.keys()
     assert "ModelQuality" in args["ModelMetrics"]
+    prediction_baseline = json.dumps(args["CustomerMetadataProperties"]["PredictionBaselineS3Uri"])
+    assert "Outputs['prediction_baseline']" in prediction_baseline
 
 
 def test_training_step_security_and_spot():
