@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import aws_cdk as cdk
 
+from stacks.monitoring_stack import MonitoringStack
 from stacks.nag import add_nag_checks
 from stacks.naming import Names
 from stacks.settings import EnvironmentSettings, load_environment
@@ -19,6 +20,7 @@ class EnvironmentStacks:
     settings: EnvironmentSettings
     storage: StorageStack
     training: TrainingStack
+    monitoring: MonitoringStack
 
 
 def build_environment(app: cdk.App, env_name: str | None = None) -> EnvironmentStacks:
@@ -54,8 +56,23 @@ def build_environment(app: cdk.App, env_name: str | None = None) -> EnvironmentS
         env=deploy_env,
         description=f"{names.base}: SageMaker training pipeline and model package group",
     )
-    for stack in (storage, training):
+    # Monitoring (issue 6): pipeline, schedule, alarms, dashboard, drift-triggered retraining.
+    monitoring = MonitoringStack(
+        app,
+        names.stack("monitoring"),
+        names=names,
+        settings=settings,
+        bucket=storage.bucket,
+        key=storage.key,
+        execution_role=storage.execution_role,
+        alerts_topic=storage.alerts_topic,
+        env=deploy_env,
+        description=f"{names.base}: monitoring pipeline, schedule, alarms, dashboard, retraining",
+    )
+    for stack in (storage, training, monitoring):
         cdk.Tags.of(stack).add("project", names.project)
         cdk.Tags.of(stack).add("environment", names.env)
     add_nag_checks(app)
-    return EnvironmentStacks(names=names, settings=settings, storage=storage, training=training)
+    return EnvironmentStacks(
+        names=names, settings=settings, storage=storage, training=training, monitoring=monitoring
+    )
