@@ -44,9 +44,15 @@ def monitoring_render(settings: EnvironmentSettings, names: Names) -> RenderFunc
     return lambda locations: render_training_pipeline(locations, settings.training, names)
 
 
-def schedule_parameters(names: Names, definition: str) -> dict[str, str]:
+def window_hours(period_seconds: int) -> int:
+    """Hours of capture each run reads: the time since the previous run, at least the one hour the
+    monitors' hour-aligned windows allow (shorter schedules re-read the last hour)."""
+    return max(1, -(-period_seconds // 3600))
+
+
+def schedule_parameters(names: Names, definition: str, period_seconds: int) -> dict[str, str]:
     """What each scheduled run is told, limited to parameters the definition declares."""
-    wanted = {"EndpointName": names.endpoint}
+    wanted = {"EndpointName": names.endpoint, "WindowHours": str(window_hours(period_seconds))}
     declared = declared_parameters(definition)
     return {name: value for name, value in wanted.items() if name in declared}
 
@@ -97,7 +103,7 @@ class MonitoringStack(Stack):
                 parameters=(
                     parameters
                     if parameters is not None
-                    else schedule_parameters(names, self.pipeline.definition)
+                    else schedule_parameters(names, self.pipeline.definition, self.period_seconds)
                 ),
                 key=key,
             )

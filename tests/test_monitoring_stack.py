@@ -15,10 +15,11 @@ from moto.events.models import EventPattern
 
 from pipeline_code.container import monitoring_metrics as mm
 from pipeline_code.training_pipeline import render_training_pipeline
+from stacks.constructs.monitoring_alarms import no_data_evaluation_periods
 from stacks.constructs.monitoring_schedule import MonitoringSchedule, schedule_period_seconds
 from stacks.constructs.rendered_pipeline import placeholder_locations
 from stacks.constructs.retrain_guard_function import retrain_event_pattern
-from stacks.monitoring_stack import schedule_parameters
+from stacks.monitoring_stack import schedule_parameters, window_hours
 from stacks.naming import Names
 from stacks.settings import TrainingSettings
 
@@ -115,6 +116,8 @@ def test_monitor_alarms_use_contract_metrics_and_settings_thresholds(
     assert props["ComparisonOperator"] == operator
     assert props["TreatMissingData"] == missing
     assert props["Period"] == 1800  # one monitoring run per period: rate(30 minutes)
+    # Only "no data" waits for a second empty period; a drift or accuracy verdict acts at once.
+    assert props["EvaluationPeriods"] == props["DatapointsToAlarm"] == (2 if missing == "breaching" else 1)
     assert "AlertsTopic" in _text(props["AlarmActions"])
 
 
@@ -278,10 +281,22 @@ def test_undeclared_schedule_parameter_fails_synth_naming_the_declared_ones(trai
 
 
 def test_schedule_parameters_only_name_declared_parameters(training_definition):
-    assert schedule_parameters(NAMES, training_definition) == {}
+    assert schedule_parameters(NAMES, training_definition, 3600) == {}
     declared = json.loads(training_definition)
     declared["Parameters"].append({"Name": "EndpointName", "Type": "String", "DefaultValue": ""})
-    assert schedule_parameters(NAMES, json.dumps(declared)) == {"EndpointName": NAMES.endpoint}
+    assert schedule_parameters(NAMES, json.dumps(declared), 3600) == {"EndpointName": NAMES.endpoint}
+    declared["Parameters"].append({"Name": "WindowHours", "Type": "Integer", "DefaultValue": 1})
+    assert schedule_parameters(NAMES, json.dumps(declared), 6 * 3600)["WindowHours"] == "6"
+
+
+@pytest.mark.parametrize(("period", "hours"), [(300, 1), (3600, 1), (5400, 2), (86400, 24)])
+def test_each_run_reads_the_capture_since_the_previous_run(period, hours):
+    assert window_hours(period) == hours
+
+
+@pytest.mark.parametrize(("period", "periods"), [(1800, 2), (43200, 2), (86400, 1)])
+def test_no_data_alarm_stays_within_cloudwatchs_evaluation_limit(period, periods):
+    assert no_data_evaluation_periods(period) == periods
 
 
 def test_retrain_event_pattern_is_sorted_and_alarm_only():

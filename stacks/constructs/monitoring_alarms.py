@@ -25,6 +25,7 @@ PIPELINE_STATUS_DETAIL_TYPE = "SageMaker Model Building Pipeline Execution Statu
 # SageMaker Pipelines publishes execution counts here, per pipeline.
 PIPELINES_NAMESPACE = "AWS/Sagemaker/ModelBuildingPipeline"
 PIPELINES_FAILED_METRIC = "ExecutionFailed"
+MAX_EVALUATION_SECONDS = 86400
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,11 @@ def monitor_metric(
     )
 
 
+def no_data_evaluation_periods(period_seconds: int) -> int:
+    """2 periods, or 1 where 2 would pass CloudWatch's one-day limit on period x evaluation periods."""
+    return 2 if 2 * period_seconds <= MAX_EVALUATION_SECONDS else 1
+
+
 class MonitoringAlarms(Construct):
     def __init__(
         self,
@@ -89,8 +95,11 @@ class MonitoringAlarms(Construct):
         self.alarm_names = alarm_names = MonitoringAlarmNames(names)
         action = cw_actions.SnsAction(alerts_topic)
 
-        def alarm(construct_id: str, **props) -> cloudwatch.Alarm:
-            created = cloudwatch.Alarm(self, construct_id, evaluation_periods=1, **props)
+        def alarm(construct_id: str, evaluation_periods: int = 1, **props) -> cloudwatch.Alarm:
+            created = cloudwatch.Alarm(
+                self, construct_id, evaluation_periods=evaluation_periods,
+                datapoints_to_alarm=evaluation_periods, **props
+            )
             created.add_alarm_action(action)
             return created
 
@@ -158,6 +167,8 @@ class MonitoringAlarms(Construct):
             comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
             # A monitor that never reports is as bad as one that reports zero.
             treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
+            # Two empty periods in a row: a run that lands late in the next period is not an outage.
+            evaluation_periods=no_data_evaluation_periods(period_seconds),
         )
         self.execution_failed = alarm(
             "MonitoringFailed",
