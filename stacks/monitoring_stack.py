@@ -171,10 +171,21 @@ class MonitoringStack(Stack):
                     actions=["sagemaker:DescribeModelPackage"],
                     resources=[f"{arn}:model-package/{names.model_package_group}/*"],
                 ),
+                iam.PolicyStatement(
+                    # Fallback when the model names no package: find it in the group by its model
+                    # data. List actions have no resource-level permissions.
+                    sid="FindLiveModelPackageInGroup",
+                    actions=["sagemaker:ListModelPackages"],
+                    resources=["*"],
+                ),
             ],
         )
         sagemaker_arn = "arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>"
         reasons = {
+            "*": (
+                "sagemaker:ListModelPackages supports no resource-level scoping; it only lists "
+                "package summaries, and the jobs read details through the scoped DescribeModelPackage."
+            ),
             f"{sagemaker_arn}:endpoint-config/{prefix}-*": (
                 "The deploy Lambda names endpoint configs per model version at deploy time; the "
                 "wildcard is limited to this environment's resource prefix."
