@@ -11,7 +11,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export SAGEMAKER_SUPPRESS_V2_WARNING := 1
 export CDK_DISABLE_VERSION_CHECK := 1
 
-.PHONY: help setup synth test lint bench-synth clean
+.PHONY: help setup synth test lint bench-synth diagram clean
 
 help:
 	@echo "make setup            venv with pinned Python packages, and the pinned CDK CLI (npm ci)"
@@ -19,6 +19,7 @@ help:
 	@echo "make synth ENV=dev    synthesise one environment offline (dev, staging, prod)"
 	@echo "make lint             ruff"
 	@echo "make bench-synth      synth benchmark, results in bench/results/"
+	@echo "make diagram          redraw docs/architecture.svg from docs/architecture.dot (needs graphviz)"
 	@echo "make clean            remove local state (cdk.out, .local)"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt pyproject.toml
@@ -40,14 +41,23 @@ synth: setup
 	npx --no-install cdk synth -q -c env=$(ENV)
 	@echo "Templates for $(ENV) are in cdk.out/"
 
+# Test files run in parallel, each file on one worker (its module fixtures, such as the synthesised
+# environments, are built once). TEST_WORKERS=0 runs everything in this process.
+TEST_WORKERS ?= 2
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: setup
 	$(PY) -m ruff check .
 
 bench-synth: setup
 	$(PY) bench/bench_synth.py
+
+diagram: docs/architecture.svg
+
+docs/architecture.svg: docs/architecture.dot
+	@command -v dot >/dev/null || (echo "Graphviz's dot is needed: apt-get install graphviz / brew install graphviz" && exit 1)
+	dot -Tsvg $< -o $@
 
 clean:
 	rm -rf cdk.out .local .pytest_cache

@@ -12,7 +12,14 @@ import sys
 
 # Modules (in this package) that register sub-commands, in the order `--help` shows them.
 # `local` groups the commands that run the system on this machine (see local_cli.py).
-COMMAND_MODULES: list[str] = ["local_cli", "sample_data"]
+COMMAND_MODULES: list[str] = [
+    "local_cli",
+    "sample_data",
+    "dataset_cli",
+    "models_cli",
+    "traffic",
+    "ground_truth",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,7 +6,7 @@ import argparse
 import importlib
 
 # Modules (in this package) that register `local` sub-commands via ``register(subparsers)``.
-LOCAL_COMMAND_MODULES: list[str] = ["local_serve"]
+LOCAL_COMMAND_MODULES: list[str] = ["local_run", "local_registry", "local_serve", "local_monitor"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -189,6 +189,9 @@ def serve(args: argparse.Namespace) -> int:
         print(f"--capture-percent must be between 0 and 100, got {args.capture_percent}",
               file=sys.stderr)  # fmt: skip
         return 2
+    if args.max_concurrent < 1:
+        print(f"--max-concurrent must be at least 1, got {args.max_concurrent}", file=sys.stderr)
+        return 2
     with tempfile.TemporaryDirectory(prefix="dogbreeds-model-") as scratch:
         try:
             model_dir = serving_handlers.resolve_model_dir(Path(args.model), Path(scratch))

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import aws_cdk as cdk
 
+from stacks.deployment_stack import DeploymentStack
 from stacks.monitoring_stack import MonitoringStack
 from stacks.nag import add_nag_checks
 from stacks.naming import Names
@@ -20,6 +21,7 @@ class EnvironmentStacks:
     settings: EnvironmentSettings
     storage: StorageStack
     training: TrainingStack
+    deployment: DeploymentStack
     monitoring: MonitoringStack
 
 
@@ -56,6 +58,15 @@ def build_environment(app: cdk.App, env_name: str | None = None) -> EnvironmentS
         env=deploy_env,
         description=f"{names.base}: SageMaker training pipeline and model package group",
     )
+    deployment = DeploymentStack(
+        app,
+        names.stack("deployment"),
+        names=names,
+        settings=settings,
+        storage=storage,
+        env=deploy_env,
+        description=f"{names.base}: approval-driven endpoint deployment, rollback alarms and alerts",
+    )
     # Monitoring (issue 6): pipeline, schedule, alarms, dashboard, drift-triggered retraining.
     monitoring = MonitoringStack(
         app,
@@ -69,10 +80,15 @@ def build_environment(app: cdk.App, env_name: str | None = None) -> EnvironmentS
         env=deploy_env,
         description=f"{names.base}: monitoring pipeline, schedule, alarms, dashboard, retraining",
     )
-    for stack in (storage, training, monitoring):
+    for stack in (storage, training, deployment, monitoring):
         cdk.Tags.of(stack).add("project", names.project)
         cdk.Tags.of(stack).add("environment", names.env)
     add_nag_checks(app)
     return EnvironmentStacks(
-        names=names, settings=settings, storage=storage, training=training, monitoring=monitoring
+        names=names,
+        settings=settings,
+        storage=storage,
+        training=training,
+        deployment=deployment,
+        monitoring=monitoring,
     )

@@ -20,6 +20,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from pipeline_code.monitoring_pipeline import render_monitoring_pipeline
 from stacks.constructs.monitoring_alarms import MonitoringAlarms
 from stacks.constructs.monitoring_dashboard import MonitoringDashboard
 from stacks.constructs.monitoring_schedule import (
@@ -37,11 +38,7 @@ from stacks.settings import EnvironmentSettings
 
 def monitoring_render(settings: EnvironmentSettings, names: Names) -> RenderFunction:
     """The monitoring definition builder bound to this environment."""
-    # Stand-in until pipeline_code/monitoring_pipeline.py (branch monitor-jobs) is on main: any
-    # Locations -> definition function ships through RenderedPipeline the same way.
-    from pipeline_code.training_pipeline import render_training_pipeline
-
-    return lambda locations: render_training_pipeline(locations, settings.training, names)
+    return lambda locations: render_monitoring_pipeline(locations, settings.monitoring, names)
 
 
 def window_hours(period_seconds: int) -> int:
@@ -145,7 +142,6 @@ class MonitoringStack(Stack):
         (endpoint -> config -> model -> package) to find its baselines. S3 and PutMetricData are
         already granted by the storage stack."""
         arn = f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}"
-        prefix = names.sagemaker_resource_prefix
         policy = iam.Policy(
             self,
             "MonitoringJobPolicy",
@@ -162,8 +158,8 @@ class MonitoringStack(Stack):
                     ],
                     resources=[
                         f"{arn}:endpoint/{names.endpoint}",
-                        f"{arn}:endpoint-config/{prefix}-*",
-                        f"{arn}:model/{prefix}-*",
+                        f"{arn}:endpoint-config/{names.endpoint_config_prefix}-*",
+                        f"{arn}:model/{names.model_prefix}-*",
                     ],
                 ),
                 iam.PolicyStatement(
@@ -186,13 +182,13 @@ class MonitoringStack(Stack):
                 "sagemaker:ListModelPackages supports no resource-level scoping; it only lists "
                 "package summaries, and the jobs read details through the scoped DescribeModelPackage."
             ),
-            f"{sagemaker_arn}:endpoint-config/{prefix}-*": (
+            f"{sagemaker_arn}:endpoint-config/{names.endpoint_config_prefix}-*": (
                 "The deploy Lambda names endpoint configs per model version at deploy time; the "
-                "wildcard is limited to this environment's resource prefix."
+                "wildcard is limited to this environment's endpoint config prefix."
             ),
-            f"{sagemaker_arn}:model/{prefix}-*": (
+            f"{sagemaker_arn}:model/{names.model_prefix}-*": (
                 "The deploy Lambda names models per package version at deploy time; the wildcard "
-                "is limited to this environment's resource prefix."
+                "is limited to this environment's model prefix."
             ),
             f"{sagemaker_arn}:model-package/{names.model_package_group}/*": (
                 "Package versions are numbered by SageMaker on registration; the wildcard is "

@@ -85,3 +85,49 @@ class Names:
     def bucket(self, account: str, region: str, purpose: str = "data") -> str:
         """Bucket names are global, so they carry the account and region (tokens in CDK)."""
         return f"{self.base}-{purpose}-{account}-{region}"
+
+    # Deployment (issue 5). The deploy Lambda gets these strings as environment variables, so the
+    # stack's IAM scopes, the alarms and the Lambda's API calls name the same resources.
+
+    @property
+    def model_prefix(self) -> str:
+        """SageMaker models the deploy Lambda creates: ``<model_prefix>-v<version>-<hash>``."""
+        return f"{self.base}-model"
+
+    @property
+    def endpoint_config_prefix(self) -> str:
+        """Endpoint configs the deploy Lambda creates: ``<prefix>-v<version>-<hash>``."""
+        return f"{self.base}-config"
+
+    @property
+    def deploy_function(self) -> str:
+        return f"{self.base}-deploy-endpoint"
+
+    @property
+    def deploy_dead_letter_queue(self) -> str:
+        return f"{self.base}-deploy-endpoint-dlq"
+
+    @property
+    def endpoint_5xx_alarm(self) -> str:
+        return f"{self.endpoint}-5xx-errors"
+
+    @property
+    def endpoint_latency_alarm(self) -> str:
+        return f"{self.endpoint}-model-latency-p99"
+
+    @property
+    def endpoint_invocation_errors_alarm(self) -> str:
+        return f"{self.endpoint}-invocation-errors"
+
+    @property
+    def rollback_alarms(self) -> tuple[str, str, str]:
+        """The alarms a blue/green deployment watches; any of them in ALARM rolls it back."""
+        return (
+            self.endpoint_5xx_alarm,
+            self.endpoint_latency_alarm,
+            self.endpoint_invocation_errors_alarm,
+        )
+
+    @property
+    def endpoint_scaling_policy(self) -> str:
+        return f"{self.endpoint}-invocations-per-instance"

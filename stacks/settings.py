@@ -152,6 +152,9 @@ class EndpointSettings(_Strict):
     keep_versions: int = Field(
         3, ge=1, le=20, description="Endpoint configs and models kept after a deployment."
     )
+    network_isolation: bool = Field(
+        True, description="The serving container gets no network (the model artifact is self-contained)."
+    )
 
     @model_validator(mode="after")
     def _instances_in_order(self) -> EndpointSettings:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+import time
 
 import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
 from pipeline_code.container import image_features as features
-from pipeline_code.container.image_decoding import decode_image
+from pipeline_code.container.image_decoding import DecodedImage, decode_image
 
 
 def encoded(array: np.ndarray, fmt: str = "PNG", **save) -> bytes:
@@ -153,3 +154,21 @@ def test_unknown_feature_kind_is_refused():
     spec = features.FeatureSpec("x", "ordinal", "Integral", "bad kind")
     with pytest.raises(ValueError, match="not numeric or categorical"):
         features.feature_statistics(spec, [1])
+
+
+def test_feature_cost_does_not_grow_with_the_photo():
+    rng = np.random.default_rng(0)
+    small = Image.fromarray(rng.integers(0, 255, (375, 500, 3), dtype=np.uint8))
+    huge = small.resize((4000, 3000))
+
+    def best_seconds(image):
+        decoded = DecodedImage(image=image, format="JPEG", original_mode="RGB", num_bytes=1)
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            features.compute_features(decoded)
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    # Full filtering of a 12-megapixel picture took ~20x the small one; point pre-sampling ~1x.
+    assert best_seconds(huge) < 4 * best_seconds(small)

@@ -219,3 +219,18 @@ def test_bad_command_line_is_refused_with_a_reason(tmp_path) -> None:
         text=True, timeout=60,
     )  # fmt: skip
     assert percent.returncode == 2 and "between 0 and 100" in percent.stderr
+    slots = subprocess.run(
+        [sys.executable, "-m", "dogbreeds", "local", "serve", "--model", str(tmp_path),
+         "--max-concurrent", "0"],
+        cwd=serve_fixtures.REPO_ROOT, env=serve_fixtures.subprocess_env(), capture_output=True,
+        text=True, timeout=60,
+    )  # fmt: skip
+    assert slots.returncode == 2 and "at least 1" in slots.stderr
+
+
+def test_overlong_inference_id_is_refused(server, artifact) -> None:
+    body = serve_fixtures.image_files(artifact[0])[0][0].read_bytes()
+    status, _, payload = invoke(
+        server, body, "image/jpeg", **{"X-Amzn-SageMaker-Inference-Id": "x" * 65}
+    )
+    assert status == 400 and b"1 to 64 characters" in payload

@@ -17,7 +17,7 @@ from pipeline_code.container import monitoring_metrics as mm
 from pipeline_code.training_pipeline import render_training_pipeline
 from stacks.constructs.monitoring_alarms import no_data_evaluation_periods
 from stacks.constructs.monitoring_schedule import MonitoringSchedule, schedule_period_seconds
-from stacks.constructs.rendered_pipeline import placeholder_locations
+from stacks.constructs.rendered_pipeline import PLACEHOLDERS, placeholder_locations
 from stacks.constructs.retrain_guard_function import retrain_event_pattern
 from stacks.monitoring_stack import schedule_parameters, window_hours
 from stacks.naming import Names
@@ -70,6 +70,23 @@ def test_schedule_starts_the_monitoring_pipeline_on_the_configured_expression(te
     target = schedule["Target"]
     assert f":pipeline/{NAMES.monitoring_pipeline}" in _text(target["Arn"])
     assert target["RetryPolicy"]["MaximumRetryAttempts"] >= 1
+    # Each run monitors this endpoint; a 30-minute schedule re-reads the last (whole) hour.
+    assert target["SageMakerPipelineParameters"]["PipelineParameterList"] == [
+        {"Name": "EndpointName", "Value": NAMES.endpoint},
+        {"Name": "WindowHours", "Value": "1"},
+    ]
+
+
+def test_the_shipped_pipeline_is_the_monitoring_definition_with_settings_thresholds(template):
+    pipeline = _one(template, "AWS::SageMaker::Pipeline")
+    parts = pipeline["PipelineDefinition"]["PipelineDefinitionBody"]["Fn::Join"][1]
+    literal = "".join(p for p in parts if isinstance(p, str))
+    assert '"Name":"DataQuality"' in literal and '"Name":"ModelQuality"' in literal
+    assert '"DefaultValue":0.35,"Name":"PsiThreshold"' in literal  # monitoring.psi_threshold
+    for placeholder in PLACEHOLDERS.values():
+        assert placeholder not in literal
+    # The training image's registry is not needed by CPU-only monitoring steps.
+    assert "pytorch-training:2.8.0-gpu" not in json.dumps(parts)
 
 
 def test_scheduler_role_may_start_only_the_monitoring_pipeline(template):
@@ -157,6 +174,8 @@ def test_dashboard_shows_endpoint_health_drift_quality_and_alarms(template):
         and "Fn::GetAtt" in p
     }
     assert referenced == set(template.find_resources("AWS::CloudWatch::Alarm"))
+    for name in NAMES.rollback_alarms:  # the deployment stack's alarms, by name
+        assert f":alarm:{name}" in body
 
 
 def _alarm_event(name: str, state: str = "ALARM") -> dict:
@@ -212,7 +231,8 @@ def test_monitoring_jobs_may_read_only_this_environments_model_chain(template):
     }
     resources = _text(chain["Resource"])
     assert f":endpoint/{NAMES.endpoint}" in resources
-    assert f":endpoint-config/{NAMES.base}-*" in resources and f":model/{NAMES.base}-*" in resources
+    assert f":endpoint-config/{NAMES.endpoint_config_prefix}-*" in resources
+    assert f":model/{NAMES.model_prefix}-*" in resources
     package = _text(statements["ReadLiveModelPackage"]["Resource"])
     assert f":model-package/{NAMES.model_package_group}/*" in package
     # The only unscoped action is a List, which IAM cannot scope.

@@ -71,8 +71,9 @@ def decode_image(
 
     ``draft_size`` (width, height) is a promise by the caller that it will shrink the image to at
     most that size afterwards: a JPEG is then decoded at a reduced DCT scale (1/2, 1/4 or 1/8) that
-    still leaves both sides at least as large as asked, which makes serving a 12-megapixel photo
-    several times faster. Other formats ignore it.
+    still leaves both sides at least as large as asked: the inverse DCT, colour conversion and
+    the later resize then work on a fraction of the pixels (the entropy decoding of the whole file
+    remains). Other formats ignore it.
     """
     return open_image(data, max_pixels=max_pixels, allowed_formats=allowed_formats).decode(
         draft_size=draft_size

@@ -31,3 +31,7 @@ MACRO_F1 = "MacroF1"  # None
 TOP5_ACCURACY = "Top5Accuracy"  # None
 GROUND_TRUTH_COVERAGE = "GroundTruthCoverage"  # None: share of captured records with a label
 LABELLED_RECORDS = "LabelledRecords"  # Count
+
+# Added by the monitoring jobs (names above are unchanged)
+IMAGES_ANALYSED = "ImagesAnalysed"  # Count: images measured (a batch request holds several)
+CORRUPT_GROUND_TRUTH = "CorruptGroundTruth"  # Count: ground-truth lines skipped as unreadable

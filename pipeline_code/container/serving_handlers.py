@@ -91,12 +91,22 @@ def load_handler_module(code_dir: Path) -> ModuleType:
 
     Modules of the same name already imported from elsewhere (this repository's copies) are set
     aside during the import and put back afterwards, so the artifact's handler binds to the
-    artifact's own helper modules and the host process keeps its own.
+    artifact's own helper modules and the host process keeps its own. Imports a handler makes
+    lazily later (inside ``model_fn``) resolve against the host's ``sys.path``; in this project
+    those are torchvision and the optional EfficientNet-Lite package, which prefers an installed
+    copy over the vendored one anyway.
     """
     code_dir = Path(code_dir).resolve()
-    local_names = {path.stem for path in code_dir.glob("*.py")}
+    # Top-level modules and vendored packages the artifact carries.
+    local_names = {path.stem for path in code_dir.glob("*.py")} | {
+        path.parent.name for path in code_dir.glob("*/__init__.py")
+    }
+
+    def is_local(name: str) -> bool:
+        return name.split(".", 1)[0] in local_names
+
     with _IMPORT_LOCK:
-        saved = {name: sys.modules.pop(name) for name in list(sys.modules) if name in local_names}
+        saved = {name: sys.modules.pop(name) for name in list(sys.modules) if is_local(name)}
         sys.path.insert(0, str(code_dir))
         try:
             spec = importlib.util.spec_from_file_location("inference", code_dir / "inference.py")
@@ -107,8 +117,8 @@ def load_handler_module(code_dir: Path) -> ModuleType:
             spec.loader.exec_module(module)
         finally:
             sys.path.remove(str(code_dir))
-            for name in local_names:
-                sys.modules.pop(name, None)
+            for name in [name for name in sys.modules if is_local(name)]:
+                del sys.modules[name]
             sys.modules.update(saved)
     for name in ("model_fn", "input_fn", "predict_fn", "output_fn"):
         if not callable(getattr(module, name, None)):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Duration
+from aws_cdk import Aws, Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 
@@ -85,9 +85,15 @@ class MonitoringDashboard(Construct):
                 height=2,
             )
         )
+        # The deployment stack's rollback alarms, by name: no cross-stack reference to keep in sync.
+        alarm_arn = f"arn:{Aws.PARTITION}:cloudwatch:{Aws.REGION}:{Aws.ACCOUNT_ID}:alarm:"
+        endpoint_alarms = [
+            cloudwatch.Alarm.from_alarm_arn(self, f"EndpointAlarm{index}", f"{alarm_arn}{name}")
+            for index, name in enumerate(names.rollback_alarms)
+        ]
         self.dashboard.add_widgets(
             cloudwatch.AlarmStatusWidget(
-                title="Alarm states", alarms=list(alarms), width=24, height=3
+                title="Alarm states", alarms=[*endpoint_alarms, *alarms], width=24, height=3
             )
         )
         self.dashboard.add_widgets(

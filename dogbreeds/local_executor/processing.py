@@ -1,0 +1,94 @@
+"""Run a Processing step: stage inputs, run the container entry point, upload outputs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from dogbreeds.local_executor.errors import DefinitionError
+from dogbreeds.local_executor.progress import run_logged, step_environment
+from dogbreeds.local_executor.s3_mapping import LOCAL_S3_ROOT_ENV
+from dogbreeds.local_executor.step_context import StepContext
+
+
+def check_processing(name: str, arguments: Mapping[str, Any]) -> None:
+    """Refuse, before the run starts, the Processing features local mode cannot honour."""
+    app = arguments.get("AppSpecification", {})
+    if not app.get("ContainerEntrypoint"):
+        raise DefinitionError(
+            f"Processing step {name!r} has no AppSpecification.ContainerEntrypoint; local mode runs "
+            "the entry point itself (there is no image), so the definition must name it "
+            "(ScriptProcessor does)"
+        )
+    for item in arguments.get("ProcessingInputs", []):
+        if "S3Input" not in item:
+            raise DefinitionError(
+                f"Processing step {name!r} input {item.get('InputName')!r} is not an S3Input "
+                "(DatasetDefinition inputs are not supported locally)"
+            )
+        s3_input = item["S3Input"]
+        if s3_input.get("S3DataType", "S3Prefix") != "S3Prefix":
+            raise DefinitionError(
+                f"Processing step {name!r} input {item.get('InputName')!r} has S3DataType "
+                f"{s3_input.get('S3DataType')!r}; local mode supports S3Prefix only"
+            )
+        if s3_input.get("S3CompressionType", "None") != "None":
+            raise DefinitionError(
+                f"Processing step {name!r} input {item.get('InputName')!r} has S3CompressionType "
+                f"{s3_input.get('S3CompressionType')!r}; local mode supports None only"
+            )
+    for item in arguments.get("ProcessingOutputConfig", {}).get("Outputs", []):
+        if "S3Output" not in item:
+            raise DefinitionError(
+                f"Processing step {name!r} output {item.get('OutputName')!r} is not an S3Output "
+                "(FeatureStoreOutput is not supported locally)"
+            )
+
+
+def run_processing(context: StepContext) -> dict[str, Any]:
+    """Run the job and return its properties (DescribeProcessingJob's shape)."""
+    arguments, paths = context.arguments, context.paths
+    for item in arguments.get("ProcessingInputs", []):
+        s3_input = item["S3Input"]
+        context.local_s3.download(s3_input["S3Uri"], paths.local(s3_input["LocalPath"]))
+    outputs = arguments.get("ProcessingOutputConfig", {}).get("Outputs", [])
+    for item in outputs:
+        paths.local(item["S3Output"]["LocalPath"]).mkdir(parents=True, exist_ok=True)
+
+    # SageMaker writes these into every processing container; scripts that are given the
+    # (mapped) path read the same host list and job description as on AWS.
+    config_dir = paths.opt_ml / "config"
+    config_dir.mkdir(parents=True, exist_ok=True)
+    resource_config = {"current_host": "algo-1", "hosts": ["algo-1"]}
+    (config_dir / "resourceconfig.json").write_text(json.dumps(resource_config))
+    job_config = {"ProcessingJobName": context.job_name, **arguments}
+    (config_dir / "processingjobconfig.json").write_text(json.dumps(job_config, indent=2))
+
+    app = arguments["AppSpecification"]
+    command = [
+        str(part)
+        for part in paths.map(list(app["ContainerEntrypoint"]) + list(app.get("ContainerArguments", [])))
+    ]
+    environment = {key: str(value) for key, value in paths.map(arguments.get("Environment", {})).items()}
+    # Jobs that read or write S3 themselves (the monitors stream capture and write dated reports)
+    # get s3:// URIs in their arguments; this tells them which folder is S3 here.
+    environment[LOCAL_S3_ROOT_ENV] = str(context.local_s3.root)
+    run_logged(
+        context.name,
+        command,
+        environment=step_environment(environment),
+        cwd=context.step_dir,
+        log_path=context.log_path,
+        echo=context.echo,
+    )
+    # EndOfJob and Continuous uploads end in the same place once the job is done.
+    for item in outputs:
+        s3_output = item["S3Output"]
+        context.local_s3.upload(paths.local(s3_output["LocalPath"]), s3_output["S3Uri"])
+    return {
+        **arguments,
+        "ProcessingJobName": context.job_name,
+        "ProcessingJobArn": f"arn:aws:sagemaker:local:000000000000:processing-job/{context.job_name}",
+        "ProcessingJobStatus": "Completed",
+    }

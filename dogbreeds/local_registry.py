@@ -1,0 +1,233 @@
+"""Local model registry: model package versions 1..n per group, in one JSON file under the workdir.
+
+It stands in for the SageMaker Model Registry in local mode: the pipeline's RegisterModel step
+adds a version (with its approval status, metrics and drift baselines), and an operator approves
+or rejects it with `dogbreeds local models approve|reject [VERSION]`, as in the console.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+APPROVAL_STATUSES = ("PendingManualApproval", "Approved", "Rejected")
+REGISTRY_FILE = "model_registry.json"
+DEFAULT_WORKDIR = ".local"
+
+
+class RegistryError(Exception):
+    """A registry request names an unknown group or version, or an invalid status."""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class LocalModelRegistry:
+    """Model packages in `<workdir>/model_registry.json`; every change is locked and atomic."""
+
+    def __init__(self, workdir: Path | str) -> None:
+        self.workdir = Path(workdir)
+        self.path = self.workdir / REGISTRY_FILE
+
+    # -- reading -------------------------------------------------------------------------------
+    def packages(self, group: str | None = None) -> list[dict[str, Any]]:
+        """All versions (of one group, if given), oldest first."""
+        return [p for p in self._load()["packages"] if group is None or p["group"] == group]
+
+    def groups(self) -> list[str]:
+        return sorted({p["group"] for p in self._load()["packages"]})
+
+    def get(self, version: int, group: str | None = None) -> dict[str, Any]:
+        group = self._only_group(group)
+        for package in self.packages(group):
+            if package["version"] == version:
+                return package
+        known = ", ".join(str(p["version"]) for p in self.packages(group)) or "none"
+        raise RegistryError(f"model package group {group!r} has no version {version}; versions: {known}")
+
+    def latest(self, group: str | None = None, status: str | None = None) -> dict[str, Any] | None:
+        """The newest version (with `status`, if given), or None."""
+        group = self._only_group(group)
+        matching = [p for p in self.packages(group) if status is None or p["approval_status"] == status]
+        return matching[-1] if matching else None
+
+    # -- writing -------------------------------------------------------------------------------
+    def register(
+        self,
+        *,
+        group: str,
+        model_data_url: str,
+        approval_status: str = "PendingManualApproval",
+        model_metrics: Mapping[str, Any] | None = None,
+        drift_check_baselines: Mapping[str, Any] | None = None,
+        inference_specification: Mapping[str, Any] | None = None,
+        source: Mapping[str, Any] | None = None,
+        description: str = "",
+    ) -> dict[str, Any]:
+        """Add the next version of `group` and return it."""
+        _check_status(approval_status)
+        if not group:
+            raise RegistryError("a model package group name is required")
+        with self._locked() as document:
+            versions = [p["version"] for p in document["packages"] if p["group"] == group]
+            version = max(versions, default=0) + 1
+            now = _now()
+            package = {
+                "group": group,
+                "version": version,
+                "arn": f"arn:aws:sagemaker:local:000000000000:model-package/{group}/{version}",
+                "approval_status": approval_status,
+                "model_data_url": model_data_url,
+                "metrics_uris": _uris(model_metrics or {}),
+                "baseline_uris": _uris(drift_check_baselines or {}),
+                "model_metrics": dict(model_metrics or {}),
+                "drift_check_baselines": dict(drift_check_baselines or {}),
+                "inference_specification": dict(inference_specification or {}),
+                "description": description,
+                "source": dict(source or {}),
+                "created_at": now,
+                "updated_at": now,
+                "status_history": [{"status": approval_status, "at": now}],
+            }
+            document["packages"].append(package)
+        return package
+
+    def set_status(
+        self, version: int | None, status: str, group: str | None = None, reason: str = ""
+    ) -> dict[str, Any]:
+        """Approve or reject a version (the newest one when `version` is None)."""
+        _check_status(status)
+        group = self._only_group(group)
+        with self._locked() as document:
+            candidates = [p for p in document["packages"] if p["group"] == group]
+            if not candidates:
+                raise RegistryError(f"model package group {group!r} has no versions")
+            if version is None:
+                package = candidates[-1]
+            else:
+                matches = [p for p in candidates if p["version"] == version]
+                if not matches:
+                    known = ", ".join(str(p["version"]) for p in candidates)
+                    raise RegistryError(
+                        f"model package group {group!r} has no version {version}; versions: {known}"
+                    )
+                package = matches[0]
+            now = _now()
+            package["approval_status"] = status
+            package["updated_at"] = now
+            package["status_history"].append(
+                {"status": status, "at": now, **({"reason": reason} if reason else {})}
+            )
+        return package
+
+    # -- storage -------------------------------------------------------------------------------
+    def _only_group(self, group: str | None) -> str:
+        if group is not None:
+            return group
+        groups = self.groups()
+        if len(groups) == 1:
+            return groups[0]
+        if not groups:
+            raise RegistryError(f"the local model registry ({self.path}) has no model packages yet")
+        raise RegistryError(f"the registry holds several groups; name one with --group: {', '.join(groups)}")
+
+    def _load(self) -> dict[str, Any]:
+        if not self.path.is_file():
+            return {"packages": []}
+        try:
+            document = json.loads(self.path.read_text())
+        except ValueError as error:
+            raise RegistryError(f"{self.path} is not valid JSON ({error}); fix or remove it") from None
+        if not isinstance(document, dict) or not isinstance(document.get("packages"), list):
+            raise RegistryError(f"{self.path} does not look like a local model registry (no 'packages' list)")
+        return document
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[dict[str, Any]]:
+        # A pipeline run and an operator's approve can overlap; the lock keeps both changes.
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with (self.workdir / (REGISTRY_FILE + ".lock")).open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            document = self._load()
+            yield document
+            handle, temporary = tempfile.mkstemp(dir=self.workdir, prefix=".registry-", suffix=".json")
+            with os.fdopen(handle, "w") as out:
+                json.dump(document, out, indent=2)
+            os.replace(temporary, self.path)
+
+
+def _check_status(status: str) -> None:
+    if status not in APPROVAL_STATUSES:
+        raise RegistryError(
+            f"approval status {status!r} is not valid; use one of {', '.join(APPROVAL_STATUSES)}"
+        )
+
+
+def _uris(section: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Flatten `{"ModelQuality": {"Statistics": {"S3Uri": ...}}}` to `{"ModelQuality.Statistics": uri}`."""
+    flat: dict[str, str] = {}
+    for key, value in section.items():
+        if isinstance(value, Mapping):
+            if isinstance(value.get("S3Uri"), str):
+                flat[prefix + key] = value["S3Uri"]
+            else:
+                flat.update(_uris(value, prefix + key + "."))
+    return flat
+
+
+# -- CLI: dogbreeds local models list|approve|reject [VERSION] ------------------------------------
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "models", help="list, approve or reject model versions in the local registry"
+    )
+    actions = parser.add_subparsers(dest="models_action", metavar="ACTION")
+    for action, help_text in (
+        ("list", "show every version with its approval status and metrics"),
+        ("approve", "approve a version (default: the newest)"),
+        ("reject", "reject a version (default: the newest)"),
+    ):
+        sub = actions.add_parser(action, help=help_text)
+        sub.add_argument(
+            "--workdir", default=DEFAULT_WORKDIR, help="local mode's working folder (default .local)"
+        )
+        sub.add_argument(
+            "--group", default=None, help="model package group (needed only when there are several)"
+        )
+        if action != "list":
+            sub.add_argument("version", nargs="?", type=int, help="version number (default: the newest)")
+            sub.add_argument("--reason", default="", help="why, kept in the version's status history")
+        sub.set_defaults(func=_run_models)
+    parser.set_defaults(func=lambda args: parser.print_help() or 2)
+
+
+def _run_models(args: argparse.Namespace) -> int:
+    registry = LocalModelRegistry(args.workdir)
+    try:
+        if args.models_action == "list":
+            packages = registry.packages(args.group)
+            if not packages:
+                print(f"no model packages in {registry.path}")
+                return 0
+            print(f"{'GROUP':<32} {'VERSION':>7}  {'STATUS':<22} {'CREATED':<26} MODEL")
+            for package in packages:
+                print(
+                    f"{package['group']:<32} {package['version']:>7}  {package['approval_status']:<22} "
+                    f"{package['created_at']:<26} {package['model_data_url']}"
+                )
+            return 0
+        status = "Approved" if args.models_action == "approve" else "Rejected"
+        package = registry.set_status(args.version, status, args.group, args.reason)
+    except RegistryError as error:
+        print(f"error: {error}")
+        return 1
+    print(f"{package['group']} version {package['version']}: {package['approval_status']}")
+    return 0

@@ -1,0 +1,233 @@
+"""`dogbreeds traffic`: send real requests to an endpoint and record which image got which id.
+
+    dogbreeds traffic --endpoint NAME|URL --images DIR [--count N] [--rate R]
+                      [--drift brightness|blur|noise|crop] [--record FILE] [--seed S]
+
+``--endpoint`` is a SageMaker endpoint name (boto3 ``invoke_endpoint`` with an ``InferenceId``)
+or the URL of ``dogbreeds local serve`` (HTTP POST to ``/invocations`` with the
+``X-Amzn-SageMaker-Inference-Id`` header). Images come from an ImageFolder tree (the class folder
+is the true label, normalised like preprocess does) and are sent round-robin. ``--drift`` alters
+every image first, so the data-quality monitor has something to find. ``--record`` appends one JSON
+line per request (inference id, image, true label, drift, status, predicted breed) for
+`dogbreeds ground-truth`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageEnhance, ImageFilter
+
+from pipeline_code.container import class_names, image_decoding
+
+DRIFTS = ("brightness", "blur", "noise", "crop")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "MPO": "image/jpeg"}
+# Strength of each drift: clearly visible, like a camera change or a broken lens, not an attack.
+BRIGHTNESS_FACTOR = 1.8
+BLUR_RADIUS = 2.5
+NOISE_SIGMA = 40.0
+CROP_FRACTION = 0.5
+HTTP_TIMEOUT_S = 30
+
+
+def apply_drift(data: bytes, kind: str | None, rng: np.random.Generator) -> tuple[bytes, str]:
+    """The image altered by ``kind`` and re-encoded as JPEG; unchanged (with its type) for None."""
+    if kind is None:
+        opened = image_decoding.open_image(data)
+        return data, CONTENT_TYPES.get(opened.format, "application/x-image")
+    if kind not in DRIFTS:
+        raise ValueError(f"drift must be one of {', '.join(DRIFTS)}, got {kind!r}")
+    image = image_decoding.decode_image(data).image
+    if kind == "brightness":
+        image = ImageEnhance.Brightness(image).enhance(BRIGHTNESS_FACTOR)
+    elif kind == "blur":
+        image = image.filter(ImageFilter.GaussianBlur(BLUR_RADIUS))
+    elif kind == "noise":
+        pixels = np.asarray(image, dtype=np.float32) + rng.normal(
+            0, NOISE_SIGMA, (image.height, image.width, 3)
+        )
+        image = Image.fromarray(pixels.clip(0, 255).astype(np.uint8), "RGB")
+    else:
+        width, height = image.size
+        w, h = max(1, round(width * CROP_FRACTION)), max(1, round(height * CROP_FRACTION))
+        left, top = int(rng.integers(0, width - w + 1)), int(rng.integers(0, height - h + 1))
+        image = image.crop((left, top, left + w, top + h))
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=90)
+    return out.getvalue(), "image/jpeg"
+
+
+def find_images(images_dir: Path) -> list[tuple[Path, str | None]]:
+    """(file, true label), classes interleaved: class folders give labels, loose files have none."""
+    images_dir = Path(images_dir)
+    if not images_dir.is_dir():
+        raise ValueError(f"--images {images_dir} is not a folder")
+    found = []
+    for path in sorted(images_dir.rglob("*")):
+        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+            parts = path.relative_to(images_dir).parts
+            label = class_names.normalise_class_name(parts[0]) if len(parts) > 1 else None
+            found.append((path, label))
+    if not found:
+        raise ValueError(f"--images {images_dir} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
+    # Interleave the classes (first image of each, then the second, ...) so that a short run
+    # already sends every breed, in the proportions the folder has.
+    rank: dict[str | None, int] = {}
+    keyed = []
+    for path, label in found:
+        rank[label] = rank.get(label, -1) + 1
+        keyed.append((rank[label], path, label))
+    return [(path, label) for _, path, label in sorted(keyed, key=lambda item: (item[0], str(item[1])))]
+
+
+Sender = Callable[[bytes, str, str], tuple[int, Any]]
+
+
+def url_sender(url: str) -> Sender:
+    """POST to a local server's /invocations (``url`` may or may not end in /invocations)."""
+    target = url.rstrip("/")
+    if not target.endswith("/invocations"):
+        target += "/invocations"
+
+    def send(body: bytes, content_type: str, inference_id: str) -> tuple[int, Any]:
+        request = urllib.request.Request(
+            target,
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": content_type,
+                "Accept": "application/json",
+                "X-Amzn-SageMaker-Inference-Id": inference_id,
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode("utf-8", "replace")
+
+    return send
+
+
+def endpoint_sender(endpoint_name: str, runtime: Any = None) -> Sender:
+    """boto3 ``invoke_endpoint`` on a SageMaker endpoint, with the inference id for ground truth."""
+    if runtime is None:
+        import boto3
+
+        runtime = boto3.client("sagemaker-runtime")
+
+    def send(body: bytes, content_type: str, inference_id: str) -> tuple[int, Any]:
+        try:
+            response = runtime.invoke_endpoint(
+                EndpointName=endpoint_name,
+                Body=body,
+                ContentType=content_type,
+                Accept="application/json",
+                InferenceId=inference_id,
+            )
+        except runtime.exceptions.ModelError as error:
+            return int(error.response.get("OriginalStatusCode", 500)), str(error)
+        return 200, json.loads(response["Body"].read())
+
+    return send
+
+
+def send_traffic(
+    send: Sender,
+    images: list[tuple[Path, str | None]],
+    *,
+    count: int,
+    rate: float,
+    drift: str | None,
+    record: Path | None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Send ``count`` requests round-robin over ``images``, at most ``rate`` per second (0: no limit)."""
+    if count < 1:
+        raise ValueError(f"--count must be at least 1, got {count}")
+    if rate < 0:
+        raise ValueError(f"--rate must be 0 (no limit) or positive, got {rate}")
+    rng = np.random.default_rng(seed)
+    statuses: dict[str, int] = {}
+    started = time.monotonic()
+    handle = record.open("a", encoding="utf-8") if record else None
+    try:
+        for number in range(count):
+            if rate:
+                delay = started + number / rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            path, label = images[number % len(images)]
+            body, content_type = apply_drift(path.read_bytes(), drift, rng)
+            inference_id = str(uuid.uuid4())
+            status, answer = send(body, content_type, inference_id)
+            statuses[str(status)] = statuses.get(str(status), 0) + 1
+            predicted = None
+            if status == 200 and isinstance(answer, dict) and answer.get("predictions"):
+                predicted = answer["predictions"][0].get("breed")
+            if handle:
+                entry = {
+                    "inference_id": inference_id,
+                    "image": str(path),
+                    "true_label": label,
+                    "drift": drift,
+                    "status": status,
+                    "predicted_breed": predicted,
+                }
+                handle.write(json.dumps(entry) + "\n")
+    finally:
+        if handle:
+            handle.close()
+    elapsed = time.monotonic() - started
+    return {"sent": count, "statuses": statuses, "seconds": round(elapsed, 3), "drift": drift}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "traffic",
+        help="send images to an endpoint (name or local URL), optionally drifted, and record the ids",
+        description=__doc__.split("\n\n")[0],
+    )
+    parser.add_argument("--endpoint", required=True, help="SageMaker endpoint name, or http(s):// URL")
+    parser.add_argument("--images", required=True, type=Path, help="ImageFolder tree to send from")
+    parser.add_argument("--count", type=int, default=100)
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="requests per second (0: as fast as possible)"
+    )
+    parser.add_argument("--drift", choices=DRIFTS, default=None)
+    parser.add_argument("--record", type=Path, default=None, help="append one JSON line per request here")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        images = find_images(args.images)
+        is_url = args.endpoint.startswith(("http://", "https://"))
+        send = url_sender(args.endpoint) if is_url else endpoint_sender(args.endpoint)
+        summary = send_traffic(
+            send,
+            images,
+            count=args.count,
+            rate=args.rate,
+            drift=args.drift,
+            record=args.record,
+            seed=args.seed,
+        )
+    except ValueError as error:  # ImageDecodeError is one
+        print(f"dogbreeds traffic: error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, sort_keys=True))
+    return 0 if set(summary["statuses"]) == {"200"} else 1

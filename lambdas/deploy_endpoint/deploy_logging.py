@@ -1,0 +1,14 @@
+"""Structured JSON log lines: one object per line, so CloudWatch Logs Insights can filter on fields."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+
+def log(level: str, message: str, **fields: Any) -> None:
+    """Write one JSON log line to stdout (Lambda ships stdout to the function's log group)."""
+    record = {"level": level, "message": message, **fields}
+    sys.stdout.write(json.dumps(record, default=str, sort_keys=True) + "\n")
+    sys.stdout.flush()

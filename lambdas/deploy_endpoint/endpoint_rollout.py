@@ -1,0 +1,304 @@
+"""Create or update the endpoint for one approved model package, and roll back on rejection.
+
+One ``Rollout`` serves one invocation. Every step checks before it acts (model exists? config exists?
+already live?), so a duplicate or retried event converges to the same state instead of failing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import endpoint_autoscaling
+from botocore.exceptions import ClientError
+from deploy_config import DeployConfig
+from deploy_events import EndpointInService, PackageDecision
+from deploy_logging import log
+from deploy_names import deployment_digest, parse_version, versioned_name
+from endpoint_cleanup import clean_up
+
+# A new deployment can only start from InService; these pass by themselves, so the event is retried.
+BUSY_STATUSES = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting", "UpdateRollbackFailed")
+
+
+# Read by pipeline_code/container/inference.py (the Lambda does not ship the container code).
+MODEL_VERSION_VARIABLE = "DOGBREEDS_MODEL_VERSION"
+
+
+class EndpointBusyError(RuntimeError):
+    """The endpoint is mid-change; raising makes Lambda retry the asynchronous event later."""
+
+
+class PackageNotDeployableError(ValueError):
+    """The model package lacks what a deployment needs; logged and dropped, retrying cannot help."""
+
+
+def _not_found(error: ClientError) -> bool:
+    # SageMaker reports a missing model, config or endpoint as a ValidationException "Could not find ...".
+    message = error.response.get("Error", {}).get("Message", "")
+    return error.response.get("Error", {}).get("Code") == "ValidationException" and (
+        "Could not find" in message or "does not exist" in message
+    )
+
+
+class Rollout:
+    def __init__(self, config: DeployConfig, sagemaker: Any, autoscaling: Any) -> None:
+        self.config = config
+        self.sagemaker = sagemaker
+        self.autoscaling = autoscaling
+
+    # ---- entry points -------------------------------------------------------------------------
+
+    def handle(self, request: PackageDecision | EndpointInService) -> dict[str, Any]:
+        if isinstance(request, EndpointInService):
+            return self.finish_rollout()
+        if request.status == "Approved":
+            return self.approve(request)
+        return self.reject(request)
+
+    def approve(self, decision: PackageDecision) -> dict[str, Any]:
+        package = self.sagemaker.describe_model_package(ModelPackageName=decision.package_arn)
+        status = package.get("ModelApprovalStatus")
+        if status != "Approved":
+            # Approved, then rejected before this ran: the later decision wins.
+            return self._skip(f"package version {decision.version} is now {status}, not Approved")
+        return self.deploy(package, reason="approved")
+
+    def reject(self, decision: PackageDecision) -> dict[str, Any]:
+        endpoint = self.describe_endpoint()
+        if endpoint is None:
+            return self._skip("no endpoint exists, nothing to roll back")
+        self._require_idle(endpoint)
+        live_version = parse_version(self.config.endpoint_config_prefix, endpoint["EndpointConfigName"])
+        if live_version != decision.version:
+            return self._skip(
+                f"rejected version {decision.version} is not live (live: {live_version})",
+            )
+        remaining = [
+            summary
+            for summary in self.approved_packages()
+            if summary["ModelPackageVersion"] != decision.version
+        ]
+        if not remaining:
+            log(
+                "ERROR",
+                "rejected version is live and no approved version remains; endpoint left as is",
+                rejected_version=decision.version,
+                endpoint=self.config.endpoint_name,
+            )
+            return {"action": "no-rollback-target", "rejected_version": decision.version}
+        package = self.sagemaker.describe_model_package(ModelPackageName=remaining[0]["ModelPackageArn"])
+        return self.deploy(package, reason=f"rollback from rejected version {decision.version}")
+
+    def finish_rollout(self) -> dict[str, Any]:
+        """After a rollout: autoscaling back on, old versions removed, deferred approvals deployed."""
+        endpoint = self.describe_endpoint()
+        if endpoint is None or endpoint["EndpointStatus"] != "InService":
+            return self._skip("endpoint is not InService any more")
+        if self.config.endpoint_kind == "realtime":
+            endpoint_autoscaling.register(self.autoscaling, self.config)
+        deleted = clean_up(self.sagemaker, self.config, endpoint["EndpointConfigName"])
+        result: dict[str, Any] = {"action": "finished", "deleted": deleted}
+        newest = next(iter(self.approved_packages()), None)
+        live_version = parse_version(self.config.endpoint_config_prefix, endpoint["EndpointConfigName"])
+        if newest and newest["ModelPackageVersion"] != live_version and not self._was_attempted(newest):
+            # Approved while a rollout was in flight and its retries ran out: deploy it now. A version
+            # that has a config was attempted already (and maybe rolled back by an alarm): leave it.
+            package = self.sagemaker.describe_model_package(ModelPackageName=newest["ModelPackageArn"])
+            result["deferred"] = self.deploy(package, reason="approval deferred by a rollout in flight")
+        return result
+
+    # ---- the deployment -----------------------------------------------------------------------
+
+    def deploy(self, package: dict[str, Any], *, reason: str) -> dict[str, Any]:
+        version = int(package["ModelPackageVersion"])
+        container = self._container(package)
+        digest = deployment_digest(
+            {"package": package["ModelPackageArn"], "container": container, "settings": self._settings()}
+        )
+        model_name = versioned_name(self.config.model_prefix, version, digest)
+        config_name = versioned_name(self.config.endpoint_config_prefix, version, digest)
+
+        endpoint = self.describe_endpoint()
+        if endpoint is not None:
+            if endpoint["EndpointConfigName"] == config_name:
+                return self._skip(f"version {version} is already live as {config_name}")
+            if endpoint["EndpointStatus"] == "Failed":
+                log(
+                    "ERROR",
+                    "endpoint is Failed; SageMaker only allows deleting it. Delete it and approve again",
+                    endpoint=self.config.endpoint_name,
+                    failure_reason=endpoint.get("FailureReason"),
+                )
+                return {"action": "endpoint-failed", "failure_reason": endpoint.get("FailureReason")}
+            self._require_idle(endpoint)
+
+        self._ensure_model(model_name, container)
+        self._ensure_endpoint_config(config_name, model_name, endpoint)
+        fields = {"version": version, "model": model_name, "endpoint_config": config_name, "reason": reason}
+        if endpoint is None:
+            self.sagemaker.create_endpoint(
+                EndpointName=self.config.endpoint_name, EndpointConfigName=config_name
+            )
+            log("INFO", "creating endpoint", endpoint=self.config.endpoint_name, **fields)
+            return {"action": "created", **fields}
+
+        live_config = self.sagemaker.describe_endpoint_config(
+            EndpointConfigName=endpoint["EndpointConfigName"]
+        )
+        endpoint_autoscaling.prepare_for_update(
+            self.autoscaling, self.config, live_config["ProductionVariants"][0]
+        )
+        request: dict[str, Any] = {
+            "EndpointName": self.config.endpoint_name,
+            "EndpointConfigName": config_name,
+        }
+        if self.config.endpoint_kind == "realtime":
+            # The canary is sized in instance capacity; a serverless endpoint (a cheap dev setup) gets
+            # SageMaker's default update instead: blue/green, all traffic at once.
+            request["DeploymentConfig"] = self.deployment_config()
+        self.sagemaker.update_endpoint(**request)
+        log("INFO", "updating endpoint", endpoint=self.config.endpoint_name,
+            previous_endpoint_config=endpoint["EndpointConfigName"], **fields)
+        return {"action": "updated", **fields}
+
+    def deployment_config(self) -> dict[str, Any]:
+        """Blue/green with a canary: shift canary_percent, bake, then the rest; alarms roll back."""
+        return {
+            "BlueGreenUpdatePolicy": {
+                "TrafficRoutingConfiguration": {
+                    "Type": "CANARY",
+                    "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": self.config.canary_percent},
+                    "WaitIntervalInSeconds": self.config.canary_wait_seconds,
+                },
+                "TerminationWaitInSeconds": self.config.termination_wait_seconds,
+            },
+            "AutoRollbackConfiguration": {
+                "Alarms": [{"AlarmName": name} for name in self.config.rollback_alarms]
+            },
+        }
+
+    # ---- helpers ------------------------------------------------------------------------------
+
+    def describe_endpoint(self) -> dict[str, Any] | None:
+        try:
+            return self.sagemaker.describe_endpoint(EndpointName=self.config.endpoint_name)
+        except ClientError as error:
+            if _not_found(error):
+                return None
+            raise
+
+    def approved_packages(self) -> list[dict[str, Any]]:
+        """Approved versions of the group, newest first."""
+        summaries: list[dict[str, Any]] = []
+        paginator = self.sagemaker.get_paginator("list_model_packages")
+        for page in paginator.paginate(
+            ModelPackageGroupName=self.config.model_package_group, ModelApprovalStatus="Approved"
+        ):
+            summaries.extend(page["ModelPackageSummaryList"])
+        return sorted(summaries, key=lambda s: s["ModelPackageVersion"], reverse=True)
+
+    def _was_attempted(self, summary: dict[str, Any]) -> bool:
+        prefix = f"{self.config.endpoint_config_prefix}-v{summary['ModelPackageVersion']}-"
+        page = self.sagemaker.list_endpoint_configs(NameContains=prefix)
+        return any(item["EndpointConfigName"].startswith(prefix) for item in page["EndpointConfigs"])
+
+    def _require_idle(self, endpoint: dict[str, Any]) -> None:
+        if endpoint["EndpointStatus"] in BUSY_STATUSES:
+            raise EndpointBusyError(
+                f"endpoint {self.config.endpoint_name} is {endpoint['EndpointStatus']}; retrying later"
+            )
+
+    def _container(self, package: dict[str, Any]) -> dict[str, Any]:
+        containers = (package.get("InferenceSpecification") or {}).get("Containers") or []
+        if not containers:
+            raise PackageNotDeployableError(
+                f"model package {package.get('ModelPackageArn')} has no InferenceSpecification.Containers"
+            )
+        source = containers[0]
+        missing = [key for key in ("Image", "ModelDataUrl") if not source.get(key)]
+        if missing:
+            raise PackageNotDeployableError(
+                f"model package {package.get('ModelPackageArn')} container lacks {', '.join(missing)}"
+            )
+        container = {"Image": source["Image"], "ModelDataUrl": source["ModelDataUrl"]}
+        # The inference handler reports this as the model version in every response (and so in
+        # capture), which ties live traffic to its registry entry.
+        container["Environment"] = {
+            **(source.get("Environment") or {}),
+            MODEL_VERSION_VARIABLE: package["ModelPackageArn"],
+        }
+        return container
+
+    def _settings(self) -> dict[str, Any]:
+        """Everything besides the package that shapes the model and config (goes into the digest)."""
+        c = self.config
+        return {
+            "kind": c.endpoint_kind,
+            "instances": [c.instance_type, c.initial_instance_count]
+            if c.endpoint_kind == "realtime"
+            else [c.serverless_memory_mb, c.serverless_max_concurrency],
+            "capture": [c.data_capture_percent, c.capture_s3_uri],
+            "isolation": c.network_isolation,
+            "role": c.execution_role_arn,
+            "key": c.kms_key_arn,
+        }
+
+    def _ensure_model(self, model_name: str, container: dict[str, Any]) -> None:
+        try:
+            self.sagemaker.describe_model(ModelName=model_name)
+            return
+        except ClientError as error:
+            if not _not_found(error):
+                raise
+        self.sagemaker.create_model(
+            ModelName=model_name,
+            PrimaryContainer=container,
+            ExecutionRoleArn=self.config.execution_role_arn,
+            EnableNetworkIsolation=self.config.network_isolation,
+        )
+
+    def _ensure_endpoint_config(
+        self, config_name: str, model_name: str, endpoint: dict[str, Any] | None
+    ) -> None:
+        try:
+            self.sagemaker.describe_endpoint_config(EndpointConfigName=config_name)
+            return
+        except ClientError as error:
+            if not _not_found(error):
+                raise
+        c = self.config
+        variant: dict[str, Any] = {"VariantName": c.variant_name, "ModelName": model_name}
+        request: dict[str, Any] = {"EndpointConfigName": config_name, "ProductionVariants": [variant]}
+        if c.endpoint_kind == "serverless":
+            variant["ServerlessConfig"] = {
+                "MemorySizeInMB": c.serverless_memory_mb,
+                "MaxConcurrency": c.serverless_max_concurrency,
+            }
+        else:
+            variant["InstanceType"] = c.instance_type
+            variant["InitialInstanceCount"] = self._initial_count(endpoint)
+            # Serverless endpoints take neither a volume key nor data capture.
+            request["KmsKeyId"] = c.kms_key_arn
+            if c.data_capture_percent > 0:
+                request["DataCaptureConfig"] = {
+                    "EnableCapture": True,
+                    "InitialSamplingPercentage": c.data_capture_percent,
+                    "DestinationS3Uri": c.capture_s3_uri,
+                    "KmsKeyId": c.kms_key_arn,
+                    "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+                    # JSON is stored as text; images (any other type) are stored base64-encoded.
+                    "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"]},
+                }
+        self.sagemaker.create_endpoint_config(**request)
+
+    def _initial_count(self, endpoint: dict[str, Any] | None) -> int:
+        """The green fleet starts as large as autoscaling has made the blue one, within the limits."""
+        current = 0
+        for variant in (endpoint or {}).get("ProductionVariants", []):
+            if variant.get("VariantName") == self.config.variant_name:
+                current = int(variant.get("DesiredInstanceCount") or variant.get("CurrentInstanceCount") or 0)
+        return min(max(self.config.initial_instance_count, current), self.config.max_instances)
+
+    def _skip(self, reason: str) -> dict[str, Any]:
+        log("INFO", "nothing to do", reason=reason, endpoint=self.config.endpoint_name)
+        return {"action": "none", "reason": reason}

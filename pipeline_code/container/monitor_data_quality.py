@@ -1,0 +1,352 @@
+"""Data-quality monitor: captured traffic of one window against the live model's baselines.
+
+    python3 monitor_data_quality.py --capture-uri s3://BUCKET/capture/ENDPOINT
+        --output-uri s3://BUCKET/monitoring/ENDPOINT/data_quality --window-end 2026-11-27T10:07:00Z
+        [--window-hours 1] [--window-end-override ''] [--baseline-uri ''] [--endpoint-name ENDPOINT]
+        [--model-package-group GROUP] [--metrics-sink cloudwatch|FILE] [--metrics-namespace dogbreeds/dev]
+        [--psi-threshold 0.2] [--ks-threshold 0.2] [--prediction-distance-threshold 0.2]
+        [--completeness-tolerance 0.01] [--min-records 30] [--workers 0] [--chunk-records 128]
+
+Streams every capture line of the window (memory stays flat: fixed-size accumulators, a bounded
+number of chunks in flight), measures each image with ``image_features`` and each response's
+top-1 breed and confidence, and compares them with the data-quality and prediction baselines.
+Writes statistics.json, constraint_violations.json, report.html and summary.json under
+``<output-uri>/yyyy/mm/dd/hh`` (the window's end) and publishes the ``monitoring_metrics`` names.
+Exit 0 whenever the analysis ran, violations or not; exit 1 only when it could not run (no
+baselines, unusable arguments).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any
+
+import drift_statistics
+import monitor_baselines
+import monitor_capture
+import monitor_io
+import monitor_metrics_sink
+import monitor_report
+import monitor_window
+import monitoring_metrics
+
+NAMESPACE_DEFAULT = "dogbreeds/dev"
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments both monitors take (the pipeline passes all of them explicitly)."""
+    parser.add_argument("--capture-uri", required=True, help="the endpoint's capture prefix or folder")
+    parser.add_argument("--output-uri", required=True, help="reports go under <this>/yyyy/mm/dd/hh")
+    parser.add_argument("--window-end", required=True, help="ISO time; the window ends on its hour")
+    parser.add_argument("--window-end-override", default="", help="used instead of --window-end if set")
+    parser.add_argument("--window-hours", type=int, default=1)
+    parser.add_argument("--baseline-uri", default="", help="a training run prefix; empty: the live model's")
+    parser.add_argument("--endpoint-name", default="")
+    parser.add_argument("--model-package-group", default="")
+    parser.add_argument(
+        "--metrics-sink",
+        default=monitor_metrics_sink.CLOUDWATCH,
+        help="'cloudwatch' or a JSONL file path / s3:// URI",
+    )
+    parser.add_argument("--metrics-namespace", default=NAMESPACE_DEFAULT)
+    parser.add_argument("--workers", type=int, default=0, help="decode processes; 0: one per CPU")
+    parser.add_argument("--chunk-records", type=int, default=128)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_common_arguments(parser)
+    parser.add_argument("--psi-threshold", type=float, default=0.2)
+    parser.add_argument("--ks-threshold", type=float, default=0.2)
+    parser.add_argument("--prediction-distance-threshold", type=float, default=0.2)
+    parser.add_argument(
+        "--completeness-tolerance",
+        type=float,
+        default=0.01,
+        help="completeness may fall this far below the baseline's before it is a violation",
+    )
+    parser.add_argument(
+        "--min-records",
+        type=int,
+        default=30,
+        help="fewer images than this: distances are reported but not judged",
+    )
+    args = parser.parse_args(argv)
+    for name in ("psi_threshold", "ks_threshold", "prediction_distance_threshold"):
+        if getattr(args, name) <= 0:
+            parser.error(f"--{name.replace('_', '-')} must be above 0, got {getattr(args, name)}")
+    if args.workers < 0 or args.chunk_records < 1 or args.min_records < 0:
+        parser.error("--workers must be >= 0, --chunk-records >= 1 and --min-records >= 0")
+    return args
+
+
+def analyse_window(
+    objects: Iterator[str],
+    window: monitor_window.Window,
+    workers: int,
+    chunk_records: int,
+    baselines: tuple[dict, dict],
+) -> tuple[dict[str, Any], monitor_capture.ChunkResult]:
+    """Fold every capture object of the window into one set of accumulators.
+
+    With several workers each object is analysed in a worker process (it reads the object
+    itself), at most 2 x workers objects in flight, so memory stays flat however long the window.
+    """
+    accumulators = monitor_capture.build_accumulators(*baselines)
+    totals = monitor_capture.ChunkResult()
+
+    def fold(result: tuple[dict[str, Any], monitor_capture.ChunkResult]) -> None:
+        partial, counts = result
+        for name, accumulator in partial.items():
+            accumulators[name].merge(accumulator)
+        totals.merge(counts)
+
+    if workers <= 1:
+        monitor_capture.init_worker(*baselines)
+        for location in objects:
+            fold(monitor_capture.analyse_object(location, window.start, window.end, chunk_records))
+        return accumulators, totals
+    pending: list[Future] = []
+    with ProcessPoolExecutor(
+        max_workers=workers, initializer=monitor_capture.init_worker, initargs=baselines
+    ) as pool:
+        for location in objects:
+            pending.append(
+                pool.submit(monitor_capture.analyse_object, location, window.start, window.end, chunk_records)
+            )
+            if len(pending) >= 2 * workers:
+                fold(pending.pop(0).result())
+        for future in pending:
+            fold(future.result())
+    return accumulators, totals
+
+
+def check_constraints(
+    accumulators: dict[str, Any], constraints: list[dict], images: int, args: argparse.Namespace
+) -> tuple[list[dict], dict[str, dict]]:
+    """Violations and per-feature distances; thresholds come from the arguments and the files."""
+    violations: list[dict] = []
+    distances: dict[str, dict] = {}
+    by_name: dict[str, dict] = {}
+    configs: dict[str, dict] = {}
+    for document in constraints:
+        for feature in document.get("features", []):
+            by_name[feature["name"]] = feature
+            configs[feature["name"]] = document.get("monitoring_config", {})
+    judged = images >= args.min_records
+    for name in sorted(set(by_name) - set(accumulators)):
+        violations.append(
+            monitor_report.violation(
+                name, "missing_column_check", f"baseline feature {name} is not measured by this monitor"
+            )
+        )
+    for name, acc in accumulators.items():
+        constraint = by_name.get(name)
+        config = configs.get(name, {})
+        if constraint is None:
+            if images:
+                violations.append(
+                    monitor_report.violation(
+                        name, "extra_column_check", f"feature {name} has no baseline constraint"
+                    )
+                )
+            continue
+        present, total = acc.count, acc.count + acc.missing + acc.type_errors
+        if total and "completeness" in constraint:
+            completeness = present / total
+            if completeness < float(constraint["completeness"]) - args.completeness_tolerance:
+                violations.append(
+                    monitor_report.violation(
+                        name,
+                        "completeness_check",
+                        (
+                            f"completeness {completeness:.4f} is below the baseline's "
+                            f"{constraint['completeness']:.4f} "
+                            f"(tolerance {args.completeness_tolerance})"
+                        ),
+                    )
+                )
+        if total and acc.type_errors / total > float(config.get("datatype_check_threshold", 0.1)):
+            violations.append(
+                monitor_report.violation(
+                    name,
+                    "data_type_check",
+                    (f"{acc.type_errors} of {total} values are not {acc.inferred_type}"),
+                )
+            )
+        if isinstance(acc, drift_statistics.NumericAccumulator):
+            psi, ks = acc.psi(), acc.ks()
+            distances[name] = {"psi": psi, "ks": ks}
+            if judged and psi is not None and (psi > args.psi_threshold or ks > args.ks_threshold):
+                violations.append(
+                    monitor_report.violation(
+                        name,
+                        "baseline_drift_check",
+                        (
+                            f"{name} drifted from the baseline: PSI {psi:.4f} "
+                            f"(threshold {args.psi_threshold}), "
+                            f"KS {ks:.4f} (threshold {args.ks_threshold}) over {acc.count} images"
+                        ),
+                    )
+                )
+        else:
+            distance = acc.distance()
+            distances[name] = {"l_infinity": distance}
+            domain = (constraint.get("string_constraints") or {}).get("domains")
+            if domain and acc.count:
+                outside = acc.outside_domain(domain)
+                share = outside / acc.count
+                if share > float(config.get("domain_content_threshold", 0.1)):
+                    violations.append(
+                        monitor_report.violation(
+                            name,
+                            "categorical_values_check",
+                            (f"{outside} of {acc.count} values of {name} are outside the baseline's domain"),
+                        )
+                    )
+            # One L-infinity threshold for every categorical feature (predicted breed, format, mode).
+            limit = args.prediction_distance_threshold
+            if judged and distance is not None and distance > limit:
+                violations.append(
+                    monitor_report.violation(
+                        name,
+                        "baseline_drift_check",
+                        (
+                            f"{name} shares moved from the baseline: L-infinity distance {distance:.4f} "
+                            f"(threshold {limit}) over {acc.count} values"
+                        ),
+                    )
+                )
+    return violations, distances
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    window = monitor_window.monitoring_window(
+        args.window_end, args.window_hours, end_override=args.window_end_override
+    )
+    baselines = monitor_baselines.choose(args.baseline_uri, args.endpoint_name, args.model_package_group)
+    data_stats = monitor_baselines.load_json(baselines.data_statistics, "data-quality statistics")
+    data_constraints = monitor_baselines.load_json(baselines.data_constraints, "data-quality constraints")
+    prediction_stats = monitor_baselines.load_json(baselines.prediction_statistics, "prediction statistics")
+    prediction_constraints = monitor_baselines.load_json(
+        baselines.prediction_constraints, "prediction constraints"
+    )
+    workers = args.workers or os.cpu_count() or 1
+    objects = monitor_window.iter_capture_objects(args.capture_uri, window)
+    accumulators, totals = analyse_window(
+        objects, window, workers, args.chunk_records, (data_stats, prediction_stats)
+    )
+    violations, distances = check_constraints(
+        accumulators, [data_constraints, prediction_constraints], totals.images, args
+    )
+    statistics = {
+        "version": 0.0,
+        "dataset": {"item_count": totals.images, "record_count": totals.records},
+        "features": [acc.statistics() for acc in accumulators.values()],
+    }
+    numeric_psi = [d["psi"] for d in distances.values() if d.get("psi") is not None]
+    summary = {
+        "monitor": monitoring_metrics.MONITOR_DATA_QUALITY,
+        "endpoint": args.endpoint_name,
+        "window": window.describe(),
+        "baselines": baselines.describe(),
+        "records_analysed": totals.records,
+        "images_analysed": totals.images,
+        "corrupt_records": totals.corrupt,
+        "corrupt_examples": totals.errors,
+        "undecodable": dict(sorted(totals.decode_failures.items())),
+        "records_outside_window": totals.outside_window,
+        "judged": totals.images >= args.min_records,
+        "thresholds": {
+            "psi": args.psi_threshold,
+            "ks": args.ks_threshold,
+            "prediction_distance": args.prediction_distance_threshold,
+        },
+        "distances": distances,
+        "max_feature_psi": max(numeric_psi, default=0.0),
+        "violation_count": len(violations),
+    }
+    flagged = {v["feature_name"] for v in violations if v["constraint_check_type"] == "baseline_drift_check"}
+    sections = [
+        monitor_report.feature_section(name, acc.histogram(), distances.get(name, {}), name in flagged)
+        for name, acc in accumulators.items()
+    ]
+    html = monitor_report.render_html(
+        f"Data quality: {args.endpoint_name or args.capture_uri} {window.describe()['start']} - "
+        f"{window.describe()['end']}",
+        {
+            k: summary[k]
+            for k in (
+                "records_analysed",
+                "images_analysed",
+                "corrupt_records",
+                "undecodable",
+                "max_feature_psi",
+                "violation_count",
+            )
+        },
+        violations,
+        sections,
+    )
+    prefix = monitor_window.dated_prefix(args.output_uri, window)
+    summary["report_files"] = monitor_report.write_reports(
+        prefix,
+        {
+            monitor_report.STATISTICS_FILE: statistics,
+            monitor_report.VIOLATIONS_FILE: {"violations": violations},
+            monitor_report.REPORT_FILE: html,
+            monitor_report.SUMMARY_FILE: summary,
+        },
+    )
+    publish_metrics(args, window, summary)
+    return summary
+
+
+def publish_metrics(args: argparse.Namespace, window: monitor_window.Window, summary: dict) -> None:
+    publisher = monitor_metrics_sink.MetricsPublisher(
+        args.metrics_sink,
+        args.metrics_namespace,
+        args.endpoint_name or "unknown",
+        monitoring_metrics.MONITOR_DATA_QUALITY,
+        window.end,
+    )
+    count = monitor_metrics_sink.COUNT
+    publisher.add(monitoring_metrics.RECORDS_ANALYSED, summary["records_analysed"], count)
+    publisher.add(monitoring_metrics.IMAGES_ANALYSED, summary["images_analysed"], count)
+    publisher.add(monitoring_metrics.CORRUPT_RECORDS, summary["corrupt_records"], count)
+    publisher.add(monitoring_metrics.VIOLATIONS, summary["violation_count"], count)
+    for name, distance in summary["distances"].items():
+        if name == "predicted_label" and distance.get("l_infinity") is not None:
+            publisher.add(monitoring_metrics.PREDICTION_DISTANCE, distance["l_infinity"])
+        if distance.get("psi") is not None:
+            publisher.add(monitoring_metrics.FEATURE_PSI, distance["psi"], feature=name)
+        if distance.get("ks") is not None:
+            publisher.add(monitoring_metrics.FEATURE_KS, distance["ks"], feature=name)
+    if summary["images_analysed"]:
+        publisher.add(monitoring_metrics.MAX_FEATURE_PSI, summary["max_feature_psi"])
+    publisher.publish()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        summary = run(args)
+    except (monitor_baselines.BaselineResolutionError, monitor_io.MonitorDataError, ValueError) as error:
+        print(f"monitor_data_quality: {error}", file=sys.stderr)
+        return 1
+    print(
+        f"records_analysed={summary['records_analysed']} images_analysed={summary['images_analysed']} "
+        f"corrupt_records={summary['corrupt_records']} violations={summary['violation_count']} "
+        f"max_feature_psi={summary['max_feature_psi']:.4f}"
+    )
+    for location in summary["report_files"]:
+        print(f"wrote {location}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

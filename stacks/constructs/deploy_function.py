@@ -1,0 +1,317 @@
+"""The deploy Lambda: its code asset, role, log group, dead-letter queue and the events that invoke it.
+
+Approval decisions reach it through an EventBridge rule on the environment's model package group;
+the endpoint's InService events reach it too, so it can finish a rollout (autoscaling, cleanup, approvals
+that arrived while the endpoint was busy). It runs one at a time (reserved concurrency 1) so two
+deployments never race on the endpoint.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Aws, Duration, RemovalPolicy
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from stacks.nag import acknowledge
+from stacks.naming import CAPTURE_PREFIX, PRODUCTION_VARIANT, Names
+from stacks.settings import EndpointSettings
+
+LAMBDA_SOURCE = Path(__file__).resolve().parents[2] / "lambdas" / "deploy_endpoint"
+HANDLER = "deploy_handler.handler"
+# The newest Python runtime cdk-nag's AwsSolutions-L1 accepts; boto3 ships with it, so no bundling.
+RUNTIME = lambda_.Runtime.PYTHON_3_14
+APPLICATION_AUTOSCALING_PRINCIPAL = "sagemaker.application-autoscaling.amazonaws.com"
+SAGEMAKER_PRINCIPAL = "sagemaker.amazonaws.com"
+
+PACKAGE_STATE_CHANGE = "SageMaker Model Package State Change"
+ENDPOINT_STATE_CHANGE = "SageMaker Endpoint State Change"
+
+
+def approval_event_pattern(names: Names) -> dict:
+    """Approve or reject of a version in this environment's group; the pipeline registers into it."""
+    return {
+        "source": ["aws.sagemaker"],
+        "detail-type": [PACKAGE_STATE_CHANGE],
+        "detail": {
+            "ModelPackageGroupName": [names.model_package_group],
+            "ModelApprovalStatus": ["Approved", "Rejected"],
+        },
+    }
+
+
+def endpoint_in_service_pattern(names: Names) -> dict:
+    return {
+        "source": ["aws.sagemaker"],
+        "detail-type": [ENDPOINT_STATE_CHANGE],
+        "detail": {"EndpointName": [names.endpoint], "EndpointStatus": ["IN_SERVICE"]},
+    }
+
+
+def deploy_environment(
+    names: Names, endpoint: EndpointSettings, *, bucket_name: str, key_arn: str, role_arn: str
+) -> dict[str, str]:
+    """The Lambda's environment: every name and setting it needs (it cannot import ``stacks``).
+
+    Keys are ``lambdas/deploy_endpoint/deploy_config.ENVIRONMENT_VARIABLES``; a test checks both agree.
+    """
+    return {
+        "DEPLOY_ENDPOINT_NAME": names.endpoint,
+        "DEPLOY_MODEL_PACKAGE_GROUP": names.model_package_group,
+        "DEPLOY_MODEL_PREFIX": names.model_prefix,
+        "DEPLOY_ENDPOINT_CONFIG_PREFIX": names.endpoint_config_prefix,
+        "DEPLOY_VARIANT_NAME": PRODUCTION_VARIANT,
+        "DEPLOY_EXECUTION_ROLE_ARN": role_arn,
+        "DEPLOY_KMS_KEY_ARN": key_arn,
+        "DEPLOY_CAPTURE_S3_URI": f"s3://{bucket_name}/{CAPTURE_PREFIX}",
+        "DEPLOY_ENDPOINT_KIND": endpoint.kind,
+        "DEPLOY_INSTANCE_TYPE": endpoint.instance_type,
+        "DEPLOY_INITIAL_INSTANCE_COUNT": str(endpoint.initial_instance_count),
+        "DEPLOY_MIN_INSTANCES": str(endpoint.min_instances),
+        "DEPLOY_MAX_INSTANCES": str(endpoint.max_instances),
+        "DEPLOY_TARGET_INVOCATIONS_PER_INSTANCE": str(endpoint.target_invocations_per_instance),
+        "DEPLOY_SERVERLESS_MEMORY_MB": str(endpoint.serverless_memory_mb),
+        "DEPLOY_SERVERLESS_MAX_CONCURRENCY": str(endpoint.serverless_max_concurrency),
+        "DEPLOY_DATA_CAPTURE_PERCENT": str(endpoint.data_capture_percent),
+        "DEPLOY_CANARY_PERCENT": str(endpoint.canary_percent),
+        "DEPLOY_CANARY_WAIT_SECONDS": str(endpoint.canary_wait_minutes * 60),
+        "DEPLOY_TERMINATION_WAIT_SECONDS": str(endpoint.termination_wait_minutes * 60),
+        "DEPLOY_KEEP_VERSIONS": str(endpoint.keep_versions),
+        "DEPLOY_NETWORK_ISOLATION": "true" if endpoint.network_isolation else "false",
+        "DEPLOY_ROLLBACK_ALARMS": ",".join(names.rollback_alarms),
+        "DEPLOY_SCALING_POLICY_NAME": names.endpoint_scaling_policy,
+    }
+
+
+def _pattern(pattern: dict) -> events.EventPattern:
+    return events.EventPattern(
+        source=pattern["source"], detail_type=pattern["detail-type"], detail=pattern["detail"]
+    )
+
+
+class DeployFunction(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        names: Names,
+        endpoint: EndpointSettings,
+        bucket_name: str,
+        key: kms.IKey,
+        execution_role: iam.IRole,
+        log_retention_days: int,
+        destroy_on_delete: bool,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        removal = RemovalPolicy.DESTROY if destroy_on_delete else RemovalPolicy.RETAIN
+
+        # Events that failed every retry land here with the request and the error, for a redrive.
+        self.dead_letter_queue = sqs.Queue(
+            self,
+            "DeadLetterQueue",
+            queue_name=names.deploy_dead_letter_queue,
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=key,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        self.log_group = logs.LogGroup(
+            self, "Logs", log_group_name=f"/aws/lambda/{names.deploy_function}", removal_policy=removal
+        )
+        # RetentionDays is a name enum in Python; settings already restrict the value to legal days.
+        self.log_group.node.default_child.retention_in_days = log_retention_days
+
+        self.role = iam.Role(
+            self,
+            "Role",
+            role_name=names.deploy_function,
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"Deploy Lambda of {names.base}: only this environment's endpoint, configs, models",
+        )
+        self.log_group.grant_write(self.role)
+        self._add_permissions(names, key, execution_role)
+
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            function_name=names.deploy_function,
+            description=f"Deploys approved {names.model_package_group} versions to {names.endpoint}",
+            runtime=RUNTIME,
+            handler=HANDLER,
+            code=lambda_.Code.from_asset(str(LAMBDA_SOURCE), exclude=["__pycache__", "*.pyc", "*.md"]),
+            role=self.role,
+            log_group=self.log_group,
+            timeout=Duration.minutes(1),
+            memory_size=256,
+            reserved_concurrent_executions=1,
+            environment=deploy_environment(
+                names, endpoint, bucket_name=bucket_name, key_arn=key.key_arn,
+                role_arn=execution_role.role_arn,
+            ),
+            # Async invocations: Lambda retries twice (1 and 2 minutes later); throttled events (the
+            # concurrency of 1) wait up to max_event_age. Then the event goes to the queue.
+            retry_attempts=2,
+            max_event_age=Duration.hours(6),
+            on_failure=destinations.SqsDestination(self.dead_letter_queue),
+        )
+        # The function must not run before its permissions exist (CDK only orders the default policy).
+        self.function.node.add_dependency(self.policy)
+        # The on-failure destination grants the role SendMessage on the queue through CDK's
+        # grant_send_messages, which adds these KMS action groups for the queue's key.
+        for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*"):
+            acknowledge(
+                self.role,
+                f"AwsSolutions-IAM5[Action::{action}]",
+                f"{action} comes from CDK's SQS send grant for the dead-letter queue and is limited to the "
+                "project's one key.",
+            )
+
+        target = targets.LambdaFunction(
+            self.function,
+            retry_attempts=8,
+            max_event_age=Duration.hours(2),
+            # EventBridge can encrypt into this KMS queue because the storage stack's key policy lets
+            # events.amazonaws.com use the key (for the alerts topic).
+            dead_letter_queue=self.dead_letter_queue,
+        )
+        self.approval_rule = events.Rule(
+            self,
+            "ApprovalRule",
+            rule_name=f"{names.base}-model-approval",
+            description=f"Approve/reject of {names.model_package_group} versions -> deploy Lambda",
+            event_pattern=_pattern(approval_event_pattern(names)),
+            targets=[target],
+        )
+        self.in_service_rule = events.Rule(
+            self,
+            "EndpointInServiceRule",
+            rule_name=f"{names.base}-endpoint-in-service",
+            description=f"{names.endpoint} became InService -> deploy Lambda finishes the rollout",
+            event_pattern=_pattern(endpoint_in_service_pattern(names)),
+            targets=[target],
+        )
+
+    def _add_permissions(self, names: Names, key: kms.IKey, execution_role: iam.IRole) -> None:
+        arn = f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}"
+        endpoint_arn = f"{arn}:endpoint/{names.endpoint}"
+        config_arns = f"{arn}:endpoint-config/{names.endpoint_config_prefix}-*"
+        model_arns = f"{arn}:model/{names.model_prefix}-*"
+        statements = [
+            iam.PolicyStatement(
+                sid="ReadApprovedPackages",
+                actions=["sagemaker:DescribeModelPackage"],
+                resources=[f"{arn}:model-package/{names.model_package_group}/*"],
+            ),
+            iam.PolicyStatement(
+                sid="ListOwnResources",
+                # List actions have no resource-level permissions; results are filtered by name.
+                actions=[
+                    "sagemaker:ListModelPackages",
+                    "sagemaker:ListEndpointConfigs",
+                    "sagemaker:ListModels",
+                ],
+                resources=["*"],
+            ),
+            iam.PolicyStatement(
+                sid="ManageOwnModels",
+                actions=["sagemaker:CreateModel", "sagemaker:DescribeModel", "sagemaker:DeleteModel"],
+                resources=[model_arns],
+            ),
+            iam.PolicyStatement(
+                sid="ManageOwnEndpointConfigs",
+                actions=[
+                    "sagemaker:CreateEndpointConfig",
+                    "sagemaker:DescribeEndpointConfig",
+                    "sagemaker:DeleteEndpointConfig",
+                ],
+                resources=[config_arns],
+            ),
+            iam.PolicyStatement(
+                sid="DeployOwnEndpoint",
+                actions=[
+                    "sagemaker:CreateEndpoint",
+                    "sagemaker:UpdateEndpoint",
+                    "sagemaker:DescribeEndpoint",
+                ],
+                resources=[endpoint_arn, config_arns],
+            ),
+            iam.PolicyStatement(
+                sid="PassOnlyTheExecutionRole",
+                actions=["iam:PassRole"],
+                resources=[execution_role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": SAGEMAKER_PRINCIPAL}},
+            ),
+            iam.PolicyStatement(
+                # CreateEndpointConfig with KmsKeyId needs grants for the volumes and capture.
+                sid="EncryptVolumesAndCapture",
+                actions=["kms:CreateGrant", "kms:DescribeKey", "kms:Decrypt", "kms:GenerateDataKey"],
+                resources=[key.key_arn],
+            ),
+            iam.PolicyStatement(
+                sid="ScaleOwnEndpoint",
+                # Application Auto Scaling has no resource-level permissions for these actions.
+                actions=[
+                    "application-autoscaling:RegisterScalableTarget",
+                    "application-autoscaling:DeregisterScalableTarget",
+                    "application-autoscaling:DescribeScalableTargets",
+                    "application-autoscaling:PutScalingPolicy",
+                    "application-autoscaling:DescribeScalingPolicies",
+                    "cloudwatch:DescribeAlarms",
+                ],
+                resources=["*"],
+            ),
+            iam.PolicyStatement(
+                sid="TargetTrackingAlarms",
+                actions=["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms"],
+                resources=[
+                    f"arn:{Aws.PARTITION}:cloudwatch:{Aws.REGION}:{Aws.ACCOUNT_ID}:alarm:"
+                    f"TargetTracking-endpoint/{names.endpoint}/*"
+                ],
+            ),
+            iam.PolicyStatement(
+                sid="AutoscalingServiceLinkedRole",
+                actions=["iam:CreateServiceLinkedRole"],
+                resources=[
+                    f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role/aws-service-role/"
+                    f"{APPLICATION_AUTOSCALING_PRINCIPAL}/AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
+                ],
+                conditions={"StringLike": {"iam:AWSServiceName": APPLICATION_AUTOSCALING_PRINCIPAL}},
+            ),
+        ]
+        self.policy = iam.Policy(self, "Policy", policy_name=names.deploy_function, statements=statements)
+        self.policy.attach_to_role(self.role)
+
+        sagemaker_arn = "arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>"
+        reasons = {
+            "*": (
+                "sagemaker:List* and application-autoscaling actions support no resource-level scoping; "
+                "the function filters listings to its own name prefixes."
+            ),
+            f"{sagemaker_arn}:model-package/{names.model_package_group}/*": (
+                "Package versions are numbered at registration; limited to this environment's group."
+            ),
+            f"{sagemaker_arn}:model/{names.model_prefix}-*": (
+                "Model names carry the package version and a digest chosen at deploy time; limited to "
+                "this environment's model prefix."
+            ),
+            f"{sagemaker_arn}:endpoint-config/{names.endpoint_config_prefix}-*": (
+                "Endpoint config names carry the package version and a digest chosen at deploy time; "
+                "limited to this environment's config prefix."
+            ),
+            "arn:<AWS::Partition>:cloudwatch:<AWS::Region>:<AWS::AccountId>:alarm:"
+            f"TargetTracking-endpoint/{names.endpoint}/*": (
+                "Target tracking names its alarms after the scaled resource with a generated suffix; "
+                "limited to this endpoint's alarms."
+            ),
+        }
+        for resource, reason in reasons.items():
+            acknowledge(self.policy, f"AwsSolutions-IAM5[Resource::{resource}]", reason)

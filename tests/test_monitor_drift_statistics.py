@@ -1,0 +1,80 @@
+"""Drift distances and the monitoring window, checked against scipy and by hand."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+from scipy.stats import ks_2samp
+
+from pipeline_code.container import drift_statistics, image_features, monitor_window
+
+
+def _accumulator(
+    baseline: np.ndarray, window: np.ndarray, chunk: int = 97
+) -> drift_statistics.NumericAccumulator:
+    feature = {"numerical_statistics": image_features.numerical_statistics(list(baseline))}
+    accumulator = drift_statistics.NumericAccumulator("x", "Fractional", feature)
+    for start in range(0, len(window), chunk):  # streamed in chunks, as the monitor does
+        accumulator.add_many(window[start : start + chunk].tolist())
+    return accumulator
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.2, 1.0])
+def test_streaming_ks_equals_scipy_two_sample_ks(shift):
+    rng = np.random.default_rng(1)
+    baseline, window = rng.normal(0, 1, 1500), rng.normal(shift, 1, 5000)
+    assert _accumulator(baseline, window).ks() == pytest.approx(
+        ks_2samp(baseline, window).statistic, abs=1e-12
+    )
+
+
+def test_psi_is_small_for_the_same_distribution_and_large_for_a_shift():
+    rng = np.random.default_rng(2)
+    baseline = rng.uniform(0, 1, 2000)
+    same = _accumulator(baseline, rng.uniform(0, 1, 4000)).psi()
+    shifted = _accumulator(baseline, rng.uniform(0.3, 1.3, 4000)).psi()
+    assert same < 0.02 and shifted > 0.5
+    # By hand: deciles of the baseline, 10% each; a window all in one bin.
+    expected = np.full(10, 0.1)
+    actual = np.array([1.0] + [0.0] * 9)
+    by_hand = sum((a - e) * np.log(a / e) for a, e in zip(np.maximum(actual, 1e-4), expected, strict=True))
+    assert drift_statistics.psi(expected * 1000, actual * 1000) == pytest.approx(by_hand)
+
+
+def test_window_statistics_moments_and_missing_values():
+    accumulator = _accumulator(np.arange(10.0), np.array([1.0, 2.0, 3.0, 4.0]))
+    accumulator.add_many([None, "seven", float("nan")])
+    stats = accumulator.statistics()["numerical_statistics"]
+    assert stats["mean"] == 2.5 and stats["min"] == 1.0 and stats["max"] == 4.0
+    assert stats["std_dev"] == pytest.approx(np.std([1, 2, 3, 4]))
+    assert stats["common"] == {"num_present": 4, "num_missing": 3}
+    assert accumulator.type_errors == 2 and accumulator.missing == 1
+    assert sum(b["count"] for b in stats["distribution"]["kll"]["buckets"]) == 4
+
+
+def test_l_infinity_and_domain_checks_of_categories():
+    feature = {"string_statistics": image_features.string_statistics(["a"] * 50 + ["b"] * 50)}
+    accumulator = drift_statistics.CategoricalAccumulator("breed", "String", feature)
+    accumulator.add_many(["a"] * 20 + ["b"] * 70 + ["c"] * 10 + [None, 3])
+    assert accumulator.distance() == pytest.approx(0.3)  # b: 0.7 vs 0.5; a: 0.2 vs 0.5
+    assert accumulator.outside_domain(["a", "b"]) == 10
+    assert (accumulator.missing, accumulator.type_errors) == (1, 1)
+
+
+def test_window_is_whole_hours_before_the_start_time():
+    window = monitor_window.monitoring_window("2026-11-27T10:07:31.123Z", 2)
+    assert (window.start, window.end) == (
+        datetime(2026, 11, 27, 8, tzinfo=UTC),
+        datetime(2026, 11, 27, 10, tzinfo=UTC),
+    )
+    assert window.hour_folders() == ["2026/11/27/08", "2026/11/27/09"]
+    override = monitor_window.monitoring_window(
+        "2026-11-27T10:07:31Z", 1, end_override="2026-01-01T00:30:00+01:00"
+    )
+    assert override.end == datetime(2025, 12, 31, 23, tzinfo=UTC)
+    with pytest.raises(ValueError, match="window hours must be between 1 and 744, got 0"):
+        monitor_window.monitoring_window("2026-11-27T10:00:00Z", 0)
+    with pytest.raises(ValueError, match="window end .10 o.clock. is not an ISO 8601 time"):
+        monitor_window.monitoring_window("10 o'clock", 1)

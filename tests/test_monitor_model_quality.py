@@ -1,0 +1,146 @@
+"""Model-quality monitor: captured predictions joined with SageMaker-format ground truth."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import monitor_fixtures
+from monitor_fixtures import ENDPOINT, metric_values, read_metrics, run_monitor
+
+from dogbreeds.ground_truth import read_records, write_ground_truth
+
+monitor_case = monitor_fixtures.monitor_case
+clean_capture = monitor_fixtures.clean_capture
+LABELLED_AT = datetime(2026, 11, 20, 9, 40, tzinfo=UTC)
+
+
+def _record_file(sent: list[dict], path: Path) -> Path:
+    path.write_text("".join(json.dumps(entry) + "\n" for entry in sent))
+    return path
+
+
+def _run(capture_root: Path, ground_truth: Path, case, out: Path, *extra: str):
+    result = run_monitor(
+        "monitor_model_quality.py",
+        "--capture-uri",
+        str(capture_root / ENDPOINT),
+        "--ground-truth-uri",
+        str(ground_truth),
+        "--output-uri",
+        str(out / "reports"),
+        "--window-end",
+        "2026-11-20T10:02:00Z",
+        "--baseline-uri",
+        str(case.run),
+        "--endpoint-name",
+        ENDPOINT,
+        "--metrics-sink",
+        str(out / "metrics.jsonl"),
+        *extra,
+    )
+    assert result.returncode == 0, result.stderr
+    [summary_file] = (out / "reports").rglob("summary.json")
+    summary = json.loads(summary_file.read_text())
+    violations = json.loads((summary_file.parent / "constraint_violations.json").read_text())["violations"]
+    return summary, violations, read_metrics(out / "metrics.jsonl"), summary_file.parent
+
+
+def test_correct_labels_keep_accuracy_and_raise_no_violation(monitor_case, clean_capture, tmp_path):
+    capture_root, sent = clean_capture
+    records = read_records(_record_file(sent, tmp_path / "traffic.jsonl"))
+    written = write_ground_truth(records, str(tmp_path / "gt"), when=LABELLED_AT)
+    assert "/2026/11/20/09/groundtruth-" in written["location"]
+    summary, violations, metrics, folder = _run(capture_root, tmp_path / "gt", monitor_case, tmp_path)
+    baseline = monitor_case.evaluation["multiclass_classification_metrics"]["accuracy"]["value"]
+    assert summary["labelled_records"] == summary["records_analysed"] == 300
+    assert summary["ground_truth_coverage"] == 1.0
+    assert abs(summary["metrics"]["accuracy"]["window"] - baseline) <= 0.05
+    assert summary["metrics"]["accuracy"]["baseline"] == baseline
+    assert violations == []
+    assert metric_values(metrics, "Accuracy")[None] == summary["metrics"]["accuracy"]["window"]
+    assert metric_values(metrics, "GroundTruthCoverage") == {None: 1.0}
+    assert metric_values(metrics, "LabelledRecords") == {None: 300.0}
+    assert set(metric_values(metrics, "MacroF1")) == {None} and set(
+        metric_values(metrics, "Top5Accuracy")
+    ) == {None}
+    statistics = json.loads((folder / "statistics.json").read_text())
+    matrix = statistics["multiclass_classification_metrics"]["confusion_matrix"]
+    assert sum(sum(row.values()) for row in matrix.values()) == 300
+    assert set(statistics["per_class_metrics"]) == set(monitor_case.classes)
+    assert "confusion matrix" in (folder / "report.html").read_text()
+
+
+def test_wrong_labels_drop_accuracy_and_raise_a_violation(monitor_case, clean_capture, tmp_path):
+    capture_root, sent = clean_capture
+    records = read_records(_record_file(sent, tmp_path / "traffic.jsonl"))
+    written = write_ground_truth(records, str(tmp_path / "gt"), wrong_fraction=0.5, seed=3, when=LABELLED_AT)
+    assert written["wrong"] == 150
+    summary, violations, metrics, _ = _run(capture_root, tmp_path / "gt", monitor_case, tmp_path)
+    accuracy = summary["metrics"]["accuracy"]["window"]
+    assert accuracy < summary["metrics"]["accuracy"]["baseline"] - 0.3
+    by_metric = {(v["metric_name"], v["description"].split("(")[-1]) for v in violations}
+    assert any(name == "accuracy" and "baseline" in why for name, why in by_metric)
+    assert any(name == "accuracy" and "accuracy threshold" in why for name, why in by_metric)
+    assert all(v["constraint_check_type"] == "LessThanThreshold" for v in violations)
+    assert metric_values(metrics, "Violations")[None] == len(violations) >= 2
+    assert metric_values(metrics, "Accuracy")[None] == accuracy
+
+
+def test_partial_late_and_corrupt_ground_truth(monitor_case, clean_capture, tmp_path):
+    capture_root, sent = clean_capture
+    # A third of the labels arrive in the next hour (still read: labels lag predictions) ...
+    write_ground_truth(
+        read_records(_record_file(sent[:100], tmp_path / "a.jsonl")),
+        str(tmp_path / "gt"),
+        when=datetime(2026, 11, 20, 10, 1, tzinfo=UTC),
+    )
+    # ... a third two hours later (outside --ground-truth-extra-hours 1) ...
+    write_ground_truth(
+        read_records(_record_file(sent[100:200], tmp_path / "b.jsonl")),
+        str(tmp_path / "gt"),
+        when=datetime(2026, 11, 20, 11, 1, tzinfo=UTC),
+    )
+    # ... and one file has corrupt lines besides a label for an id nobody sent.
+    hour = tmp_path / "gt" / "2026" / "11" / "20" / "09"
+    hour.mkdir(parents=True)
+    (hour / "bad.jsonl").write_text(
+        'not json\n{"groundTruthData": {"data": "x", "encoding": "XML"}, "eventMetadata": {"eventId": "1"}}\n'
+        '{"groundTruthData": {"data": "beagle", "encoding": "CSV"}, "eventMetadata": {"eventId": "nobody"}}\n'
+    )
+    summary, _, metrics, _ = _run(capture_root, tmp_path / "gt", monitor_case, tmp_path)
+    assert summary["labelled_records"] == 100
+    assert abs(summary["ground_truth_coverage"] - 100 / 300) < 1e-9
+    assert summary["corrupt_ground_truth"] == 2
+    assert "encoding 'XML'" in summary["corrupt_ground_truth_examples"][1]
+    assert metric_values(metrics, "CorruptGroundTruth") == {None: 2.0}
+
+
+def test_no_ground_truth_reports_zero_coverage_and_no_accuracy(monitor_case, clean_capture, tmp_path):
+    capture_root, _ = clean_capture
+    summary, violations, metrics, _ = _run(capture_root, tmp_path / "no-labels-yet", monitor_case, tmp_path)
+    assert summary["records_analysed"] == 300 and summary["labelled_records"] == 0
+    assert violations == []
+    assert metric_values(metrics, "GroundTruthCoverage") == {None: 0.0}
+    assert metric_values(metrics, "Accuracy") == {}  # unknown is not zero
+
+
+def test_ground_truth_command_rejects_bad_input(tmp_path, capsys):
+    from dogbreeds.cli import main
+
+    records = tmp_path / "r.jsonl"
+    records.write_text('{"inference_id": "a", "true_label": "beagle", "status": 200}\n')
+    assert (
+        main(["ground-truth", "--records", str(records), "--out", str(tmp_path), "--wrong-fraction", "1.5"])
+        == 2
+    )
+    assert "--wrong-fraction must be between 0 and 1, got 1.5" in capsys.readouterr().err
+    assert (
+        main(["ground-truth", "--records", str(records), "--out", str(tmp_path), "--wrong-fraction", "0.5"])
+        == 2
+    )
+    assert "needs at least two distinct labels" in capsys.readouterr().err
+    records.write_text("{}\n")
+    assert main(["ground-truth", "--records", str(records), "--out", str(tmp_path)]) == 2
+    assert "has no inference_id" in capsys.readouterr().err
