@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import aws_cdk as cdk
 
 from stacks.deployment_stack import DeploymentStack
+from stacks.monitoring_stack import MonitoringStack
 from stacks.nag import add_nag_checks
 from stacks.naming import Names
 from stacks.settings import EnvironmentSettings, load_environment
@@ -21,6 +22,7 @@ class EnvironmentStacks:
     storage: StorageStack
     training: TrainingStack
     deployment: DeploymentStack
+    monitoring: MonitoringStack
 
 
 def build_environment(app: cdk.App, env_name: str | None = None) -> EnvironmentStacks:
@@ -65,10 +67,28 @@ def build_environment(app: cdk.App, env_name: str | None = None) -> EnvironmentS
         env=deploy_env,
         description=f"{names.base}: approval-driven endpoint deployment, rollback alarms and alerts",
     )
-    for stack in (storage, training, deployment):
+    # Monitoring (issue 6): pipeline, schedule, alarms, dashboard, drift-triggered retraining.
+    monitoring = MonitoringStack(
+        app,
+        names.stack("monitoring"),
+        names=names,
+        settings=settings,
+        bucket=storage.bucket,
+        key=storage.key,
+        execution_role=storage.execution_role,
+        alerts_topic=storage.alerts_topic,
+        env=deploy_env,
+        description=f"{names.base}: monitoring pipeline, schedule, alarms, dashboard, retraining",
+    )
+    for stack in (storage, training, deployment, monitoring):
         cdk.Tags.of(stack).add("project", names.project)
         cdk.Tags.of(stack).add("environment", names.env)
     add_nag_checks(app)
     return EnvironmentStacks(
-        names=names, settings=settings, storage=storage, training=training, deployment=deployment
+        names=names,
+        settings=settings,
+        storage=storage,
+        training=training,
+        deployment=deployment,
+        monitoring=monitoring,
     )

@@ -1,76 +1,26 @@
-"""Render the training pipeline at synth and ship it as an AWS::SageMaker::Pipeline.
-
-The sagemaker SDK renders the definition with placeholder strings where deploy-time values belong
-(asset URLs, bucket, role, key, the region's image registry); each placeholder is then replaced by
-its CDK token, which turns the definition into an Fn::Join. Same code and settings, same template.
-"""
+"""The training pipeline as an AWS::SageMaker::Pipeline: the training definition builder bound to
+this environment's settings and names, shipped through RenderedPipeline."""
 
 from __future__ import annotations
-
-import tempfile
-from pathlib import Path
 
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_s3_assets as s3_assets
-from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from pipeline_code.code_bundle import RUN_STEP_SCRIPT, SOURCE_BUNDLE_NAME, build_source_bundle
-from pipeline_code.locations import (
-    INFERENCE_IMAGE_TAG,
-    PROCESSING_IMAGE_TAG,
-    TRAINING_IMAGE_TAG,
-    Locations,
-)
 from pipeline_code.training_pipeline import render_training_pipeline
-from stacks.dlc_registries import pytorch_image_uri
+from stacks.constructs.rendered_pipeline import (  # noqa: F401 (re-exported for callers and tests)
+    PLACEHOLDERS,
+    RenderedPipeline,
+    placeholder_locations,
+    substitute_tokens,
+)
 from stacks.naming import Names
 from stacks.settings import TrainingSettings
 
-# Valid-looking stand-ins the SDK accepts; none can occur in a real definition by accident.
-PLACEHOLDERS = {
-    "bucket": "placeholder-project-bucket-0f3a9c",
-    "role": "arn:aws:iam::000000000000:role/placeholder-execution-role-0f3a9c",
-    "bundle": "s3://placeholder-asset-bucket-0f3a9c/bundle/sourcedir.tar.gz",
-    "run_step": "s3://placeholder-asset-bucket-0f3a9c/run-step/run_step.sh",
-    "training_image": "placeholder-training-image-0f3a9c",
-    "processing_image": "placeholder-processing-image-0f3a9c",
-    "inference_image": "placeholder-inference-image-0f3a9c",
-    "key": "arn:aws:kms:us-east-1:000000000000:key/placeholder-key-0f3a9c",
-}
 
-
-def placeholder_locations() -> Locations:
-    return Locations(
-        bucket=PLACEHOLDERS["bucket"],
-        role_arn=PLACEHOLDERS["role"],
-        source_bundle_uri=PLACEHOLDERS["bundle"],
-        run_step_uri=PLACEHOLDERS["run_step"],
-        training_image_uri=PLACEHOLDERS["training_image"],
-        processing_image_uri=PLACEHOLDERS["processing_image"],
-        inference_image_uri=PLACEHOLDERS["inference_image"],
-        kms_key_id=PLACEHOLDERS["key"],
-    )
-
-
-def substitute_tokens(definition: str, values: dict[str, str]) -> str:
-    """Replace each placeholder by its value. Values are CDK tokens encoded as strings; CDK resolves
-    a string with tokens in it into an Fn::Join at synth."""
-    for name, value in values.items():
-        placeholder = PLACEHOLDERS[name]
-        if placeholder not in definition:
-            raise ValueError(f"placeholder for {name!r} not found in the rendered definition")
-        definition = definition.replace(placeholder, value)
-    leftovers = [name for name, p in PLACEHOLDERS.items() if p in definition]
-    if leftovers:
-        raise ValueError(f"placeholders left in the definition: {leftovers}")
-    return definition
-
-
-class TrainingPipeline(Construct):
-    """The SageMaker pipeline, its code assets, and read access to them for the execution role."""
+class TrainingPipeline(RenderedPipeline):
+    """Preprocess, train, evaluate, gate on accuracy, register for approval."""
 
     def __init__(
         self,
@@ -83,48 +33,13 @@ class TrainingPipeline(Construct):
         key: kms.IKey,
         execution_role: iam.IRole,
     ) -> None:
-        super().__init__(scope, construct_id)
-        bundle_dir = Path(tempfile.mkdtemp(prefix="dogbreeds-bundle-"))
-        self.source_bundle = s3_assets.Asset(
-            self, "SourceBundle", path=str(build_source_bundle(bundle_dir / SOURCE_BUNDLE_NAME))
-        )
-        self.run_step = s3_assets.Asset(self, "RunStepScript", path=str(RUN_STEP_SCRIPT))
-
-        self.definition = render_training_pipeline(placeholder_locations(), settings, names)
-        body = substitute_tokens(
-            self.definition,
-            {
-                "bucket": bucket.bucket_name,
-                "role": execution_role.role_arn,
-                "bundle": self.source_bundle.s3_object_url,
-                "run_step": self.run_step.s3_object_url,
-                "training_image": pytorch_image_uri(self, "pytorch-training", TRAINING_IMAGE_TAG),
-                "processing_image": pytorch_image_uri(self, "pytorch-training", PROCESSING_IMAGE_TAG),
-                "inference_image": pytorch_image_uri(self, "pytorch-inference", INFERENCE_IMAGE_TAG),
-                "key": key.key_arn,
-            },
-        )
-        self.pipeline = sagemaker.CfnPipeline(
-            self,
-            "Pipeline",
+        super().__init__(
+            scope,
+            construct_id,
             pipeline_name=names.training_pipeline,
-            pipeline_display_name=names.training_pipeline,
-            pipeline_description="Preprocess, train, evaluate, gate on accuracy, register for approval",
-            role_arn=execution_role.role_arn,
-            pipeline_definition={"PipelineDefinitionBody": body},
-        )
-        # Exactly the two code objects, not the whole asset bucket.
-        iam.Policy(
-            self,
-            "ReadPipelineCode",
-            roles=[execution_role],
-            statements=[
-                iam.PolicyStatement(
-                    actions=["s3:GetObject"],
-                    resources=[
-                        asset.bucket.arn_for_objects(asset.s3_object_key)
-                        for asset in (self.source_bundle, self.run_step)
-                    ],
-                )
-            ],
+            description="Preprocess, train, evaluate, gate on accuracy, register for approval",
+            render=lambda locations: render_training_pipeline(locations, settings, names),
+            bucket=bucket,
+            key=key,
+            execution_role=execution_role,
         )

@@ -1,0 +1,211 @@
+"""Alarms on the monitors' metrics and on the monitoring pipeline itself, all to the alerts topic.
+
+Metric names, dimensions and namespace come from ``pipeline_code.container.monitoring_metrics`` (the
+contract with the jobs that publish them); thresholds come from MonitoringSettings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from pipeline_code.container import monitoring_metrics as mm
+from stacks.constructs.execution_role import metric_namespace
+from stacks.naming import Names
+from stacks.settings import MonitoringSettings
+
+PIPELINE_STATUS_DETAIL_TYPE = "SageMaker Model Building Pipeline Execution Status Change"
+# SageMaker Pipelines publishes execution counts here, per pipeline.
+PIPELINES_NAMESPACE = "AWS/Sagemaker/ModelBuildingPipeline"
+PIPELINES_FAILED_METRIC = "ExecutionFailed"
+MAX_EVALUATION_SECONDS = 86400
+
+
+@dataclass(frozen=True)
+class MonitoringAlarmNames:
+    """Alarm names of one environment; the retrain rule and the dashboard refer to them by name."""
+
+    names: Names
+
+    @property
+    def feature_drift(self) -> str:
+        return f"{self.names.base}-monitoring-feature-drift"
+
+    @property
+    def prediction_drift(self) -> str:
+        return f"{self.names.base}-monitoring-prediction-drift"
+
+    @property
+    def accuracy(self) -> str:
+        return f"{self.names.base}-monitoring-accuracy-low"
+
+    @property
+    def execution_failed(self) -> str:
+        return f"{self.names.base}-monitoring-failed"
+
+    @property
+    def no_capture_data(self) -> str:
+        return f"{self.names.base}-monitoring-no-capture-data"
+
+    @property
+    def retrain_triggers(self) -> tuple[str, ...]:
+        """Drift and quality alarms: the ones that mean the model, not the plumbing, is the problem."""
+        return (self.feature_drift, self.prediction_drift, self.accuracy)
+
+
+def monitor_metric(
+    names: Names, metric_name: str, monitor: str, *, statistic: str, period_seconds: int
+) -> cloudwatch.Metric:
+    """One of the monitors' metrics for this environment's endpoint."""
+    return cloudwatch.Metric(
+        namespace=metric_namespace(names),
+        metric_name=metric_name,
+        dimensions_map={mm.DIMENSION_ENDPOINT: names.endpoint, mm.DIMENSION_MONITOR: monitor},
+        statistic=statistic,
+        period=Duration.seconds(period_seconds),
+    )
+
+
+def no_data_evaluation_periods(period_seconds: int) -> int:
+    """2 periods, or 1 where 2 would pass CloudWatch's one-day limit on period x evaluation periods."""
+    return 2 if 2 * period_seconds <= MAX_EVALUATION_SECONDS else 1
+
+
+class MonitoringAlarms(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        names: Names,
+        settings: MonitoringSettings,
+        period_seconds: int,
+        monitoring_pipeline_name: str,
+        monitoring_pipeline_arn: str,
+        alerts_topic: sns.ITopic,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.alarm_names = alarm_names = MonitoringAlarmNames(names)
+        action = cw_actions.SnsAction(alerts_topic)
+
+        def alarm(construct_id: str, evaluation_periods: int = 1, **props) -> cloudwatch.Alarm:
+            created = cloudwatch.Alarm(
+                self, construct_id, evaluation_periods=evaluation_periods,
+                datapoints_to_alarm=evaluation_periods, **props
+            )
+            created.add_alarm_action(action)
+            return created
+
+        # One run per period: Maximum/Minimum of the run's values. No run means no verdict on
+        # drift or accuracy (the no-data and failure alarms cover missing runs).
+        self.feature_drift = alarm(
+            "FeatureDrift",
+            alarm_name=alarm_names.feature_drift,
+            alarm_description=(
+                f"The largest per-feature PSI of {names.endpoint}'s captured images exceeded "
+                f"{settings.psi_threshold} (monitoring.psi_threshold)"
+            ),
+            metric=monitor_metric(
+                names, mm.MAX_FEATURE_PSI, mm.MONITOR_DATA_QUALITY, statistic="Maximum",
+                period_seconds=period_seconds,
+            ),
+            threshold=settings.psi_threshold,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.prediction_drift = alarm(
+            "PredictionDrift",
+            alarm_name=alarm_names.prediction_drift,
+            alarm_description=(
+                f"The L-infinity distance of {names.endpoint}'s predicted-breed shares from the "
+                f"baseline exceeded {settings.prediction_distance_threshold} "
+                "(monitoring.prediction_distance_threshold)"
+            ),
+            metric=monitor_metric(
+                names, mm.PREDICTION_DISTANCE, mm.MONITOR_DATA_QUALITY, statistic="Maximum",
+                period_seconds=period_seconds,
+            ),
+            threshold=settings.prediction_distance_threshold,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.accuracy = alarm(
+            "AccuracyLow",
+            alarm_name=alarm_names.accuracy,
+            alarm_description=(
+                f"Accuracy of {names.endpoint} against ground truth fell below "
+                f"{settings.accuracy_threshold} (monitoring.accuracy_threshold)"
+            ),
+            metric=monitor_metric(
+                names, mm.ACCURACY, mm.MONITOR_MODEL_QUALITY, statistic="Minimum",
+                period_seconds=period_seconds,
+            ),
+            threshold=settings.accuracy_threshold,
+            comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+            # No labels in a window is a coverage question, shown on the dashboard, not a bad model.
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.no_capture_data = alarm(
+            "NoCaptureData",
+            alarm_name=alarm_names.no_capture_data,
+            alarm_description=(
+                f"The data-quality monitor read no captured records of {names.endpoint} in its "
+                "window, or did not report at all: no traffic, capture off, or the monitor is broken"
+            ),
+            metric=monitor_metric(
+                names, mm.RECORDS_ANALYSED, mm.MONITOR_DATA_QUALITY, statistic="Sum",
+                period_seconds=period_seconds,
+            ),
+            threshold=1,
+            comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+            # A monitor that never reports is as bad as one that reports zero.
+            treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
+            # Two empty periods in a row: a run that lands late in the next period is not an outage.
+            evaluation_periods=no_data_evaluation_periods(period_seconds),
+        )
+        self.execution_failed = alarm(
+            "MonitoringFailed",
+            alarm_name=alarm_names.execution_failed,
+            alarm_description=f"An execution of {monitoring_pipeline_name} failed",
+            metric=cloudwatch.Metric(
+                namespace=PIPELINES_NAMESPACE,
+                metric_name=PIPELINES_FAILED_METRIC,
+                dimensions_map={"PipelineName": monitoring_pipeline_name},
+                statistic="Sum",
+                period=Duration.seconds(period_seconds),
+            ),
+            threshold=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.alarms = (
+            self.feature_drift,
+            self.prediction_drift,
+            self.accuracy,
+            self.no_capture_data,
+            self.execution_failed,
+        )
+
+        # The alarm needs SageMaker's metric; the event reaches the topic at once, with the reason.
+        self.failed_rule = events.Rule(
+            self,
+            "MonitoringFailedRule",
+            rule_name=f"{names.base}-monitoring-failed",
+            description="Failed monitoring pipeline executions notify the alerts topic",
+            event_pattern=events.EventPattern(
+                source=["aws.sagemaker"],
+                detail_type=[PIPELINE_STATUS_DETAIL_TYPE],
+                detail={
+                    "currentPipelineExecutionStatus": ["Failed"],
+                    "pipelineArn": [monitoring_pipeline_arn],
+                },
+            ),
+            targets=[targets.SnsTopic(alerts_topic)],
+        )
