@@ -19,6 +19,7 @@ COMMAND_MODULES: list[str] = [
     "models_cli",
     "traffic",
     "ground_truth",
+    "demo",
 ]
 
 

@@ -1,0 +1,266 @@
+"""`dogbreeds demo`: the whole lifecycle on this machine, through the same commands a user runs.
+
+sample data -> `local run` (the one training definition, via the local executor) -> registered
+version -> `local models approve` -> `local serve` with data capture -> clean traffic (unseen
+pictures of the same breeds) + ground truth -> `local monitor` -> the same pictures brightened +
+ground truth -> `local monitor` -> summary.
+
+Each step is the real CLI in a subprocess, so the demo exercises what the README documents. The
+working folder is emptied first, so a second run starts from the same place; the server is always
+stopped, also when a step fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline_code.local_locations import LOCAL_BUCKET, local_s3_root
+from stacks.naming import CAPTURE_PREFIX, GROUND_TRUTH_PREFIX, MONITORING_PREFIX
+
+DEMO_ENDPOINT = "dogbreeds-local"
+SUMMARY_FILE = "demo_summary.json"
+# Small enough for a 2-core laptop in about a minute of training, big enough to learn the breeds.
+DEFAULTS = {
+    "breeds": 6,
+    "per_breed": 40,
+    "size": "96x72",
+    "epochs": 4,
+    "image_size": 64,
+    "traffic": 180,
+    "threshold": 0.6,
+}
+
+
+class DemoError(RuntimeError):
+    """A demo step failed; the message names the step and shows the end of its output."""
+
+
+@dataclass
+class DemoSummary:
+    workdir: str
+    test_accuracy: float | None = None
+    registered_version: int | None = None
+    approved: bool = False
+    requests_sent: int = 0
+    clean_violations: list[str] = field(default_factory=list)
+    drifted_features: list[str] = field(default_factory=list)
+    drift_violations: int = 0
+    live_accuracy: float | None = None
+    reports: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def text(self) -> str:
+        accuracy = f"{self.test_accuracy:.3f}" if self.test_accuracy is not None else "n/a"
+        live = f"{self.live_accuracy:.3f}" if self.live_accuracy is not None else "n/a"
+        lines = [
+            "",
+            "=== demo summary ===",
+            f"test accuracy (evaluate step):   {accuracy}",
+            f"registered model version:        {self.registered_version} "
+            f"({'approved and served' if self.approved else 'not approved'})",
+            f"requests sent to the endpoint:   {self.requests_sent}",
+            f"clean traffic violations:        {', '.join(self.clean_violations) or 'none'}",
+            f"drift found after drifted batch: {', '.join(self.drifted_features) or 'none'}",
+            f"live accuracy (ground truth):    {live}",
+            "HTML reports:",
+            *[f"  {path}" for path in self.reports],
+            f"took {self.seconds:.0f} s; everything is under {self.workdir}",
+        ]
+        return "\n".join(lines)
+
+
+class Demo:
+    def __init__(self, workdir: Path, options: dict[str, Any]) -> None:
+        self.workdir = workdir.resolve()
+        self.options = options
+        self.bucket_root = local_s3_root(self.workdir) / LOCAL_BUCKET
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(
+                [str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH", "")]
+            ).rstrip(os.pathsep),
+        }
+
+    # -- running the CLI -------------------------------------------------------------------
+    def cli(self, step: str, *args: str) -> str:
+        print(f"\n>>> {step}: dogbreeds {' '.join(args)}", flush=True)
+        result = subprocess.run(
+            [sys.executable, "-m", "dogbreeds", *args],
+            env=self.env, cwd=self.workdir, capture_output=True, text=True,
+        )
+        output = result.stdout + result.stderr
+        print("\n".join(line for line in result.stdout.splitlines()[-12:]), flush=True)
+        if result.returncode != 0:
+            tail = "\n".join(output.splitlines()[-30:])
+            raise DemoError(f"step '{step}' failed (exit {result.returncode}):\n{tail}")
+        return result.stdout
+
+    # -- steps -----------------------------------------------------------------------------
+    def run(self) -> DemoSummary:
+        started = time.monotonic()
+        if self.workdir.exists():
+            shutil.rmtree(self.workdir)
+        self.workdir.mkdir(parents=True)
+        summary = DemoSummary(workdir=str(self.workdir))
+        o = self.options
+
+        self.cli("generate a sample dataset", "sample-data", "images", "--breeds", str(o["breeds"]),
+                 "--per-breed", str(o["per_breed"]), "--size", o["size"], "--seed", "7", "--broken", "2")
+        self.cli(
+            "train, evaluate and register (local executor)", "local", "run", "--data", "images",
+            "--workdir", ".", "--param", "Backbone=efficientnet_lite0",
+            "--param", f"ImageSize={o['image_size']}", "--param", f"Epochs={o['epochs']}",
+            "--param", "BatchSize=16", "--param", f"AccuracyThreshold={o['threshold']}",
+        )
+        package = self._registered_package()
+        summary.registered_version = package["version"]
+        summary.test_accuracy = self._test_accuracy(package)
+        self.cli("approve it", "local", "models", "approve", str(package["version"]), "--workdir", ".")
+        summary.approved = True
+
+        # Traffic: new pictures of the same breeds (a different seed), enough of them that the drift
+        # statistics compare distributions rather than a couple of dozen repeated test images.
+        self.cli("generate unseen images for traffic", "sample-data", "traffic-images",
+                 "--breeds", str(o["breeds"]), "--per-breed", str(max(1, o["traffic"] // o["breeds"])),
+                 "--size", o["size"], "--seed", "8")
+        traffic_images = self.workdir / "traffic-images"
+        server = self._start_server(package)
+        try:
+            url = server[1]
+            summary.requests_sent += self._traffic(url, traffic_images, "clean.jsonl", drift=None)
+            self._ground_truth("clean.jsonl")
+            clean = self._monitor("monitor the clean traffic")
+            summary.clean_violations = clean["data_quality"]["drifted"]
+            summary.requests_sent += self._traffic(url, traffic_images, "drift.jsonl", drift="brightness")
+            self._ground_truth("drift.jsonl")
+            drifted = self._monitor("monitor after the brightness-drifted traffic")
+            summary.drifted_features = drifted["data_quality"]["drifted"]
+            summary.drift_violations = drifted["data_quality"]["violation_count"]
+            summary.live_accuracy = drifted["model_quality"]["accuracy"]
+            summary.reports = drifted["reports"]
+        finally:
+            self._stop_server(server[0])
+        summary.seconds = time.monotonic() - started
+        (self.workdir / SUMMARY_FILE).write_text(json.dumps(asdict(summary), indent=2) + "\n")
+        return summary
+
+    def _registered_package(self) -> dict[str, Any]:
+        from dogbreeds.local_registry import LocalModelRegistry
+
+        package = LocalModelRegistry(self.workdir).latest()
+        if package is None:
+            raise DemoError("the pipeline succeeded but registered no model version")
+        return package
+
+    def _local(self, uri: str) -> Path:
+        return local_s3_root(self.workdir) / uri.removeprefix("s3://")
+
+    def _test_accuracy(self, package: dict[str, Any]) -> float | None:
+        uri = package.get("model_metrics", {}).get("ModelQuality", {}).get("Statistics", {}).get("S3Uri")
+        if not uri:
+            return None
+        report = json.loads(self._local(uri).read_text())
+        return float(report["multiclass_classification_metrics"]["accuracy"]["value"])
+
+    def _start_server(self, package: dict[str, Any]) -> tuple[subprocess.Popen, str]:
+        model = self._local(package["model_data_url"])
+        command = [
+            sys.executable, "-m", "dogbreeds", "local", "serve", "--model", str(model), "--port", "0",
+            "--capture-dir", str(self.bucket_root / CAPTURE_PREFIX), "--capture-percent", "100",
+            "--endpoint-name", DEMO_ENDPOINT,
+        ]
+        print(f"\n>>> serve the approved version: dogbreeds {' '.join(command[3:])}", flush=True)
+        process = subprocess.Popen(
+            command, env=self.env, cwd=self.workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True,
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = process.stdout.readline() if process.stdout else ""
+            if not line and process.poll() is not None:
+                raise DemoError(f"the local server exited with {process.returncode} before it was ready")
+            if line.startswith("{"):
+                url = json.loads(line).get("url")
+                if url:
+                    print(f"serving at {url}", flush=True)
+                    return process, url
+        self._stop_server(process)
+        raise DemoError("the local server did not report its URL within 120 s")
+
+    @staticmethod
+    def _stop_server(process: subprocess.Popen) -> None:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        print("local server stopped", flush=True)
+
+    def _traffic(self, url: str, images: Path, record: str, drift: str | None) -> int:
+        args = ["traffic", "--endpoint", url, "--images", str(images),
+                "--count", str(self.options["traffic"]), "--record", record, "--seed", "3"]
+        if drift:
+            args += ["--drift", drift]
+        self.cli(f"send {'drifted (' + drift + ')' if drift else 'clean'} traffic", *args)
+        return sum(1 for _ in (self.workdir / record).open())
+
+    def _ground_truth(self, record: str) -> None:
+        out = self.bucket_root / GROUND_TRUTH_PREFIX / DEMO_ENDPOINT
+        self.cli("write ground truth", "ground-truth", "--records", record, "--out", str(out))
+
+    def _monitor(self, step: str) -> dict[str, Any]:
+        self.cli(step, "local", "monitor", "--workdir", ".", "--endpoint-name", DEMO_ENDPOINT,
+                 "--window-hours", "2")
+        reports = self.bucket_root / MONITORING_PREFIX / DEMO_ENDPOINT
+        result: dict[str, Any] = {"reports": []}
+        for monitor in ("data_quality", "model_quality"):
+            summaries = sorted((reports / monitor).rglob("summary.json"), key=lambda p: p.stat().st_mtime)
+            if not summaries:
+                raise DemoError(f"the {monitor} monitor wrote no summary.json under {reports / monitor}")
+            summary = json.loads(summaries[-1].read_text())
+            violations = json.loads((summaries[-1].parent / "constraint_violations.json").read_text())
+            drifted = sorted(
+                {v["feature_name"] for v in violations["violations"]
+                 if v.get("constraint_check_type") == "baseline_drift_check" and "feature_name" in v}
+            )
+            accuracy = (summary.get("metrics", {}).get("accuracy") or {}).get("window")
+            result[monitor] = {
+                "drifted": drifted,
+                "violation_count": summary["violation_count"],
+                "accuracy": accuracy,
+            }
+            result["reports"].append(str(summaries[-1].parent / "report.html"))
+        return result
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "demo", help="run the whole lifecycle locally: train, register, approve, serve, monitor"
+    )
+    parser.add_argument("--workdir", type=Path, default=Path(".local/demo"))
+    for key, value in DEFAULTS.items():
+        parser.add_argument(f"--{key.replace('_', '-')}", type=type(value), default=value)
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    options = {key: getattr(args, key) for key in DEFAULTS}
+    try:
+        summary = Demo(args.workdir, options).run()
+    except DemoError as error:
+        print(f"\ndemo failed: {error}", file=sys.stderr)
+        return 1
+    print(summary.text())
+    return 0
