@@ -11,10 +11,11 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export SAGEMAKER_SUPPRESS_V2_WARNING := 1
 export CDK_DISABLE_VERSION_CHECK := 1
 
-.PHONY: help setup synth test lint bench-synth diagram clean
+.PHONY: help setup demo synth test lint bench-synth diagram clean
 
 help:
 	@echo "make setup            venv with pinned Python packages, and the pinned CDK CLI (npm ci)"
+	@echo "make demo             set up, then run the whole lifecycle locally and synthesise dev"
 	@echo "make test             set up, then run the whole test suite"
 	@echo "make synth ENV=dev    synthesise one environment offline (dev, staging, prod)"
 	@echo "make lint             ruff"
@@ -37,6 +38,12 @@ node_modules/.installed: package.json package-lock.json
 
 setup: $(VENV)/.installed node_modules/.installed
 
+# The local lifecycle (dogbreeds/demo.py), then the CDK app for dev, as a user would deploy it.
+demo: setup
+	$(PY) -m dogbreeds demo --workdir .local/demo
+	npx --no-install cdk synth -q -c env=dev
+	@echo "CDK templates for dev are in cdk.out/; 'make clean' removes .local and cdk.out"
+
 synth: setup
 	npx --no-install cdk synth -q -c env=$(ENV)
 	@echo "Templates for $(ENV) are in cdk.out/"
@@ -50,7 +57,13 @@ test: setup
 lint: setup
 	$(PY) -m ruff check .
 
-bench-synth: setup
+bench-# The local lifecycle (dogbreeds/demo.py), then the CDK app for dev, as a user would deploy it.
+demo: setup
+	$(PY) -m dogbreeds demo --workdir .local/demo
+	npx --no-install cdk synth -q -c env=dev
+	@echo "CDK templates for dev are in cdk.out/; 'make clean' removes .local and cdk.out"
+
+synth: setup
 	$(PY) bench/bench_synth.py
 
 diagram: docs/architecture.svg

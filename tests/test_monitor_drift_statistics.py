@@ -78,3 +78,28 @@ def test_window_is_whole_hours_before_the_start_time():
         monitor_window.monitoring_window("2026-11-27T10:00:00Z", 0)
     with pytest.raises(ValueError, match="window end .10 o.clock. is not an ISO 8601 time"):
         monitor_window.monitoring_window("10 o'clock", 1)
+
+
+@pytest.mark.parametrize(("n", "m", "shift"), [(40, 200, 0.0), (40, 200, 0.5), (1500, 5000, 0.05), (200, 60, 1.0)])
+def test_ks_p_value_agrees_with_scipys_asymptotic_two_sample_test(n, m, shift):
+    rng = np.random.default_rng(n + m)
+    baseline, window = rng.normal(0, 1, n), rng.normal(shift, 1, m)
+    ours = _accumulator(baseline, window).ks_p_value()
+    theirs = ks_2samp(baseline, window, method="asymp").pvalue
+    assert ours == pytest.approx(theirs, abs=0.02)
+
+
+def test_small_samples_over_the_threshold_by_chance_are_not_significant():
+    """36 baseline values against 240 from the same distribution: KS often exceeds 0.2 by chance,
+    which is why the monitor also asks for significance before it calls a feature drifted."""
+    rng = np.random.default_rng(5)
+    chance = [
+        _accumulator(rng.normal(0, 1, 36), rng.normal(0, 1, 240)) for _ in range(200)
+    ]
+    over_threshold = [a for a in chance if a.ks() > 0.2]
+    false_alarms = [a for a in over_threshold if a.ks_p_value() < 0.01]
+    # The threshold alone calls about one window in ten drifted; with significance, about 1 in 100.
+    assert len(over_threshold) >= 15
+    assert len(false_alarms) <= 4
+    shifted = _accumulator(rng.normal(0, 1, 36), rng.normal(1.5, 1, 240))
+    assert shifted.ks() > 0.5 and shifted.ks_p_value() < 1e-6

@@ -75,6 +75,23 @@ def l_infinity(expected: Mapping[str, float], actual: Mapping[str, float]) -> fl
     return max(abs(expected.get(k, 0.0) / e_total - actual.get(k, 0.0) / a_total) for k in keys)
 
 
+def ks_p_value(distance: float, n: int, m: int) -> float:
+    """Asymptotic two-sample Kolmogorov-Smirnov p-value (Stephens' small-sample correction, as in
+    Numerical Recipes' ``probks``). Written out because scipy is not promised in every container."""
+    effective = math.sqrt(n * m / (n + m))
+    lam = (effective + 0.12 + 0.11 / effective) * distance
+    if lam < 1e-3:
+        return 1.0
+    total, sign = 0.0, 1.0
+    for k in range(1, 101):
+        term = sign * math.exp(-2.0 * k * k * lam * lam)
+        total += term
+        if abs(term) < 1e-10:
+            break
+        sign = -sign
+    return min(1.0, max(0.0, 2.0 * total))
+
+
 class NumericAccumulator:
     """Window statistics of one numeric feature against a fixed baseline, in O(baseline) memory."""
 
@@ -167,6 +184,15 @@ class NumericAccumulator:
         window_cdf = np.cumsum(self.grid_counts[:-1]) / self.count
         baseline_cdf = np.searchsorted(self.sketch, self.grid, side="right") / len(self.sketch)
         return float(np.abs(window_cdf - baseline_cdf).max())
+
+    def ks_p_value(self) -> float | None:
+        """How likely a KS distance this large is between two samples of the same distribution,
+        at these sample sizes. Small baselines and windows differ by chance; a threshold alone
+        would call that drift."""
+        distance = self.ks()
+        if distance is None:
+            return None
+        return ks_p_value(distance, len(self.sketch), self.count)
 
     def psi(self) -> float | None:
         if not self.count or not len(self.sketch):

@@ -75,7 +75,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=30,
         help="fewer images than this: distances are reported but not judged",
     )
+    parser.add_argument(
+        "--drift-significance",
+        type=float,
+        default=0.01,
+        help="a numeric feature drifts only if its KS distance is this unlikely by chance (p-value)",
+    )
     args = parser.parse_args(argv)
+    if not 0 < args.drift_significance <= 1:
+        parser.error(f"--drift-significance must be in (0, 1], got {args.drift_significance}")
     for name in ("psi_threshold", "ks_threshold", "prediction_distance_threshold"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be above 0, got {getattr(args, name)}")
@@ -179,9 +187,13 @@ def check_constraints(
                 )
             )
         if isinstance(acc, drift_statistics.NumericAccumulator):
-            psi, ks = acc.psi(), acc.ks()
-            distances[name] = {"psi": psi, "ks": ks}
-            if judged and psi is not None and (psi > args.psi_threshold or ks > args.ks_threshold):
+            psi, ks, p_value = acc.psi(), acc.ks(), acc.ks_p_value()
+            distances[name] = {"psi": psi, "ks": ks, "ks_p_value": p_value}
+            beyond_threshold = psi is not None and (psi > args.psi_threshold or ks > args.ks_threshold)
+            # A distance over the threshold that sampling noise explains (small baseline or window)
+            # is reported in the distances but is not a violation.
+            beyond_chance = p_value is not None and p_value < args.drift_significance
+            if judged and beyond_threshold and beyond_chance:
                 violations.append(
                     monitor_report.violation(
                         name,
@@ -189,7 +201,8 @@ def check_constraints(
                         (
                             f"{name} drifted from the baseline: PSI {psi:.4f} "
                             f"(threshold {args.psi_threshold}), "
-                            f"KS {ks:.4f} (threshold {args.ks_threshold}) over {acc.count} images"
+                            f"KS {ks:.4f} (threshold {args.ks_threshold}, p={p_value:.2g}) "
+                            f"over {acc.count} images"
                         ),
                     )
                 )

@@ -1,0 +1,31 @@
+"""The demo's core, end to end through the real CLI: train, register, approve, serve, monitor."""
+
+from __future__ import annotations
+
+import json
+
+from dogbreeds.demo import SUMMARY_FILE, Demo
+
+
+def test_demo_core_runs_the_lifecycle_and_reports_the_drift(tmp_path):
+    options = {"breeds": 4, "per_breed": 30, "size": "80x60", "epochs": 3, "image_size": 64,
+               "traffic": 120, "threshold": 0.5}
+    summary = Demo(tmp_path / "demo", options).run()
+
+    assert summary.registered_version == 1 and summary.approved
+    assert summary.test_accuracy is not None and summary.test_accuracy >= 0.5
+    assert summary.requests_sent == 240
+    assert "brightness" in summary.drifted_features
+    assert "brightness" not in summary.clean_violations
+    assert summary.live_accuracy is not None and summary.live_accuracy > 0.4
+    assert len(summary.reports) == 2 and all(path.endswith("report.html") for path in summary.reports)
+    for path in summary.reports:
+        assert "<html" in open(path).read().lower()
+    text = summary.text()
+    assert "registered model version:        1" in text and "brightness" in text
+    saved = json.loads((tmp_path / "demo" / SUMMARY_FILE).read_text())
+    assert saved["drifted_features"] == summary.drifted_features
+
+    # Runs again from a clean slate: still version 1, the server from the first run is gone.
+    again = Demo(tmp_path / "demo", options).run()
+    assert again.registered_version == 1
