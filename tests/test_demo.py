@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from dogbreeds.demo import SUMMARY_FILE, Demo
 
@@ -20,7 +21,7 @@ def test_demo_core_runs_the_lifecycle_and_reports_the_drift(tmp_path):
     assert summary.live_accuracy is not None and summary.live_accuracy > 0.4
     assert len(summary.reports) == 2 and all(path.endswith("report.html") for path in summary.reports)
     for path in summary.reports:
-        assert "<html" in open(path).read().lower()
+        assert "<html" in Path(path).read_text().lower()
     text = summary.text()
     assert "registered model version:        1" in text and "brightness" in text
     saved = json.loads((tmp_path / "demo" / SUMMARY_FILE).read_text())

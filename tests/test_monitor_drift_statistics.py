@@ -80,7 +80,9 @@ def test_window_is_whole_hours_before_the_start_time():
         monitor_window.monitoring_window("10 o'clock", 1)
 
 
-@pytest.mark.parametrize(("n", "m", "shift"), [(40, 200, 0.0), (40, 200, 0.5), (1500, 5000, 0.05), (200, 60, 1.0)])
+@pytest.mark.parametrize(
+    ("n", "m", "shift"), [(40, 200, 0.0), (40, 200, 0.5), (1500, 5000, 0.05), (200, 60, 1.0)]
+)
 def test_ks_p_value_agrees_with_scipys_asymptotic_two_sample_test(n, m, shift):
     rng = np.random.default_rng(n + m)
     baseline, window = rng.normal(0, 1, n), rng.normal(shift, 1, m)
