@@ -57,13 +57,7 @@ test: setup
 lint: setup
 	$(PY) -m ruff check .
 
-bench-# The local lifecycle (dogbreeds/demo.py), then the CDK app for dev, as a user would deploy it.
-demo: setup
-	$(PY) -m dogbreeds demo --workdir .local/demo
-	npx --no-install cdk synth -q -c env=dev
-	@echo "CDK templates for dev are in cdk.out/; 'make clean' removes .local and cdk.out"
-
-synth: setup
+bench-synth: setup
 	$(PY) bench/bench_synth.py
 
 diagram: docs/architecture.svg
