@@ -322,6 +322,14 @@ def build_training_pipeline(
         uri = preprocess.properties.ProcessingOutputConfig.Outputs[name].S3Output.S3Uri
         return Join(on="/", values=[uri, file])
 
+    def json_source(uri: Join) -> MetricsSource:
+        return MetricsSource(s3_uri=uri, content_type="application/json")
+
+    # The same baseline files are the package's metrics and its drift-check baselines.
+    data_statistics = json_source(preprocess_output("baseline", "statistics.json"))
+    data_constraints = json_source(preprocess_output("baseline", "constraints.json"))
+    quality_constraints = json_source(evaluate_output("quality_baseline", "constraints.json"))
+
     model = PyTorchModel(
         model_data=model_data,
         image_uri=locations.inference_image_uri,
@@ -341,40 +349,16 @@ def build_training_pipeline(
             model_package_group_name=names.model_package_group,
             approval_status=params.approval_status,
             model_metrics=ModelMetrics(
-                model_statistics=MetricsSource(
-                    s3_uri=evaluate_output("evaluation", "evaluation.json"),
-                    content_type="application/json",
-                ),
-                model_constraints=MetricsSource(
-                    s3_uri=evaluate_output("quality_baseline", "constraints.json"),
-                    content_type="application/json",
-                ),
-                model_data_statistics=MetricsSource(
-                    s3_uri=preprocess_output("baseline", "statistics.json"),
-                    content_type="application/json",
-                ),
-                model_data_constraints=MetricsSource(
-                    s3_uri=preprocess_output("baseline", "constraints.json"),
-                    content_type="application/json",
-                ),
+                model_statistics=json_source(evaluate_output("evaluation", "evaluation.json")),
+                model_constraints=quality_constraints,
+                model_data_statistics=data_statistics,
+                model_data_constraints=data_constraints,
             ),
             drift_check_baselines=DriftCheckBaselines(
-                model_data_statistics=MetricsSource(
-                    s3_uri=preprocess_output("baseline", "statistics.json"),
-                    content_type="application/json",
-                ),
-                model_data_constraints=MetricsSource(
-                    s3_uri=preprocess_output("baseline", "constraints.json"),
-                    content_type="application/json",
-                ),
-                model_statistics=MetricsSource(
-                    s3_uri=evaluate_output("quality_baseline", "statistics.json"),
-                    content_type="application/json",
-                ),
-                model_constraints=MetricsSource(
-                    s3_uri=evaluate_output("quality_baseline", "constraints.json"),
-                    content_type="application/json",
-                ),
+                model_data_statistics=data_statistics,
+                model_data_constraints=data_constraints,
+                model_statistics=json_source(evaluate_output("quality_baseline", "statistics.json")),
+                model_constraints=quality_constraints,
             ),
             description="Dog-breed classifier trained by the pipeline",
             # The monitors compare live prediction distributions with this; DriftCheckBaselines

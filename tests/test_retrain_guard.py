@@ -13,7 +13,7 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 from cdk_helpers import REPO_ROOT
-from monitor_stack_fixtures import REGION, aws, moto_server  # noqa: F401
+from moto_fixtures import REGION, aws, moto_server  # noqa: F401
 
 sys.path.insert(0, str(REPO_ROOT / "lambdas" / "retrain_guard"))
 import retrain_guard  # noqa: E402
