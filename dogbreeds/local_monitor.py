@@ -32,10 +32,8 @@ BASELINE_FILE = "live_baselines.json"
 
 def live_baselines_file(workdir: Path, group: str | None = None) -> Path:
     """Write the newest Approved local package's DriftCheckBaselines where the job can read it."""
-    try:
-        from dogbreeds.local_registry import LocalModelRegistry
-    except ImportError as error:  # the registry arrives with the local executor
-        raise ValueError("no local model registry in this installation; pass --baseline-uri") from error
+    from dogbreeds.local_registry import LocalModelRegistry
+
     registry = LocalModelRegistry(workdir)
     groups = [group] if group else registry.groups()
     approved = [p for g in groups if (p := registry.latest(g, status="Approved"))]
@@ -90,11 +88,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     workdir = args.workdir.resolve()
-    try:
-        from dogbreeds.local_executor import run_pipeline
-    except ImportError:
-        print("dogbreeds local monitor: the local executor is not installed in this version", file=sys.stderr)
-        return 2
+    from dogbreeds.local_executor import run_pipeline
     from pipeline_code.monitoring_pipeline import render_monitoring_pipeline
 
     try:
