@@ -20,7 +20,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from pipeline_code.monitoring_pipeline import render_monitoring_pipeline
+from pipeline_code.render_cache import cached_render
 from stacks.constructs.monitoring_alarms import MonitoringAlarms
 from stacks.constructs.monitoring_dashboard import MonitoringDashboard
 from stacks.constructs.monitoring_schedule import (
@@ -38,7 +38,9 @@ from stacks.settings import EnvironmentSettings
 
 def monitoring_render(settings: EnvironmentSettings, names: Names) -> RenderFunction:
     """The monitoring definition builder bound to this environment."""
-    return lambda locations: render_monitoring_pipeline(locations, settings.monitoring, names)
+    return lambda locations: cached_render(
+        "pipeline_code.monitoring_pipeline:render_monitoring_pipeline", locations, settings.monitoring, names
+    )
 
 
 def window_hours(period_seconds: int) -> int:

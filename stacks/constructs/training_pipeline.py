@@ -8,7 +8,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from pipeline_code.training_pipeline import render_training_pipeline
+from pipeline_code.render_cache import cached_render
 from stacks.constructs.rendered_pipeline import (  # noqa: F401 (re-exported for callers and tests)
     PLACEHOLDERS,
     RenderedPipeline,
@@ -38,7 +38,9 @@ class TrainingPipeline(RenderedPipeline):
             construct_id,
             pipeline_name=names.training_pipeline,
             description="Preprocess, train, evaluate, gate on accuracy, register for approval",
-            render=lambda locations: render_training_pipeline(locations, settings, names),
+            render=lambda locations: cached_render(
+                "pipeline_code.training_pipeline:render_training_pipeline", locations, settings, names
+            ),
             bucket=bucket,
             key=key,
             execution_role=execution_role,
