@@ -21,7 +21,7 @@ help:
 	@echo "make lint             ruff"
 	@echo "make bench-synth      synth benchmark, results in bench/results/"
 	@echo "make diagram          redraw docs/architecture.svg from docs/architecture.dot (needs graphviz)"
-	@echo "make clean            remove local state (cdk.out, .local)"
+	@echo "make clean            remove local state (cdk.out, .local, .cache)"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required, found " + sys.version.split()[0])'
@@ -67,4 +67,4 @@ docs/architecture.svg: docs/architecture.dot
 	dot -Tsvg $< -o $@
 
 clean:
-	rm -rf cdk.out .local .pytest_cache
+	rm -rf cdk.out .local .cache .pytest_cache
