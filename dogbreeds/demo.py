@@ -29,6 +29,7 @@ from stacks.naming import CAPTURE_PREFIX, GROUND_TRUTH_PREFIX, MONITORING_PREFIX
 
 DEMO_ENDPOINT = "dogbreeds-local"
 SUMMARY_FILE = "demo_summary.json"
+MARKER_FILE = ".dogbreeds-demo"
 # Small enough for a 2-core laptop in about a minute of training, big enough to learn the breeds.
 DEFAULTS = {
     "breeds": 6,
@@ -108,9 +109,7 @@ class Demo:
     # -- steps -----------------------------------------------------------------------------
     def run(self) -> DemoSummary:
         started = time.monotonic()
-        if self.workdir.exists():
-            shutil.rmtree(self.workdir)
-        self.workdir.mkdir(parents=True)
+        self._reset_workdir()
         summary = DemoSummary(workdir=str(self.workdir))
         o = self.options
 
@@ -154,6 +153,19 @@ class Demo:
         (self.workdir / SUMMARY_FILE).write_text(json.dumps(asdict(summary), indent=2) + "\n")
         return summary
 
+    def _reset_workdir(self) -> None:
+        """Start from an empty folder, but only ever delete one the demo made (it leaves a marker):
+        `--workdir .` must not wipe a repository."""
+        marker = self.workdir / MARKER_FILE
+        if self.workdir.exists() and any(self.workdir.iterdir()):
+            if not marker.is_file():
+                raise DemoError(
+                    f"{self.workdir} is not empty and was not made by the demo; choose another --workdir"
+                )
+            shutil.rmtree(self.workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        marker.write_text("made by `dogbreeds demo`; the next demo run empties this folder\n")
+
     def _registered_package(self) -> dict[str, Any]:
         from dogbreeds.local_registry import LocalModelRegistry
 
@@ -180,22 +192,31 @@ class Demo:
             "--endpoint-name", DEMO_ENDPOINT,
         ]
         print(f"\n>>> serve the approved version: dogbreeds {' '.join(command[3:])}", flush=True)
-        process = subprocess.Popen(
-            command, env=self.env, cwd=self.workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True,
-        )
+        # The server's output goes to a file, not a pipe: nobody reads a pipe after start-up, and a
+        # full pipe would block the server.
+        log_path = self.workdir / "serve.log"
+        with log_path.open("w") as log:
+            process = subprocess.Popen(
+                command, env=self.env, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, text=True
+            )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            line = process.stdout.readline() if process.stdout else ""
-            if not line and process.poll() is not None:
-                raise DemoError(f"the local server exited with {process.returncode} before it was ready")
-            if line.startswith("{"):
-                url = json.loads(line).get("url")
+            for line in log_path.read_text().splitlines():
+                try:
+                    url = json.loads(line).get("url") if line.startswith("{") else None
+                except ValueError:  # the line is still being written
+                    url = None
                 if url:
                     print(f"serving at {url}", flush=True)
                     return process, url
+            if process.poll() is not None:
+                raise DemoError(
+                    f"the local server exited with {process.returncode} before it was ready; "
+                    f"see {log_path}"
+                )
+            time.sleep(0.2)
         self._stop_server(process)
-        raise DemoError("the local server did not report its URL within 120 s")
+        raise DemoError(f"the local server did not report its URL within 120 s; see {log_path}")
 
     @staticmethod
     def _stop_server(process: subprocess.Popen) -> None:

@@ -117,12 +117,17 @@ def url_sender(url: str) -> Sender:
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as error:
             return error.code, error.read().decode("utf-8", "replace")
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+            # Status 0: the request never got an answer (server down, refused, timed out).
+            return 0, f"no response: {error}"
 
     return send
 
 
 def endpoint_sender(endpoint_name: str, runtime: Any = None) -> Sender:
     """boto3 ``invoke_endpoint`` on a SageMaker endpoint, with the inference id for ground truth."""
+    import botocore.exceptions
+
     if runtime is None:
         import boto3
 
@@ -139,6 +144,11 @@ def endpoint_sender(endpoint_name: str, runtime: Any = None) -> Sender:
             )
         except runtime.exceptions.ModelError as error:
             return int(error.response.get("OriginalStatusCode", 500)), str(error)
+        except botocore.exceptions.ClientError as error:  # throttling, validation, missing endpoint
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+            return int(status), str(error)
+        except botocore.exceptions.BotoCoreError as error:  # connection problems
+            return 0, f"no response: {error}"
         return 200, json.loads(response["Body"].read())
 
     return send

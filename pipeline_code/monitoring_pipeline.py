@@ -89,7 +89,7 @@ def _common_arguments(params: MonitoringParameters, names: Names, folder: str) -
         "--endpoint-name", params.endpoint,
         "--model-package-group", names.model_package_group,
         "--metrics-sink", params.metrics_sink,
-        "--metrics-namespace", f"{names.project}/{names.env}",
+        "--metrics-namespace", names.metric_namespace,
     ]  # fmt: skip
 
 

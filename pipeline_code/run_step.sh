@@ -10,8 +10,10 @@ if [ ! -f "$bundle" ]; then
   exit 2
 fi
 workdir="$(mktemp -d)"
+trap 'rm -rf "$workdir"' EXIT
 tar -xzf "$bundle" -C "$workdir"
 script="$1"
 shift
 cd "$workdir"
-exec python3 "$workdir/$script" "$@"
+# Not exec: the trap removes the unpacked code when the script ends (local runs reuse one /tmp).
+python3 "$workdir/$script" "$@"

@@ -30,7 +30,10 @@ SPOT_DISCOUNT = 0.7  # typical managed-spot saving; varies by type and time
 KMS_KEY_MONTH = 1.0
 ALARM_MONTH = 0.10
 DASHBOARD_MONTH = 3.0
-ALARMS_PER_ENVIRONMENT = 7  # 3 endpoint guardrails + drift, prediction drift, accuracy, no data
+# 3 endpoint guardrails and 2 target-tracking alarms; with monitoring, 5 more: feature drift,
+# prediction drift, accuracy, no capture data, failed execution.
+ENDPOINT_ALARMS = 5
+MONITORING_ALARMS = 5
 
 # Assumed durations (measured on the sample data would be shorter; a full dataset is longer).
 MONITORING_JOB_MINUTES = 5  # each of the two monitors per scheduled run, billed per second
@@ -57,12 +60,10 @@ def _price(table: dict[str, float], instance_type: str, use: str) -> float:
 
 
 def _runs_per_month(schedule: str) -> float:
-    """rate(N unit) schedules; cron schedules are counted as hourly (an upper bound for most)."""
-    if schedule.startswith("rate("):
-        amount, unit = schedule[5:-1].split()
-        per_hour = {"minute": 60, "minutes": 60, "hour": 1, "hours": 1, "day": 1 / 24, "days": 1 / 24}
-        return HOURS_PER_MONTH * per_hour[unit] / int(amount)
-    return HOURS_PER_MONTH
+    """Monitoring schedules are rate(N unit) expressions (settings refuse anything else)."""
+    amount, unit = schedule[5:-1].split()
+    per_hour = {"minute": 60, "minutes": 60, "hour": 1, "hours": 1, "day": 1 / 24, "days": 1 / 24}
+    return HOURS_PER_MONTH * per_hour[unit] / int(amount)
 
 
 def estimate(settings: EnvironmentSettings) -> Estimate:
@@ -81,7 +82,8 @@ def estimate(settings: EnvironmentSettings) -> Estimate:
     if training.use_spot:
         train_price *= 1 - SPOT_DISCOUNT
     processing = _price(PROCESSING, training.processing_instance_type, "processing")
-    fixed = KMS_KEY_MONTH + ALARM_MONTH * ALARMS_PER_ENVIRONMENT + DASHBOARD_MONTH
+    alarms = ENDPOINT_ALARMS + (MONITORING_ALARMS if monitoring.enabled else 0)
+    fixed = KMS_KEY_MONTH + ALARM_MONTH * alarms + DASHBOARD_MONTH
     return Estimate(
         endpoint_hour=endpoint_hour,
         monitoring_month=monitoring_month,

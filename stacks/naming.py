@@ -75,8 +75,10 @@ class Names:
         return self.base
 
     @property
-    def log_group_prefix(self) -> str:
-        return f"/aws/sagemaker/{self.base}"
+    def metric_namespace(self) -> str:
+        """CloudWatch namespace of the monitors' metrics: the jobs publish to it, the execution
+        role's PutMetricData condition allows it, and the alarms and dashboard read it."""
+        return f"{self.project}/{self.env}"
 
     @property
     def alerts_topic(self) -> str:

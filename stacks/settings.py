@@ -27,8 +27,9 @@ _INSTANCE_TYPE = re.compile(r"^ml\.[a-z][a-z0-9-]*\.([0-9]*x?large|medium|small|
 _ACCOUNT = re.compile(r"^[0-9]{12}$")
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_RATE = re.compile(r"^rate\((1 (minute|hour|day)|[0-9]+ (minutes|hours|days))\)$")
-_CRON = re.compile(r"^cron\(\S+ \S+ \S+ \S+ \S+ \S+\)$")
+# Minutes or hours, or once a day: each run reads the capture since the previous one, and the
+# alarms' periods follow the schedule, so the interval must be fixed and at most a day.
+_RATE = re.compile(r"^rate\((1 (minute|hour|day)|([2-9]|[1-9][0-9]+) (minutes|hours))\)$")
 _PREFIX = re.compile(r"^[a-z][a-z0-9]{1,11}$")
 _ENV_NAME = re.compile(r"^[a-z][a-z0-9]{1,9}$")
 
@@ -65,11 +66,12 @@ def _email(value: str) -> str:
 
 
 def _schedule(value: str) -> str:
-    """rate(...) or cron(...) expression"""
-    if not (_RATE.match(value) or _CRON.match(value)):
+    """rate(N minutes), rate(N hours) or rate(1 day)"""
+    if not _RATE.match(value):
         raise ValueError(
-            "must be an EventBridge Scheduler expression: rate(1 hour), rate(30 minutes) "
-            "or cron(0 * * * ? *)"
+            "must be a fixed EventBridge Scheduler rate of at most a day: rate(1 hour), "
+            "rate(30 minutes), rate(6 hours) or rate(1 day) (each run reads the capture since the "
+            "previous one, so cron and multi-day rates are not supported)"
         )
     return value
 
@@ -144,7 +146,7 @@ class EndpointSettings(_Strict):
         10, ge=1, le=50, description="Traffic share of the new version during the canary."
     )
     canary_wait_minutes: int = Field(
-        10, ge=0, le=120, description="Canary bake time before all traffic shifts."
+        10, ge=0, le=60, description="Canary bake time before all traffic shifts (API maximum 1 hour)."
     )
     termination_wait_minutes: int = Field(
         5, ge=0, le=60, description="Old fleet kept after the shift, for fast rollback."

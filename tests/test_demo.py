@@ -30,3 +30,14 @@ def test_demo_core_runs_the_lifecycle_and_reports_the_drift(tmp_path):
     # Runs again from a clean slate: still version 1, the server from the first run is gone.
     again = Demo(tmp_path / "demo", options).run()
     assert again.registered_version == 1
+
+
+def test_demo_refuses_to_empty_a_folder_it_did_not_make(tmp_path):
+    import pytest
+
+    from dogbreeds.demo import DEFAULTS, DemoError
+
+    (tmp_path / "precious.txt").write_text("keep me")
+    with pytest.raises(DemoError, match="not made by the demo"):
+        Demo(tmp_path, dict(DEFAULTS)).run()
+    assert (tmp_path / "precious.txt").read_text() == "keep me"

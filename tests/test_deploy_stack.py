@@ -142,6 +142,8 @@ def test_lambda_permissions_are_scoped_to_this_environment(dev):
     assert ":model/dogbreeds-dev-model-*" in rendered["ManageOwnModels"]
     assert ":endpoint-config/dogbreeds-dev-config-*" in rendered["ManageOwnEndpointConfigs"]
     assert ":endpoint/dogbreeds-dev-endpoint" in rendered["DeployOwnEndpoint"]
+    # Application Auto Scaling refuses RegisterScalableTarget to a caller without this.
+    assert "sagemaker:UpdateEndpointWeightsAndCapacities" in statements["DeployOwnEndpoint"]["Action"]
     assert ":model-package/dogbreeds-dev-models/*" in rendered["ReadApprovedPackages"]
     pass_role = statements["PassOnlyTheExecutionRole"]
     assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}

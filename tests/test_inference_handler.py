@@ -312,3 +312,9 @@ def test_efficientnet_lite_artifact_serves_through_the_handler(tmp_path, artifac
     document = json.loads(result.body)
     assert document["model_version"].startswith("sha256-")  # no version in metadata: a hash
     assert {e["breed"] for e in document["predictions"][0]["top_k"]} == set(classes)
+
+
+def test_image_body_that_arrived_as_non_latin1_text_is_a_400(service) -> None:
+    with pytest.raises(service.module.BaseInferenceToolkitError) as caught:
+        service.module.input_fn("ein Hund 🐕", "image/jpeg")
+    assert caught.value.status_code == 400 and "not image bytes" in caught.value.message

@@ -80,7 +80,19 @@ def _error_for(env_block: dict, env: str = "dev") -> str:
         ),
         (
             {"monitoring": {"schedule": "every hour"}},
-            r"monitoring\.schedule = 'every hour': must be an EventBridge Scheduler expression",
+            r"monitoring\.schedule = 'every hour': must be a fixed EventBridge Scheduler rate",
+        ),
+        (
+            {"monitoring": {"schedule": "cron(0 * * * ? *)"}},
+            r"cron and multi-day rates are not supported",
+        ),
+        (
+            {"monitoring": {"schedule": "rate(0 minutes)"}},
+            r"must be a fixed EventBridge Scheduler rate",
+        ),
+        (
+            {"endpoint": {"canary_wait_minutes": 90}},
+            r"canary_wait_minutes = 90: Input should be less than or equal to 60",
         ),
         (
             {"monitoring": {"alarm_emails": ["not-an-address"]}},

@@ -277,3 +277,15 @@ def test_endpoint_names_are_invoked_with_boto3_and_an_inference_id(monitor_case,
     entries = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
     assert [e["predicted_breed"] for e in entries] == ["pug", "pug"]
     assert [e["true_label"] for e in entries] == [label for _, label in images]
+
+
+def test_a_server_that_is_down_is_recorded_as_no_response_not_a_crash():
+    import socket
+
+    from dogbreeds.traffic import url_sender
+
+    with socket.socket() as sock:  # a port nothing listens on once the socket is closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    status, body = url_sender(f"http://127.0.0.1:{port}")(b"jpeg", "image/jpeg", "id-1")
+    assert status == 0 and "no response" in body

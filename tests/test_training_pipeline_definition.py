@@ -162,3 +162,19 @@ def test_processing_steps_run_the_bundle_through_run_step(definition):
         assert app["ContainerArguments"][0].endswith(".py")
         inputs = {i["InputName"]: i for i in step["Arguments"]["ProcessingInputs"]}
         assert inputs["bundle"]["S3Input"]["LocalPath"] == "/opt/ml/processing/input/bundle"
+
+
+def test_metric_definitions_read_the_lines_train_py_prints():
+    """SageMaker extracts training metrics from the log with these regexes."""
+    from pipeline_code.container.train import metric_line
+    from pipeline_code.training_pipeline import METRIC_DEFINITIONS
+
+    values = {
+        "train_loss": 0.4123, "train_accuracy": 0.8125, "val_loss": 0.501,
+        "val_accuracy": 0.79, "images_per_second": 123.4,
+    }
+    line = metric_line(3, values)
+    for definition in METRIC_DEFINITIONS:
+        match = re.search(definition["Regex"], line)
+        assert match, f"{definition['Name']} not found in {line!r}"
+        assert float(match.group(1)) == pytest.approx(values[definition["Name"]], rel=1e-3)

@@ -201,9 +201,14 @@ def input_fn(input_data: bytes | bytearray | str, content_type: str | None) -> I
     if media_type == JSON:
         encoded_images = _images_from_json(input_data)
     else:
-        encoded_images = [
-            bytes(input_data.encode("latin-1") if isinstance(input_data, str) else input_data)
-        ]
+        try:
+            encoded_images = [
+                bytes(input_data.encode("latin-1") if isinstance(input_data, str) else input_data)
+            ]
+        except UnicodeEncodeError as error:  # text that was never image bytes
+            raise RequestError(
+                HTTPStatus.BAD_REQUEST, f"the {media_type} body is text, not image bytes"
+            ) from error
     images = []
     for position, data in enumerate(encoded_images):
         try:

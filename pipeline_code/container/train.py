@@ -634,8 +634,11 @@ def _run(args: argparse.Namespace, ctx: Dist) -> dict[str, Any]:
     last_path = args.checkpoint_dir / CHECKPOINT_LAST
     best_path = args.checkpoint_dir / CHECKPOINT_BEST
     state = try_resume(last_path, model, optimizer, scheduler, scaler, identity, ctx)
+    # A job restarted after it had already stopped early (e.g. a spot interruption while writing
+    # the model) must not train on past the stop.
+    first_epoch = args.epochs + 1 if state.epochs_without_gain >= args.patience else state.epoch + 1
 
-    for epoch in range(state.epoch + 1, args.epochs + 1):
+    for epoch in range(first_epoch, args.epochs + 1):
         metrics = train_one_epoch(
             trained,
             optimizer,

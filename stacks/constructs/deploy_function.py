@@ -241,6 +241,9 @@ class DeployFunction(Construct):
                     "sagemaker:CreateEndpoint",
                     "sagemaker:UpdateEndpoint",
                     "sagemaker:DescribeEndpoint",
+                    # Application Auto Scaling checks the caller may change the variant's capacity
+                    # before RegisterScalableTarget succeeds.
+                    "sagemaker:UpdateEndpointWeightsAndCapacities",
                 ],
                 resources=[endpoint_arn, config_arns],
             ),

@@ -18,11 +18,6 @@ SAGEMAKER_PRINCIPAL = "sagemaker.amazonaws.com"
 PIPELINE_JOB_PREFIX = "pipelines-"
 
 
-def metric_namespace(names: Names) -> str:
-    """The CloudWatch namespace the project's own jobs (the monitors) publish to."""
-    return f"{names.project}/{names.env}"
-
-
 class SageMakerExecutionRole(Construct):
     """Trusted by SageMaker only, and scoped to this environment's bucket prefixes, key, model
     package group, jobs, logs and AWS's PyTorch container images. No managed policies."""
@@ -50,8 +45,14 @@ class SageMakerExecutionRole(Construct):
         # Data: list only the project's prefixes, read and write objects only under them.
         policy.add_statements(
             iam.PolicyStatement(
+                # No s3:prefix condition: the key is absent from GetBucketLocation requests.
+                sid="LocateBucket",
+                actions=["s3:GetBucketLocation"],
+                resources=[bucket.bucket_arn],
+            ),
+            iam.PolicyStatement(
                 sid="ListProjectPrefixes",
-                actions=["s3:ListBucket", "s3:GetBucketLocation"],
+                actions=["s3:ListBucket"],
                 resources=[bucket.bucket_arn],
                 conditions={
                     "StringLike": {
@@ -136,7 +137,7 @@ class SageMakerExecutionRole(Construct):
                     "StringLike": {
                         "cloudwatch:namespace": [
                             "/aws/sagemaker/*",
-                            metric_namespace(names),
+                            names.metric_namespace,
                         ]
                     }
                 },

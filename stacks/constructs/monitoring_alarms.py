@@ -17,7 +17,6 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from pipeline_code.container import monitoring_metrics as mm
-from stacks.constructs.execution_role import metric_namespace
 from stacks.naming import Names
 from stacks.settings import MonitoringSettings
 
@@ -65,7 +64,7 @@ def monitor_metric(
 ) -> cloudwatch.Metric:
     """One of the monitors' metrics for this environment's endpoint."""
     return cloudwatch.Metric(
-        namespace=metric_namespace(names),
+        namespace=names.metric_namespace,
         metric_name=metric_name,
         dimensions_map={mm.DIMENSION_ENDPOINT: names.endpoint, mm.DIMENSION_MONITOR: monitor},
         statistic=statistic,

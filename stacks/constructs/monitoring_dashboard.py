@@ -15,7 +15,6 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 
 from pipeline_code.container import monitoring_metrics as mm
-from stacks.constructs.execution_role import metric_namespace
 from stacks.constructs.monitoring_alarms import monitor_metric
 from stacks.naming import PRODUCTION_VARIANT, Names
 from stacks.settings import MonitoringSettings
@@ -29,7 +28,7 @@ HEIGHT = 6
 
 def feature_drift_search(names: Names, metric_name: str, period_seconds: int) -> str:
     """A SEARCH over every feature's drift metric of this endpoint (one line per feature)."""
-    namespace = metric_namespace(names)
+    namespace = names.metric_namespace
     schema = f"{{{namespace},{mm.DIMENSION_ENDPOINT},{mm.DIMENSION_FEATURE},{mm.DIMENSION_MONITOR}}}"
     query = (
         f'{schema} MetricName="{metric_name}" {mm.DIMENSION_ENDPOINT}="{names.endpoint}" '

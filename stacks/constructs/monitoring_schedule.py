@@ -28,8 +28,6 @@ _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 # Alarm periods must be a multiple of 60 s and at most a day.
 MIN_PERIOD_SECONDS = 300
 MAX_PERIOD_SECONDS = 86400
-# cron schedules have no single interval; hourly is the default schedule and a safe alarm period.
-CRON_PERIOD_SECONDS = 3600
 
 
 def schedule_period_seconds(expression: str) -> int:
@@ -38,15 +36,11 @@ def schedule_period_seconds(expression: str) -> int:
     Alarms on the monitors' metrics evaluate one run per period, so a period shorter than the
     schedule would see empty periods between runs."""
     match = _RATE.match(expression)
-    if match:
-        seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2).rstrip("s")]
-    elif expression.startswith("cron("):
-        seconds = CRON_PERIOD_SECONDS
-    else:
+    if not match:  # settings validation refuses these before synth gets here
         raise ValueError(
-            f"schedule {expression!r} is neither rate(N unit) nor cron(...); "
-            "allowed: rate(1 hour), rate(30 minutes), cron(0 * * * ? *)"
+            f"schedule {expression!r} is not rate(N unit); allowed: rate(1 hour), rate(30 minutes)"
         )
+    seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2).rstrip("s")]
     rounded = -(-seconds // 60) * 60
     return min(max(rounded, MIN_PERIOD_SECONDS), MAX_PERIOD_SECONDS)
 
