@@ -1,7 +1,7 @@
 """`dogbreeds dataset upload|stage-weights --env NAME`: put training inputs into an environment's bucket.
 
-The training pipeline's DatasetS3Uri and PretrainedWeightsS3Uri parameters default to the prefixes
-these commands write (see stacks/naming.py), so after an upload a plain pipeline start trains on it.
+`dataset upload` prints the DatasetS3Uri to start the training pipeline with; `stage-weights` writes
+where the pipeline's weights parameter points by default for that backbone.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 
 from dogbreeds.dataset_upload import (
     SHA256_METADATA_KEY,
+    dataset_fingerprint,
     existing_objects,
     scan_dataset,
     upload_dataset,
@@ -20,7 +21,6 @@ from dogbreeds.dataset_upload import (
 from dogbreeds.environment import CommandError, resolve_environment
 from stacks.naming import DATASETS_PREFIX, PRETRAINED_WEIGHTS_PREFIX
 
-DEFAULT_DATASET_PREFIX = f"{DATASETS_PREFIX}/current"
 SHOWN_BAD_FILES = 20
 
 
@@ -38,7 +38,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     upload.add_argument("directory", type=Path, help="folder with one sub-folder of images per breed")
     common(upload)
-    upload.add_argument("--prefix", default=DEFAULT_DATASET_PREFIX, help="key prefix (default: %(default)s)")
+    upload.add_argument(
+        "--prefix",
+        default=None,
+        help=f"key prefix (default: {DATASETS_PREFIX}/<fingerprint of the content>, so a changed dataset "
+        "never reuses the pipeline's cached steps)",
+    )
     upload.add_argument("--workers", type=int, default=8, help="parallel uploads (default: %(default)s)")
     upload.add_argument("--dry-run", action="store_true", help="validate and report, upload nothing")
     upload.set_defaults(func=_run_upload)
@@ -76,7 +81,7 @@ def _bucket(args: argparse.Namespace):
 def _run_upload(args: argparse.Namespace) -> int:
     def work() -> int:
         resolve_environment(args.env, args.cdk_json)  # a bad --env fails before a long scan
-        report = scan_dataset(args.directory, args.prefix, workers=args.workers)
+        report = scan_dataset(args.directory, workers=args.workers)
         print(f"{len(report.files)} valid images in {len(report.breeds)} breeds")
         for breed, folders in report.merged_folders.items():
             print(f"  note: folders {', '.join(folders)} are all breed {breed!r} and are merged")
@@ -91,17 +96,18 @@ def _run_upload(args: argparse.Namespace) -> int:
         if args.dry_run:
             print("dry run: nothing uploaded")
             return 0
+        prefix = (args.prefix or f"{DATASETS_PREFIX}/{dataset_fingerprint(report.files)}").strip("/")
         s3, bucket = _bucket(args)
-        existing = existing_objects(s3, bucket, args.prefix)
-        result = upload_dataset(s3, bucket, report.files, existing, workers=args.workers)
-        stale = set(existing) - {item.key for item in report.files}
+        existing = existing_objects(s3, bucket, prefix)
+        result = upload_dataset(s3, bucket, prefix, report.files, existing, workers=args.workers)
+        stale = set(existing) - {f"{prefix}/{item.relative_key}" for item in report.files}
         print(
             f"uploaded {result.uploaded} ({result.bytes_sent / 1e6:.1f} MB), "
             f"skipped {result.skipped_unchanged} unchanged"
         )
         if stale:
             print(f"note: {len(stale)} objects under the prefix are not in {args.directory} (kept)")
-        print(f"DatasetS3Uri: s3://{bucket}/{args.prefix.strip('/')}/")
+        print(f"DatasetS3Uri: s3://{bucket}/{prefix}/")
         return 0
 
     return _guarded(args, work)
@@ -131,7 +137,7 @@ def _run_stage_weights(args: argparse.Namespace) -> int:
             Metadata={SHA256_METADATA_KEY: hashlib.sha256(data).hexdigest()},
         )
         print(f"staged {Path(path).name} ({len(data) / 1e6:.1f} MB)")
-        print(f"PretrainedWeightsS3Uri: s3://{bucket}/{PRETRAINED_WEIGHTS_PREFIX}/{args.backbone}/")
+        print(f"staged at s3://{bucket}/{key} (the pipeline's PretrainedWeightsS3Prefix/<Backbone>/)")
         return 0
 
     return _guarded(args, work)

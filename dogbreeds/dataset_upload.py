@@ -5,13 +5,17 @@ decoded locally before anything is sent (bad files are reported and left out), u
 parallel with a progress bar, and files already in the bucket unchanged are skipped: each object
 carries its content's SHA-256 in its metadata, compared before sending. (ETags cannot be compared:
 with SSE-KMS they are not MD5s of the content.)
+
+By default a dataset goes to a prefix named after its content (``datasets/<fingerprint>/``). The
+pipeline's step cache keys on the dataset URI, not on what lies under it, so a changed dataset must
+get a new URI or a rerun would reuse the old preprocessing and model.
 """
 
 from __future__ import annotations
 
 import hashlib
 import mimetypes
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -30,7 +34,7 @@ SHA256_METADATA_KEY = "sha256"
 class DatasetFile:
     path: Path
     breed: str  # normalised class name
-    key: str  # object key under the dataset prefix
+    relative_key: str  # <breed>/<file name>, below the dataset prefix
     sha256: str
     size: int
 
@@ -56,7 +60,15 @@ class UploadReport:
     bytes_sent: int = 0
 
 
-def scan_dataset(root: Path, prefix: str, workers: int = 8) -> ScanReport:
+def dataset_fingerprint(files: Iterable[DatasetFile]) -> str:
+    """Content address of a dataset: the same files under the same breeds give the same value."""
+    digest = hashlib.sha256()
+    for item in sorted(files, key=lambda f: f.relative_key):
+        digest.update(f"{item.relative_key}\0{item.sha256}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def scan_dataset(root: Path, workers: int = 8) -> ScanReport:
     """Find, normalise and validate every file under ``root/<class folder>/``."""
     if not root.is_dir():
         raise NotADirectoryError(f"{root} is not a folder of class folders")
@@ -82,14 +94,16 @@ def scan_dataset(root: Path, prefix: str, workers: int = 8) -> ScanReport:
 
     def check(candidate: tuple[Path, str]) -> DatasetFile | tuple[Path, str]:
         path, breed = candidate
-        data = path.read_bytes()
         try:
+            data = path.read_bytes()
             decode_image(data)
+        except OSError as error:
+            return path, f"cannot be read: {error}"
         except ImageDecodeError as error:
             return path, str(error)
         relative = path.relative_to(root)
         # The breed folder is renamed to its normalised name; the file name is kept.
-        key = "/".join([prefix.strip("/"), breed, *relative.parts[1:]])
+        key = "/".join([breed, *relative.parts[1:]])
         return DatasetFile(path, breed, key, hashlib.sha256(data).hexdigest(), len(data))
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -102,9 +116,9 @@ def scan_dataset(root: Path, prefix: str, workers: int = 8) -> ScanReport:
                 report.files.append(result)
             else:
                 report.bad.append(result)
-    keys = [item.key for item in report.files]
-    if len(set(keys)) != len(keys):
-        duplicates = sorted({k for k in keys if keys.count(k) > 1})
+    counts = Counter(item.relative_key for item in report.files)
+    duplicates = sorted(key for key, count in counts.items() if count > 1)
+    if duplicates:
         raise ValueError(
             f"files from folders that normalise to the same breed collide: {duplicates[:5]}; "
             "rename one of them"
@@ -124,6 +138,7 @@ def existing_objects(s3: Any, bucket: str, prefix: str) -> dict[str, int]:
 def upload_dataset(
     s3: Any,
     bucket: str,
+    prefix: str,
     files: Iterable[DatasetFile],
     existing: dict[str, int],
     workers: int = 8,
@@ -133,10 +148,13 @@ def upload_dataset(
     report = UploadReport()
     files = list(files)
 
+    def key_of(item: DatasetFile) -> str:
+        return f"{prefix.strip('/')}/{item.relative_key}"
+
     def unchanged(item: DatasetFile) -> bool:
-        if existing.get(item.key) != item.size:
+        if existing.get(key_of(item)) != item.size:
             return False
-        head = s3.head_object(Bucket=bucket, Key=item.key)
+        head = s3.head_object(Bucket=bucket, Key=key_of(item))
         return head.get("Metadata", {}).get(SHA256_METADATA_KEY) == item.sha256
 
     def send(item: DatasetFile) -> tuple[bool, int]:
@@ -146,7 +164,7 @@ def upload_dataset(
         with item.path.open("rb") as body:
             s3.put_object(
                 Bucket=bucket,
-                Key=item.key,
+                Key=key_of(item),
                 Body=body,
                 ContentType=content_type,
                 Metadata={SHA256_METADATA_KEY: item.sha256},

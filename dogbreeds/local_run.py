@@ -24,7 +24,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CDK_JSON = PROJECT_ROOT / "cdk.json"
 # Parameter names of the training definition (pipeline_code/training_pipeline.py) this command fills.
 DATASET_PARAMETER = "DatasetS3Uri"
-WEIGHTS_PARAMETER = "PretrainedWeightsS3Uri"
+WEIGHTS_PREFIX_PARAMETER = "PretrainedWeightsS3Prefix"
 BACKBONE_PARAMETER = "Backbone"
 WEIGHT_SUFFIXES = (".pt", ".pth", ".bin")
 
@@ -114,7 +114,6 @@ def run_local_training(
     stream: Any = sys.stdout,
 ) -> ExecutionResult:
     """Render, stage the dataset and weights, and run; returns how the execution ended."""
-    from stacks.naming import PRETRAINED_WEIGHTS_PREFIX
 
     workdir = Path(workdir)
     definition, locations, pipeline_name = render_local_definition(workdir, env_name)
@@ -131,12 +130,9 @@ def run_local_training(
             "an ImageFolder tree (`dogbreeds sample-data DIR` writes a small one)"
         )
     backbone = str(overrides.get(BACKBONE_PARAMETER, defaults[BACKBONE_PARAMETER]))
-    if BACKBONE_PARAMETER in overrides and WEIGHTS_PARAMETER not in overrides:
-        # The weights default follows the settings' backbone; a different backbone needs its own.
-        overrides[WEIGHTS_PARAMETER] = locations.s3(PRETRAINED_WEIGHTS_PREFIX, backbone) + "/"
-    stage_weights(
-        str(overrides.get(WEIGHTS_PARAMETER, defaults[WEIGHTS_PARAMETER])), backbone, local_s3, weights
-    )
+    # The training channel is <prefix>/<backbone>/ (see pipeline_code/training_pipeline.py).
+    prefix = str(overrides.get(WEIGHTS_PREFIX_PARAMETER, defaults[WEIGHTS_PREFIX_PARAMETER]))
+    stage_weights(f"{prefix.rstrip('/')}/{backbone}/", backbone, local_s3, weights)
     return run_pipeline(
         definition,
         workdir=workdir,

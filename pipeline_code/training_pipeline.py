@@ -53,6 +53,7 @@ REGISTER_MODEL_STEP = f"{REGISTER_STEP}-RegisterModel"
 FAIL_STEP = "AccuracyBelowThreshold"
 
 PREDICTION_BASELINE_PROPERTY = "PredictionBaselineS3Uri"
+WEIGHTS_PREFIX_PARAMETER = "PretrainedWeightsS3Prefix"
 ACCURACY_JSON_PATH = "multiclass_classification_metrics.accuracy.value"
 EVALUATION_REPORT = "EvaluationReport"
 
@@ -99,9 +100,10 @@ class TrainingParameters:
         self.dataset = ParameterString(
             "DatasetS3Uri", default_value=locations.s3(DATASETS_PREFIX, "current") + "/"
         )
-        self.weights = ParameterString(
-            "PretrainedWeightsS3Uri",
-            default_value=locations.s3(PRETRAINED_WEIGHTS_PREFIX, settings.backbone) + "/",
+        # Weights live in one folder per backbone below this prefix; the training channel joins
+        # the two, so overriding Backbone alone picks that backbone's weights.
+        self.weights_prefix = ParameterString(
+            WEIGHTS_PREFIX_PARAMETER, default_value=locations.s3(PRETRAINED_WEIGHTS_PREFIX)
         )
         self.backbone = ParameterString("Backbone", default_value=settings.backbone)
         self.epochs = ParameterInteger("Epochs", default_value=settings.epochs)
@@ -123,7 +125,7 @@ class TrainingParameters:
 
     def all(self) -> list:
         return [
-            self.dataset, self.weights, self.backbone, self.epochs, self.batch_size,
+            self.dataset, self.weights_prefix, self.backbone, self.epochs, self.batch_size,
             self.learning_rate, self.image_size, self.instance_type, self.instance_count,
             self.accuracy_threshold, self.approval_status,
         ]
@@ -258,7 +260,9 @@ def build_training_pipeline(
                         "cache"
                     ].S3Output.S3Uri
                 ),
-                "weights": TrainingInput(s3_data=params.weights),
+                "weights": TrainingInput(
+                    s3_data=Join(on="/", values=[params.weights_prefix, params.backbone, ""])
+                ),
             }
         ),
         cache_config=CACHE,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -38,29 +39,45 @@ def _keys(s3) -> list[str]:
     return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
 
 
-def test_upload_normalises_validates_and_skips_unchanged(bucket, dataset, capsys):
+def test_upload_normalises_validates_and_addresses_the_dataset_by_content(bucket, dataset, capsys):
     assert main(["dataset", "upload", str(dataset), "--env", "dev", "--workers", "4"]) == 0
     out = capsys.readouterr().out
     keys = _keys(bucket)
     assert len(keys) == 12  # 3 breeds x 4 valid images; the 2 broken files stay behind
-    assert all(k.startswith("datasets/current/") for k in keys)
+    [uri] = re.findall(r"DatasetS3Uri: (s3://\S+)", out)
+    prefix = uri.removeprefix(f"s3://{BUCKET}/")
+    assert re.fullmatch(r"datasets/[0-9a-f]{16}/", prefix) and all(k.startswith(prefix) for k in keys)
     breeds = {k.split("/")[2] for k in keys}
     assert all(b == b.lower() and not b.startswith("n0") for b in breeds)  # Stanford ids stripped
     assert "2 files are not usable images" in out
-    assert f"DatasetS3Uri: s3://{BUCKET}/datasets/current/" in out
     head = bucket.head_object(Bucket=BUCKET, Key=keys[0])
     assert len(head["Metadata"]["sha256"]) == 64
 
-    # Second run: nothing changed, nothing sent.
+    # Same content: same prefix, nothing sent again.
     assert main(["dataset", "upload", str(dataset), "--env", "dev"]) == 0
-    assert "uploaded 0 (0.0 MB), skipped 12 unchanged" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "uploaded 0 (0.0 MB), skipped 12 unchanged" in out and uri in out
 
-    # One file changes: only it is sent again.
+    # Changed content: a new prefix, so the pipeline's step cache cannot serve the old model.
     changed = sorted(p for p in dataset.rglob("*.jpg") if p.stat().st_size > 500)[0]
     replacement = sorted(p for p in dataset.rglob("*.jpg") if p.stat().st_size != changed.stat().st_size
                          and p.parent == changed.parent)[0]
     changed.write_bytes(replacement.read_bytes())
     assert main(["dataset", "upload", str(dataset), "--env", "dev"]) == 0
+    out = capsys.readouterr().out
+    [new_uri] = re.findall(r"DatasetS3Uri: (s3://\S+)", out)
+    assert new_uri != uri
+    new_prefix = new_uri.removeprefix(f"s3://{BUCKET}/")
+    assert any(k.startswith(new_prefix) for k in _keys(bucket)) and "skipped 0 unchanged" in out
+
+
+def test_an_explicit_prefix_sends_only_what_changed(bucket, dataset, capsys):
+    args = ["dataset", "upload", str(dataset), "--env", "dev", "--prefix", "datasets/current"]
+    assert main(args) == 0
+    assert f"DatasetS3Uri: s3://{BUCKET}/datasets/current/" in capsys.readouterr().out
+    changed = sorted(dataset.rglob("*.jpg"))[0]
+    changed.write_bytes(sorted(changed.parent.glob("*.jpg"))[-1].read_bytes())
+    assert main(args) == 0
     assert "uploaded 1 " in capsys.readouterr().out
 
 

@@ -102,7 +102,7 @@ def test_parameters_carry_settings_defaults(definition):
     assert params["Epochs"]["DefaultValue"] == dev_training["epochs"]
     assert params["AccuracyThreshold"]["DefaultValue"] == dev_training["accuracy_threshold"]
     assert {
-        "DatasetS3Uri", "PretrainedWeightsS3Uri", "Backbone", "BatchSize", "LearningRate",
+        "DatasetS3Uri", "PretrainedWeightsS3Prefix", "Backbone", "BatchSize", "LearningRate",
         "ImageSize", "TrainingInstanceType", "TrainingInstanceCount",
     } <= params.keys()
 
@@ -178,3 +178,11 @@ def test_metric_definitions_read_the_lines_train_py_prints():
         match = re.search(definition["Regex"], line)
         assert match, f"{definition['Name']} not found in {line!r}"
         assert float(match.group(1)) == pytest.approx(values[definition["Name"]], rel=1e-3)
+
+
+def test_weights_channel_follows_the_backbone_parameter(definition):
+    train = next(s for s in definition["Steps"] if s["Name"] == "Train")["Arguments"]
+    [weights] = [c for c in train["InputDataConfig"] if c["ChannelName"] == "weights"]
+    uri = weights["DataSource"]["S3DataSource"]["S3Uri"]
+    assert uri == {"Std:Join": {"On": "/", "Values": [
+        {"Get": "Parameters.PretrainedWeightsS3Prefix"}, {"Get": "Parameters.Backbone"}, ""]}}
