@@ -105,3 +105,33 @@ def test_small_samples_over_the_threshold_by_chance_are_not_significant():
     assert len(false_alarms) <= 4
     shifted = _accumulator(rng.normal(0, 1, 36), rng.normal(1.5, 1, 240))
     assert shifted.ks() > 0.5 and shifted.ks_p_value() < 1e-6
+
+
+def test_negative_values_against_a_non_negative_baseline_and_foreign_categories_are_violations():
+    import argparse
+
+    from pipeline_code.container import model_monitor_files, monitor_data_quality
+
+    # The monitor imports its siblings by bare name, as in the container; use its own module objects.
+    drift = monitor_data_quality.drift_statistics
+    feature = {"numerical_statistics": image_features.numerical_statistics(list(np.linspace(0, 1, 200)))}
+    numeric = drift.NumericAccumulator("x", "Fractional", feature)
+    numeric.add_many(np.linspace(-0.5, 1, 200).tolist())
+    categorical = drift.CategoricalAccumulator(
+        "label", "String", {"string_statistics": {"distribution": {"categorical": {"buckets": [
+            {"value": "beagle", "count": 50}, {"value": "pug", "count": 50}]}}}}
+    )
+    categorical.add_many(["beagle"] * 40 + ["wolf"] * 60)
+    constraints = model_monitor_files.data_quality_constraints(
+        [{"name": "x", "inferred_type": "Fractional"}, {"name": "label", "inferred_type": "String"}],
+        string_domains={"label": ["beagle", "pug"]},
+    )
+    args = argparse.Namespace(min_records=30, psi_threshold=10.0, ks_threshold=1.0,
+                              prediction_distance_threshold=1.0, drift_significance=0.01,
+                              completeness_tolerance=0.01)
+    violations, _ = monitor_data_quality.check_constraints(
+        {"x": numeric, "label": categorical}, [constraints], 200, args
+    )
+    kinds = {(v["feature_name"], v["constraint_check_type"]) for v in violations}
+    assert ("x", "data_type_check") in kinds  # negatives where the baseline had none
+    assert ("label", "categorical_values_check") in kinds  # 60% outside the domain

@@ -245,8 +245,10 @@ def data_quality_constraints(
         "monitoring_config": {
             "evaluate_constraints": "Enabled",
             "emit_metrics": "Enabled",
-            "datatype_check_threshold": 1.0,
-            "domain_content_threshold": 1.0,
+            # Model Monitor's meaning: a violation when more than this share of values is of the
+            # wrong type or outside the domain (1.0 could never be exceeded).
+            "datatype_check_threshold": 0.1,
+            "domain_content_threshold": 0.1,
             "distribution_constraints": {
                 "perform_comparison": "Enabled",
                 "comparison_threshold": comparison_threshold,

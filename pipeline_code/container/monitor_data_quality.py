@@ -186,6 +186,15 @@ def check_constraints(
                     (f"{acc.type_errors} of {total} values are not {acc.inferred_type}"),
                 )
             )
+        non_negative = (constraint.get("num_constraints") or {}).get("is_non_negative")
+        if isinstance(acc, drift_statistics.NumericAccumulator) and non_negative and acc.negative:
+            violations.append(
+                monitor_report.violation(
+                    name,
+                    "data_type_check",
+                    f"{acc.negative} of {acc.count} values are negative; the baseline's are all non-negative",
+                )
+            )
         if isinstance(acc, drift_statistics.NumericAccumulator):
             psi, ks, p_value = acc.psi(), acc.ks(), acc.ks_p_value()
             distances[name] = {"psi": psi, "ks": ks, "ks_p_value": p_value}
