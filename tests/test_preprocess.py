@@ -21,12 +21,24 @@ def corpus(tmp_path_factory):
     (images / "README.txt").write_text("not in a class folder")
     (images / "n02099999-Tiny_breed").mkdir()
     first = next((images / "n02085620-Chihuahua").glob("*_0000.jpg"))
-    (images / "n02099999-Tiny_breed" / "only.jpg").write_bytes(first.read_bytes())
+
+    def variant(n: int) -> bytes:
+        # Bytes after the JPEG end marker: the same picture, a different file (not a duplicate).
+        return first.read_bytes() + b"\0" * n
+
+    (images / "n02099999-Tiny_breed" / "only.jpg").write_bytes(variant(1))
     (images / "Golden Retriever").mkdir()
     (images / "golden_retriever").mkdir()
-    for folder, name in (("Golden Retriever", "a.jpg"), ("golden_retriever", "b.jpg")):
+    for offset, (folder, name) in enumerate((("Golden Retriever", "a.jpg"), ("golden_retriever", "b.jpg"))):
         for i in range(3):
-            (images / folder / f"{i}{name}").write_bytes(first.read_bytes())
+            (images / folder / f"{i}{name}").write_bytes(variant(2 + 3 * offset + i))
+    # An exact copy within a class is kept once; a picture filed under two breeds is left out.
+    (images / "n02085620-Chihuahua" / "copy_of_first.jpg").write_bytes(first.read_bytes())
+    breeds = sorted(
+        p for p in images.iterdir() if p.is_dir() and p.name.startswith("n020") and "Tiny" not in p.name
+    )
+    mislabelled = sorted(breeds[1].glob("*_0001.jpg"))[0]
+    (breeds[2] / "mislabelled_copy.jpg").write_bytes(mislabelled.read_bytes())
     return images
 
 
@@ -42,6 +54,8 @@ def test_bad_files_are_skipped_and_counted_by_reason(processed):
     result, paths = processed
     report = read_json(paths["report"] / "dataset_report.json")
     assert report["skipped_by_reason"] == {
+        "conflicting_labels": 2,
+        "duplicate": 1,
         "empty": 1,
         "not_an_image": 1,
         "not_in_class_folder": 1,
@@ -49,7 +63,11 @@ def test_bad_files_are_skipped_and_counted_by_reason(processed):
     }
     reasons = {entry["path"]: entry["reason"] for entry in report["skipped_files"]}
     assert reasons["README.txt"] == "not_in_class_folder"
-    assert "skipped 4" in result.stdout
+    assert "skipped 7" in result.stdout
+    assert reasons["n02085620-Chihuahua/copy_of_first.jpg"] == "duplicate"
+    conflicting = [e for e in report["skipped_files"] if e["reason"] == "conflicting_labels"]
+    assert any(e["path"].endswith("mislabelled_copy.jpg") for e in conflicting)
+    assert all("filed under" in e["message"] for e in conflicting)
 
 
 def test_a_class_too_small_to_split_is_reported_and_left_out(processed):
@@ -82,8 +100,9 @@ def test_split_is_stratified_and_every_valid_image_lands_once(processed):
         assert counts["train"] > counts["validation"], name
     totals = report["totals"]
     assert manifest["counts"] == {s: totals[s] for s in ("train", "validation", "test")}
-    # 4 x 14 generated + 6 golden retriever; broken files come on top; the tiny class is left out
-    assert sum(manifest["counts"].values()) == 4 * 14 + 6
+    # 4 x 14 generated + 6 golden retriever, less the picture filed under two breeds; broken files
+    # and copies come on top; the tiny class is left out
+    assert sum(manifest["counts"].values()) == 4 * 14 + 6 - 1
 
 
 def test_shards_hold_uint8_squares_with_labels_matching_the_manifest(processed):

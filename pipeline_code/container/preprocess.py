@@ -172,6 +172,35 @@ def _skip(relative: str, reason: str, message: str) -> dict[str, str]:
     return {"path": relative, "reason": reason, "message": message}
 
 
+def drop_exact_duplicates(
+    valid: list[int], files: list, results: list, skipped: list[dict[str, str]]
+) -> list[int]:
+    """One file per content hash: the same picture under two paths could otherwise land in train
+    and test and inflate the accuracy the pipeline gates on. Copies within a class keep the first
+    by path; a picture filed under two breeds has no trustworthy label and is left out entirely."""
+    by_content: dict[str, list[int]] = defaultdict(list)
+    for i in sorted(valid, key=lambda index: files[index].relative):
+        by_content[results[i].sha256].append(i)
+    unique = []
+    for copies in by_content.values():
+        first = copies[0]
+        classes = sorted({files[i].class_name for i in copies})
+        if len(classes) > 1:
+            for i in copies:
+                skipped.append(
+                    _skip(
+                        files[i].relative,
+                        "conflicting_labels",
+                        f"the same picture is filed under {', '.join(classes)}",
+                    )
+                )
+            continue
+        unique.append(first)
+        for i in copies[1:]:
+            skipped.append(_skip(files[i].relative, "duplicate", f"same content as {files[first].relative}"))
+    return sorted(unique)
+
+
 def split_order_key(seed: int, relative: str) -> str:
     return hashlib.sha256(f"{seed}:{relative}".encode()).hexdigest()
 
@@ -384,7 +413,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if not result.ok:
                 skipped.append(_skip(item.relative, result.reason, result.message))
 
-        valid = [i for i, result in enumerate(results) if result.ok]
+        valid = drop_exact_duplicates(
+            [i for i, result in enumerate(results) if result.ok], files, results, skipped
+        )
         relatives_by_class: dict[str, list[str]] = defaultdict(list)
         for i in valid:
             relatives_by_class[files[i].class_name].append(files[i].relative)
