@@ -135,3 +135,14 @@ def test_negative_values_against_a_non_negative_baseline_and_foreign_categories_
     kinds = {(v["feature_name"], v["constraint_check_type"]) for v in violations}
     assert ("x", "data_type_check") in kinds  # negatives where the baseline had none
     assert ("label", "categorical_values_check") in kinds  # 60% outside the domain
+
+
+def test_capture_files_begun_in_the_hour_before_the_window_are_read(tmp_path):
+    """A capture file is named after its first record: one begun at 09:59 holds 10:00 records."""
+    for hour in ("09", "10", "11"):
+        folder = tmp_path / "AllTraffic" / "2026" / "11" / "27" / hour
+        folder.mkdir(parents=True)
+        (folder / f"59-00-000-{hour}.jsonl").write_text("{}\n")
+    window = monitor_window.monitoring_window("2026-11-27T11:05:00Z", 1)
+    listed = [path.rsplit("/", 1)[1] for path in monitor_window.iter_capture_objects(str(tmp_path), window)]
+    assert listed == ["59-00-000-09.jsonl", "59-00-000-10.jsonl"]

@@ -73,9 +73,14 @@ def iter_hour_objects(root: str, window: Window, *, suffix: str = ".jsonl") -> I
 
 
 def iter_capture_objects(endpoint_root: str, window: Window) -> Iterator[str]:
-    """Capture files of every variant: ``<endpoint_root>/<variant>/yyyy/mm/dd/hh/*.jsonl``."""
+    """Capture files of every variant: ``<endpoint_root>/<variant>/yyyy/mm/dd/hh/*.jsonl``.
+
+    The hour before the window is listed too: SageMaker names a capture file after its first
+    record, so a file begun at 09:59 holds records of 10:00 onwards. Readers keep only records
+    whose inferenceTime lies in the window."""
+    listed = Window(window.start - timedelta(hours=1), window.end)
     for variant in monitor_io.list_children(endpoint_root):
-        yield from iter_hour_objects(monitor_io.join(endpoint_root, variant), window)
+        yield from iter_hour_objects(monitor_io.join(endpoint_root, variant), listed)
 
 
 def dated_prefix(root: str, window: Window) -> str:
