@@ -148,6 +148,8 @@ def build_monitoring_pipeline(locations: Locations, settings: MonitoringSettings
                 params.ground_truth,
                 "--accuracy-threshold",
                 params.accuracy.to_string(),
+                "--ground-truth-delay-hours",
+                str(settings.ground_truth_delay_hours),
             ],  # fmt: skip
         ),
         retry_policies=RETRY_POLICIES,

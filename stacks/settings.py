@@ -194,6 +194,12 @@ class MonitoringSettings(_Strict):
     accuracy_threshold: float = Field(
         0.7, gt=0, le=1, description="Live accuracy (against ground truth) that raises an alarm."
     )
+    ground_truth_delay_hours: int = Field(
+        0,
+        ge=0,
+        le=168,
+        description="Model quality judges predictions this many hours old, so late labels count.",
+    )
     retrain_on_drift: bool = Field(True, description="Start the training pipeline on a drift alarm.")
     retrain_min_interval_hours: int = Field(
         24, ge=1, le=24 * 30, description="At most one drift-triggered retraining per this many hours."

@@ -144,3 +144,21 @@ def test_ground_truth_command_rejects_bad_input(tmp_path, capsys):
     records.write_text("{}\n")
     assert main(["ground-truth", "--records", str(records), "--out", str(tmp_path)]) == 2
     assert "has no inference_id" in capsys.readouterr().err
+
+
+def test_a_delay_judges_earlier_predictions_with_labels_that_came_late(monitor_case, clean_capture, tmp_path):
+    capture_root, sent = clean_capture  # predictions made at 09:xx
+    records = read_records(_record_file(sent, tmp_path / "traffic.jsonl"))
+    write_ground_truth(records, str(tmp_path / "gt"), when=datetime(2026, 11, 20, 12, 40, tzinfo=UTC))
+    late_run = ("--window-end-override", "2026-11-20T13:02:00Z")
+    without, _, _, _ = _run(capture_root, tmp_path / "gt", monitor_case, tmp_path / "now", *late_run)
+    assert without["records_analysed"] == 0  # the 12:00 window saw no predictions
+    summary, violations, metrics, _ = _run(
+        capture_root, tmp_path / "gt", monitor_case, tmp_path / "delayed", *late_run,
+        "--ground-truth-delay-hours", "3",
+    )
+    assert summary["window"]["start"] == "2026-11-20T09:00:00Z"
+    assert summary["labelled_records"] == 300 and violations == []
+    # Metrics carry the run's time, where the alarms look, not the judged window's.
+    stamps = {datum["Timestamp"] for request in metrics for datum in request["MetricData"]}
+    assert stamps and all(stamp.startswith("2026-11-20T13:00") for stamp in stamps)

@@ -46,12 +46,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     monitor_data_quality.add_common_arguments(parser)
     parser.add_argument("--ground-truth-uri", required=True)
     parser.add_argument("--ground-truth-extra-hours", type=int, default=1)
+    parser.add_argument(
+        "--ground-truth-delay-hours",
+        type=int,
+        default=0,
+        help="judge the predictions of the window this many hours earlier, so labels that arrive "
+        "late are counted (Model Monitor's start/end offsets)",
+    )
     parser.add_argument("--accuracy-threshold", type=float, default=0.7)
     parser.add_argument("--quality-tolerance", type=float, default=0.05)
     parser.add_argument("--min-labelled", type=int, default=10)
     args = parser.parse_args(argv)
     if not 0 < args.accuracy_threshold <= 1:
         parser.error(f"--accuracy-threshold must be in (0, 1], got {args.accuracy_threshold}")
+    if args.ground_truth_delay_hours < 0:
+        parser.error(f"--ground-truth-delay-hours must be >= 0, got {args.ground_truth_delay_hours}")
     if args.ground_truth_extra_hours < 0 or args.min_labelled < 1 or args.quality_tolerance < 0:
         parser.error("--ground-truth-extra-hours and --quality-tolerance must be >= 0, --min-labelled >= 1")
     return args
@@ -164,14 +173,18 @@ def check_constraints(metrics: dict, constraints: dict, args: argparse.Namespace
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    window = monitor_window.monitoring_window(
+    scheduled = monitor_window.monitoring_window(
         args.window_end, args.window_hours, end_override=args.window_end_override
     )
+    delay = timedelta(hours=args.ground_truth_delay_hours)
+    # Predictions of an earlier window, labels up to now: each prediction is judged once, after
+    # its labels had time to arrive.
+    window = monitor_window.Window(scheduled.start - delay, scheduled.end - delay)
     baselines = monitor_baselines.choose(args.baseline_uri, args.endpoint_name, args.model_package_group)
     baseline_stats = monitor_baselines.load_json(baselines.model_statistics, "model-quality statistics")
     constraints = monitor_baselines.load_json(baselines.model_constraints, "model-quality constraints")
     labels, gt_corrupt, gt_errors = load_ground_truth(
-        args.ground_truth_uri, window, args.ground_truth_extra_hours
+        args.ground_truth_uri, window, args.ground_truth_extra_hours + args.ground_truth_delay_hours
     )
     joined = join_window(args.capture_uri, window, labels)
     labelled = len(joined.true)
@@ -256,7 +269,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             monitor_report.SUMMARY_FILE: summary,
         },
     )
-    publish_metrics(args, window, summary)
+    # Timestamped at the run, not the judged window: the alarms look at the latest period.
+    publish_metrics(args, scheduled, summary)
     return summary
 
 
