@@ -41,7 +41,8 @@ class DeploymentStack(Stack):
             endpoint=settings.endpoint,
             bucket_name=storage.bucket.bucket_name,
             key=storage.key,
-            execution_role=storage.execution_role,
+            # Models are served as the endpoint role, not the pipeline's execution role.
+            execution_role=storage.endpoint_role,
             log_retention_days=settings.log_retention_days,
             destroy_on_delete=settings.removal_policy == "destroy",
         )

@@ -54,6 +54,10 @@ class Names:
         return f"{self.base}-sagemaker-execution"
 
     @property
+    def endpoint_role(self) -> str:
+        return f"{self.base}-endpoint-model"
+
+    @property
     def model_package_group(self) -> str:
         return f"{self.base}-models"
 

@@ -12,6 +12,7 @@ from aws_cdk import Aws, CfnOutput, Stack
 from constructs import Construct
 
 from stacks.constructs.alerts_topic import AlertsTopic
+from stacks.constructs.endpoint_role import EndpointRole
 from stacks.constructs.execution_role import SageMakerExecutionRole
 from stacks.constructs.secure_storage import SecureStorage
 from stacks.nag import acknowledge
@@ -47,6 +48,11 @@ class StorageStack(Stack):
             bucket=self.storage.bucket,
             key=self.storage.key,
         )
+        # Served models get their own, narrower role (see endpoint_role.py).
+        self.endpoint = EndpointRole(
+            self, "EndpointModel", names=names, bucket=self.storage.bucket, key=self.storage.key
+        )
+        self.endpoint_role = self.endpoint.role
         self.alerts = AlertsTopic(
             self,
             "Alerts",
@@ -62,6 +68,7 @@ class StorageStack(Stack):
         CfnOutput(self, "DataBucketName", value=self.bucket.bucket_name)
         CfnOutput(self, "KeyArn", value=self.key.key_arn)
         CfnOutput(self, "ExecutionRoleArn", value=self.execution_role.role_arn)
+        CfnOutput(self, "EndpointRoleArn", value=self.endpoint_role.role_arn)
         CfnOutput(self, "AlertsTopicArn", value=self.alerts_topic.topic_arn)
 
         acknowledge(

@@ -147,7 +147,9 @@ def test_lambda_permissions_are_scoped_to_this_environment(dev):
     assert ":model-package/dogbreeds-dev-models/*" in rendered["ReadApprovedPackages"]
     pass_role = statements["PassOnlyTheExecutionRole"]
     assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
-    assert "SageMakerExecution" in rendered["PassOnlyTheExecutionRole"]
+    # Models run as the endpoint role, not the pipeline's broader execution role.
+    assert "EndpointModelRole" in rendered["PassOnlyTheExecutionRole"]
+    assert "SageMakerExecution" not in json.dumps(statements)
     # Wildcard resources only where the API has no resource-level permissions.
     wildcard = {sid for sid, s in statements.items() if s["Resource"] == "*"}
     assert wildcard == {"ListOwnResources", "ScaleOwnEndpoint"}

@@ -174,3 +174,23 @@ def test_alerts_topic_is_encrypted_tls_only_and_subscribes_configured_emails():
     [key] = template.find_resources("AWS::KMS::Key").values()
     key_principals = json.dumps(key["Properties"]["KeyPolicy"]["Statement"])
     assert "events.amazonaws.com" in key_principals
+
+
+def test_endpoint_role_reads_models_writes_capture_and_nothing_more(dev_template):
+    [policy] = dev_template.find_resources(
+        "AWS::IAM::Policy", {"Properties": {"PolicyName": "dogbreeds-dev-endpoint-model"}}
+    ).values()
+    statements = {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
+    assert statements["ReadModelArtifacts"]["Action"] == "s3:GetObject"
+    assert "/pipeline-runs/*" in json.dumps(statements["ReadModelArtifacts"]["Resource"])
+    assert statements["WriteDataCapture"]["Action"] == "s3:PutObject"
+    assert "/capture/*" in json.dumps(statements["WriteDataCapture"]["Resource"])
+    pull = json.dumps(statements["PullInferenceImage"]["Resource"])
+    assert "repository/pytorch-inference" in pull and "pytorch-training" not in pull
+    actions = {
+        action
+        for s in statements.values()
+        for action in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
+    assert not any(a.startswith(("sagemaker:", "iam:")) for a in actions)
+    assert not {"s3:DeleteObject", "s3:ListBucket"} & actions
