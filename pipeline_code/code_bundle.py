@@ -11,7 +11,9 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import os
 import tarfile
+import tempfile
 from pathlib import Path
 
 PIPELINE_CODE_DIR = Path(__file__).resolve().parent
@@ -47,10 +49,13 @@ def build_source_bundle(destination: Path, source_dir: Path = CONTAINER_CODE_DIR
             info.uname = info.gname = ""
             tar.addfile(info, io.BytesIO(data))
     destination.parent.mkdir(parents=True, exist_ok=True)
-    with destination.open("wb") as out, gzip.GzipFile(
+    # Write then rename: parallel synths sharing a cached bundle never read half a file.
+    handle, temporary = tempfile.mkstemp(dir=destination.parent, suffix=".tmp")
+    with os.fdopen(handle, "wb") as out, gzip.GzipFile(
         filename="", mode="wb", fileobj=out, mtime=0
     ) as gz:
         gz.write(raw.getvalue())
+    os.replace(temporary, destination)
     return destination
 
 

@@ -9,7 +9,6 @@ both come through here.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,7 +19,12 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from pipeline_code.code_bundle import RUN_STEP_SCRIPT, SOURCE_BUNDLE_NAME, build_source_bundle
+from pipeline_code.code_bundle import (
+    RUN_STEP_SCRIPT,
+    SOURCE_BUNDLE_NAME,
+    build_source_bundle,
+    bundle_fingerprint,
+)
 from pipeline_code.locations import (
     INFERENCE_IMAGE_TAG,
     PROCESSING_IMAGE_TAG,
@@ -28,6 +32,8 @@ from pipeline_code.locations import (
     Locations,
 )
 from stacks.dlc_registries import pytorch_image_uri
+
+BUNDLE_CACHE_DIR = Path(__file__).resolve().parents[2] / ".cache" / "bundles"
 
 # Valid-looking stand-ins the SDK accepts; none can occur in a real definition by accident.
 PLACEHOLDERS = {
@@ -92,10 +98,12 @@ class RenderedPipeline(Construct):
         execution_role: iam.IRole,
     ) -> None:
         super().__init__(scope, construct_id)
-        bundle_dir = Path(tempfile.mkdtemp(prefix="dogbreeds-bundle-"))
-        self.source_bundle = s3_assets.Asset(
-            self, "SourceBundle", path=str(build_source_bundle(bundle_dir / SOURCE_BUNDLE_NAME))
-        )
+        # Content-addressed, so every synth of the same code reuses one file instead of leaving a
+        # temporary folder behind.
+        bundle = BUNDLE_CACHE_DIR / bundle_fingerprint() / SOURCE_BUNDLE_NAME
+        if not bundle.is_file():
+            build_source_bundle(bundle)
+        self.source_bundle = s3_assets.Asset(self, "SourceBundle", path=str(bundle))
         self.run_step = s3_assets.Asset(self, "RunStepScript", path=str(RUN_STEP_SCRIPT))
 
         self.definition = render(placeholder_locations())
