@@ -137,7 +137,7 @@ class MonitoringStack(Stack):
             alarms=self.alarms.alarms if self.alarms else (),
         )
         CfnOutput(self, "MonitoringPipelineName", value=names.monitoring_pipeline)
-        CfnOutput(self, "DashboardName", value=f"{names.base}-monitoring")
+        CfnOutput(self, "DashboardName", value=names.dashboard)
 
     def _monitoring_job_policy(self, names: Names, execution_role: iam.IRole) -> iam.Policy:
         """What the monitoring jobs add to the execution role: read the live model's chain

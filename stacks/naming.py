@@ -85,6 +85,10 @@ class Names:
         return f"{self.project}/{self.env}"
 
     @property
+    def dashboard(self) -> str:
+        return f"{self.base}-monitoring"
+
+    @property
     def alerts_topic(self) -> str:
         return f"{self.base}-alerts"
 

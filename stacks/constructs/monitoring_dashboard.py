@@ -68,7 +68,7 @@ class MonitoringDashboard(Construct):
         self.dashboard = cloudwatch.Dashboard(
             self,
             "Dashboard",
-            dashboard_name=f"{names.base}-monitoring",
+            dashboard_name=names.dashboard,
             default_interval=Duration.days(7),
         )
         self.dashboard.add_widgets(
