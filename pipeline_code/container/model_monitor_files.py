@@ -14,12 +14,12 @@ model package's ModelQuality / DriftCheck baselines point at familiar files.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import image_features
 import numpy as np
 
 NAN = "NaN"  # how Model Monitor writes a missing standard deviation
@@ -28,8 +28,6 @@ NAN = "NaN"  # how Model Monitor writes a missing standard deviation
 MIN_SAMPLES_FOR_STD = 200
 SUBSAMPLES = 5
 SUBSAMPLE_FRACTION = 0.8
-KLL_PARAMETERS = {"c": 0.64, "k": 2048.0}
-HISTOGRAM_BUCKETS = 10
 
 
 def _safe_div(numerator: float, denominator: float) -> float:
@@ -158,60 +156,20 @@ def model_quality_constraints(
 
 
 def numerical_feature_statistics(name: str, values: Sequence[float]) -> dict[str, Any]:
-    """One Fractional feature with a histogram and an (exact, for n <= k) KLL sketch."""
-    array = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=float)
-    missing = len(values) - len(array)
-    common = {"num_present": int(len(array)), "num_missing": int(missing)}
-    if len(array) == 0:
-        return {"name": name, "inferred_type": "Fractional",
-                "numerical_statistics": {"common": common}}  # fmt: skip
-    low, high = float(array.min()), float(array.max())
-    edges = np.linspace(low, high, HISTOGRAM_BUCKETS + 1) if high > low else np.array([low, high])
-    counts, _ = np.histogram(array, bins=edges)
-    buckets = [
-        {"lower_bound": float(edges[i]), "upper_bound": float(edges[i + 1]), "count": float(c)}
-        for i, c in enumerate(counts)
-    ]
-    ordered = np.sort(array)
-    if len(ordered) > KLL_PARAMETERS["k"]:
-        # Evenly spaced order statistics: a sketch of the same size with the same quantiles.
-        ordered = ordered[np.linspace(0, len(ordered) - 1, int(KLL_PARAMETERS["k"])).astype(int)]
+    """One Fractional feature, with the statistics the image-feature baseline uses (one writer)."""
     return {
         "name": name,
         "inferred_type": "Fractional",
-        "numerical_statistics": {
-            "common": common,
-            "mean": float(array.mean()),
-            "sum": float(array.sum()),
-            "std_dev": float(array.std()),
-            "min": low,
-            "max": high,
-            "distribution": {
-                "kll": {
-                    "buckets": buckets,
-                    "sketch": {"parameters": KLL_PARAMETERS, "data": [ordered.tolist()]},
-                }
-            },
-        },
+        "numerical_statistics": image_features.numerical_statistics(values),
     }
 
 
 def string_feature_statistics(name: str, values: Sequence[str]) -> dict[str, Any]:
     """One String feature with its categorical distribution."""
-    present = [v for v in values if v is not None]
-    counts = Counter(present)
     return {
         "name": name,
         "inferred_type": "String",
-        "string_statistics": {
-            "common": {"num_present": len(present), "num_missing": len(values) - len(present)},
-            "distinct_count": float(len(counts)),
-            "distribution": {
-                "categorical": {
-                    "buckets": [{"value": v, "count": c} for v, c in sorted(counts.items())]
-                }
-            },
-        },
+        "string_statistics": image_features.string_statistics(values),
     }
 
 
