@@ -297,32 +297,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         monitor_report.feature_section(name, acc.histogram(), distances.get(name, {}), name in flagged)
         for name, acc in accumulators.items()
     ]
-    html = monitor_report.render_html(
-        f"Data quality: {args.endpoint_name or args.capture_uri} {window.describe()['start']} - "
-        f"{window.describe()['end']}",
-        {
-            k: summary[k]
-            for k in (
-                "records_analysed",
-                "images_analysed",
-                "corrupt_records",
-                "undecodable",
-                "max_feature_psi",
-                "violation_count",
-            )
-        },
-        violations,
-        sections,
-    )
-    prefix = monitor_window.dated_prefix(args.output_uri, window)
-    summary["report_files"] = monitor_report.write_reports(
-        prefix,
-        {
-            monitor_report.STATISTICS_FILE: statistics,
-            monitor_report.VIOLATIONS_FILE: {"violations": violations},
-            monitor_report.REPORT_FILE: html,
-            monitor_report.SUMMARY_FILE: summary,
-        },
+    summary["report_files"] = monitor_report.write_run_reports(
+        monitor_title="Data quality",
+        subject=args.endpoint_name or args.capture_uri,
+        output_uri=args.output_uri,
+        window=window,
+        summary=summary,
+        headline_keys=(
+            "records_analysed", "images_analysed", "corrupt_records", "undecodable",
+            "max_feature_psi", "violation_count",
+        ),
+        statistics=statistics,
+        violations=violations,
+        sections=sections,
     )
     publish_metrics(args, window, summary)
     return summary

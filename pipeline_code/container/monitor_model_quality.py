@@ -249,25 +249,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ),
         _confusion_table(metrics.get("confusion_matrix", {})),
     ]
-    html = monitor_report.render_html(
-        f"Model quality: {args.endpoint_name or args.capture_uri} {window.describe()['start']} - "
-        f"{window.describe()['end']}",
-        {
-            k: summary[k]
-            for k in ("records_analysed", "labelled_records", "ground_truth_coverage", "violation_count")
-        },
-        violations,
-        sections,
-    )
-    prefix = monitor_window.dated_prefix(args.output_uri, window)
-    summary["report_files"] = monitor_report.write_reports(
-        prefix,
-        {
-            monitor_report.STATISTICS_FILE: statistics,
-            monitor_report.VIOLATIONS_FILE: {"violations": violations},
-            monitor_report.REPORT_FILE: html,
-            monitor_report.SUMMARY_FILE: summary,
-        },
+    summary["report_files"] = monitor_report.write_run_reports(
+        monitor_title="Model quality",
+        subject=args.endpoint_name or args.capture_uri,
+        output_uri=args.output_uri,
+        window=window,
+        summary=summary,
+        headline_keys=("records_analysed", "labelled_records", "ground_truth_coverage", "violation_count"),
+        statistics=statistics,
+        violations=violations,
+        sections=sections,
     )
     # Timestamped at the run, not the judged window: the alarms look at the latest period.
     publish_metrics(args, scheduled, summary)

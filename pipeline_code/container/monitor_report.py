@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import monitor_io
+import monitor_window
 
 STATISTICS_FILE = "statistics.json"
 VIOLATIONS_FILE = "constraint_violations.json"
@@ -127,3 +128,35 @@ def write_reports(prefix: str, files: Mapping[str, str | bytes | Mapping[str, An
         monitor_io.write_bytes(location, data, content_type)
         written.append(location)
     return written
+
+
+def write_run_reports(
+    *,
+    monitor_title: str,
+    subject: str,
+    output_uri: str,
+    window: monitor_window.Window,
+    summary: dict[str, Any],
+    headline_keys: Sequence[str],
+    statistics: Mapping[str, Any],
+    violations: Sequence[Mapping[str, str]],
+    sections: Sequence[str],
+) -> list[str]:
+    """The four report files of one monitor run under the window's dated prefix (both monitors
+    write the same set the same way)."""
+    described = window.describe()
+    page = render_html(
+        f"{monitor_title}: {subject} {described['start']} - {described['end']}",
+        {key: summary[key] for key in headline_keys},
+        violations,
+        sections,
+    )
+    return write_reports(
+        monitor_window.dated_prefix(output_uri, window),
+        {
+            STATISTICS_FILE: statistics,
+            VIOLATIONS_FILE: {"violations": list(violations)},
+            REPORT_FILE: page,
+            SUMMARY_FILE: summary,
+        },
+    )
