@@ -15,7 +15,6 @@ from constructs import Construct
 
 from stacks.constructs.deploy_function import DeployFunction
 from stacks.constructs.endpoint_alarms import EndpointAlarms
-from stacks.nag import acknowledge
 from stacks.naming import Names
 from stacks.settings import EnvironmentSettings
 from stacks.storage_stack import StorageStack
@@ -50,8 +49,3 @@ class DeploymentStack(Stack):
         CfnOutput(self, "DeployDeadLetterQueueUrl", value=self.deploy.dead_letter_queue.queue_url)
         CfnOutput(self, "EndpointName", value=names.endpoint)
 
-        acknowledge(
-            self.deploy.dead_letter_queue,
-            "AwsSolutions-SQS3",
-            "This queue is itself the dead-letter queue of the deploy Lambda and its EventBridge rules.",
-        )

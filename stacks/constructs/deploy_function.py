@@ -8,8 +8,6 @@ deployments never race on the endpoint.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from aws_cdk import Aws, Duration, RemovalPolicy
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -18,17 +16,21 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from stacks.constructs.lambda_parts import (
+    RUNTIME,
+    acknowledge_dead_letter_grant,
+    dead_letter_queue,
+    lambda_code,
+)
 from stacks.nag import acknowledge
 from stacks.naming import CAPTURE_PREFIX, PRODUCTION_VARIANT, Names
 from stacks.settings import EndpointSettings
 
-LAMBDA_SOURCE = Path(__file__).resolve().parents[2] / "lambdas" / "deploy_endpoint"
+LAMBDA_FOLDER = "deploy_endpoint"
 HANDLER = "deploy_handler.handler"
 # The newest Python runtime cdk-nag's AwsSolutions-L1 accepts; boto3 ships with it, so no bundling.
-RUNTIME = lambda_.Runtime.PYTHON_3_14
 APPLICATION_AUTOSCALING_PRINCIPAL = "sagemaker.application-autoscaling.amazonaws.com"
 SAGEMAKER_PRINCIPAL = "sagemaker.amazonaws.com"
 
@@ -115,14 +117,11 @@ class DeployFunction(Construct):
         removal = RemovalPolicy.DESTROY if destroy_on_delete else RemovalPolicy.RETAIN
 
         # Events that failed every retry land here with the request and the error, for a redrive.
-        self.dead_letter_queue = sqs.Queue(
+        self.dead_letter_queue = dead_letter_queue(
             self,
-            "DeadLetterQueue",
             queue_name=names.deploy_dead_letter_queue,
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=key,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
+            key=key,
+            owner="the deploy Lambda and its EventBridge rules",
         )
         self.log_group = logs.LogGroup(
             self, "Logs", log_group_name=f"/aws/lambda/{names.deploy_function}", removal_policy=removal
@@ -147,7 +146,7 @@ class DeployFunction(Construct):
             description=f"Deploys approved {names.model_package_group} versions to {names.endpoint}",
             runtime=RUNTIME,
             handler=HANDLER,
-            code=lambda_.Code.from_asset(str(LAMBDA_SOURCE), exclude=["__pycache__", "*.pyc", "*.md"]),
+            code=lambda_code(LAMBDA_FOLDER),
             role=self.role,
             log_group=self.log_group,
             timeout=Duration.minutes(1),
@@ -165,15 +164,7 @@ class DeployFunction(Construct):
         )
         # The function must not run before its permissions exist (CDK only orders the default policy).
         self.function.node.add_dependency(self.policy)
-        # The on-failure destination grants the role SendMessage on the queue through CDK's
-        # grant_send_messages, which adds these KMS action groups for the queue's key.
-        for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*"):
-            acknowledge(
-                self.role,
-                f"AwsSolutions-IAM5[Action::{action}]",
-                f"{action} comes from CDK's SQS send grant for the dead-letter queue and is limited to the "
-                "project's one key.",
-            )
+        acknowledge_dead_letter_grant(self.role)
 
         target = targets.LambdaFunction(
             self.function,

@@ -4,7 +4,6 @@ starts the training pipeline unless one runs or one started within the configure
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_events as events
@@ -14,17 +13,20 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from stacks.constructs.lambda_parts import (
+    RUNTIME,
+    acknowledge_dead_letter_grant,
+    dead_letter_queue,
+    lambda_code,
+)
 from stacks.constructs.monitoring_schedule import pipeline_arn
-from stacks.nag import acknowledge
 from stacks.naming import Names
 
-LAMBDA_SOURCE = Path(__file__).resolve().parents[2] / "lambdas" / "retrain_guard"
+LAMBDA_FOLDER = "retrain_guard"
 HANDLER = "retrain_guard.handler"
 # The newest Python runtime cdk-nag's AwsSolutions-L1 accepts; boto3 ships with it, so no bundling.
-RUNTIME = lambda_.Runtime.PYTHON_3_14
 ALARM_STATE_CHANGE = "CloudWatch Alarm State Change"
 
 
@@ -64,20 +66,11 @@ class RetrainGuardFunction(Construct):
         removal = RemovalPolicy.DESTROY if destroy_on_delete else RemovalPolicy.RETAIN
 
         # Events that failed every retry land here, for a look and a redrive.
-        self.dead_letter_queue = sqs.Queue(
+        self.dead_letter_queue = dead_letter_queue(
             self,
-            "DeadLetterQueue",
             queue_name=f"{function_name}-dlq",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=key,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
-        acknowledge(
-            self.dead_letter_queue,
-            "AwsSolutions-SQS3",
-            "This queue is the dead-letter queue of the retrain guard Lambda and its EventBridge target; "
-            "a queue behind it would only hold the same failed events again.",
+            key=key,
+            owner="the retrain guard Lambda and its EventBridge target",
         )
         self.log_group = logs.LogGroup(
             self, "Logs", log_group_name=f"/aws/lambda/{function_name}", removal_policy=removal
@@ -115,7 +108,7 @@ class RetrainGuardFunction(Construct):
             description=f"Starts {names.training_pipeline} on drift/quality alarms, throttled",
             runtime=RUNTIME,
             handler=HANDLER,
-            code=lambda_.Code.from_asset(str(LAMBDA_SOURCE), exclude=["__pycache__", "*.pyc", "*.md"]),
+            code=lambda_code(LAMBDA_FOLDER),
             role=self.role,
             log_group=self.log_group,
             timeout=Duration.seconds(30),
@@ -128,13 +121,7 @@ class RetrainGuardFunction(Construct):
             on_failure=destinations.SqsDestination(self.dead_letter_queue),
         )
         self.function.node.add_dependency(self.policy)
-        for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*"):
-            acknowledge(
-                self.role,
-                f"AwsSolutions-IAM5[Action::{action}]",
-                f"{action} comes from CDK's SQS send grant for the dead-letter queue and is limited to the "
-                "project's one key.",
-            )
+        acknowledge_dead_letter_grant(self.role)
         self.rule = events.Rule(
             self,
             "AlarmRule",
