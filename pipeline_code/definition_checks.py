@@ -135,3 +135,49 @@ def unresolved_references(definition: dict[str, Any]) -> list[str]:
             if dependency not in steps:
                 problems.append(f"step {name} depends on unknown step {dependency!r}")
     return problems
+
+
+def _single_object_inputs(step: dict[str, Any]) -> dict[str, str]:
+    """Container folder -> the file SageMaker puts there, for inputs whose URI is a literal object.
+
+    SageMaker downloads an ``S3Prefix`` input whose URI names one object to
+    ``<LocalPath>/<last part of the key>`` (for a training channel, LocalPath is
+    ``/opt/ml/input/data/<channel>``). Only literal URIs (code assets) are known before a run.
+    """
+    arguments = step["Arguments"]
+    placed: dict[str, str] = {}
+    for item in arguments.get("ProcessingInputs", []):
+        uri = item.get("S3Input", {}).get("S3Uri")
+        if isinstance(uri, str) and not uri.endswith("/"):
+            placed[item["S3Input"]["LocalPath"].rstrip("/")] = uri.rsplit("/", 1)[-1]
+    for channel in arguments.get("InputDataConfig", []):
+        uri = channel.get("DataSource", {}).get("S3DataSource", {}).get("S3Uri")
+        if isinstance(uri, str) and not uri.endswith("/"):
+            placed[f"/opt/ml/input/data/{channel['ChannelName']}"] = uri.rsplit("/", 1)[-1]
+    return placed
+
+
+def code_placement_problems(definition: dict[str, Any]) -> list[str]:
+    """Every container path a step runs its code from must be where SageMaker puts that code.
+
+    Checks the processing entry point and arguments, and a training job's
+    ``sagemaker_submit_directory``, against the inputs' object names: a path into an input folder
+    must name the file that input delivers.
+    """
+    problems = []
+    for step in iter_steps(definition):
+        placed = _single_object_inputs(step)
+        arguments = step["Arguments"]
+        app = arguments.get("AppSpecification", {})
+        paths = [*app.get("ContainerEntrypoint", []), *app.get("ContainerArguments", [])]
+        submit = arguments.get("HyperParameters", {}).get("sagemaker_submit_directory")
+        if isinstance(submit, str):
+            paths.append(submit.strip('"'))
+        for path in (p for p in paths if isinstance(p, str)):
+            folder, _, name = path.rpartition("/")
+            if folder in placed and name != placed[folder]:
+                problems.append(
+                    f"step {step['Name']!r} runs {path}, but SageMaker puts that input at "
+                    f"{folder}/{placed[folder]} (the object's own key name)"
+                )
+    return problems

@@ -54,6 +54,7 @@ def prepare_local_locations(workdir: Path, bucket: str = LOCAL_BUCKET) -> Locati
         shutil.copyfile(RUN_STEP_SCRIPT, run_step_path)
     return Locations(
         bucket=bucket,
+        region="us-east-1",
         role_arn=LOCAL_ROLE_ARN,
         source_bundle_uri=bundle_uri,
         run_step_uri=run_step_uri,

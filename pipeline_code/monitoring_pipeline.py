@@ -22,7 +22,7 @@ import json
 
 from pipeline_code import sagemaker_offline
 from sagemaker.network import NetworkConfig
-from sagemaker.processing import ProcessingInput, ScriptProcessor
+from sagemaker.processing import ScriptProcessor
 from sagemaker.workflow.execution_variables import ExecutionVariables
 from sagemaker.workflow.functions import Join
 from sagemaker.workflow.parameters import ParameterFloat, ParameterInteger, ParameterString
@@ -30,7 +30,7 @@ from sagemaker.workflow.pipeline import Pipeline
 from sagemaker.workflow.steps import ProcessingStep
 
 from pipeline_code.locations import Locations
-from pipeline_code.training_pipeline import BUNDLE_DIR, RETRY_POLICIES
+from pipeline_code.training_pipeline import RETRY_POLICIES, bundle_input
 from stacks.naming import CAPTURE_PREFIX, GROUND_TRUTH_PREFIX, MONITORING_PREFIX, Names
 from stacks.settings import EnvironmentSettings, MonitoringSettings
 
@@ -94,7 +94,7 @@ def _common_arguments(params: MonitoringParameters, names: Names, folder: str) -
 
 
 def build_monitoring_pipeline(locations: Locations, settings: MonitoringSettings, names: Names) -> Pipeline:
-    session = sagemaker_offline.OfflinePipelineSession(locations.bucket)
+    session = sagemaker_offline.OfflinePipelineSession(locations.bucket, locations.region)
     params = MonitoringParameters(locations, settings, names)
 
     def processor(job: str) -> ScriptProcessor:
@@ -115,14 +115,14 @@ def build_monitoring_pipeline(locations: Locations, settings: MonitoringSettings
             sagemaker_session=session,
         )
 
-    bundle = ProcessingInput(source=locations.source_bundle_uri, destination=BUNDLE_DIR, input_name="bundle")
+    bundle = bundle_input(locations)
     data_quality = ProcessingStep(
         name=DATA_QUALITY_STEP,
         display_name="Image and prediction drift of the window's capture",
         step_args=processor("data-quality").run(
             code=locations.run_step_uri,
             inputs=[bundle],
-            arguments=[
+            arguments=locations.run_step_arguments(
                 "monitor_data_quality.py",
                 *_common_arguments(params, names, DATA_QUALITY_FOLDER),
                 "--psi-threshold",
@@ -131,7 +131,7 @@ def build_monitoring_pipeline(locations: Locations, settings: MonitoringSettings
                 params.ks.to_string(),
                 "--prediction-distance-threshold",
                 params.prediction_distance.to_string(),
-            ],  # fmt: skip
+            ),  # fmt: skip
         ),
         retry_policies=RETRY_POLICIES,
     )
@@ -141,7 +141,7 @@ def build_monitoring_pipeline(locations: Locations, settings: MonitoringSettings
         step_args=processor("model-quality").run(
             code=locations.run_step_uri,
             inputs=[bundle],
-            arguments=[
+            arguments=locations.run_step_arguments(
                 "monitor_model_quality.py",
                 *_common_arguments(params, names, MODEL_QUALITY_FOLDER),
                 "--ground-truth-uri",
@@ -150,7 +150,7 @@ def build_monitoring_pipeline(locations: Locations, settings: MonitoringSettings
                 params.accuracy.to_string(),
                 "--ground-truth-delay-hours",
                 str(settings.ground_truth_delay_hours),
-            ],  # fmt: skip
+            ),  # fmt: skip
         ),
         retry_policies=RETRY_POLICIES,
     )

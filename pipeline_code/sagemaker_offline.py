@@ -2,8 +2,9 @@
 
 The v2 SDK reaches for AWS in several places while building a definition (default bucket lookup,
 telemetry, uploads of local code). Rendering at synth must touch no network and give the same bytes
-every time, so: the default bucket is a constant, the boto session has a region and dummy credentials,
-telemetry is switched off, and every code reference is already an s3:// URI (see FACTS.md).
+every time, so: the default bucket is a constant, the boto session has a region and dummy
+credentials, telemetry is switched off, and every code reference is already an s3:// URI (a local
+path would make the SDK upload it).
 """
 
 from __future__ import annotations
@@ -41,11 +42,6 @@ with _no_instance_metadata():
     from sagemaker.telemetry import telemetry_logging
     from sagemaker.workflow.pipeline_context import PipelineSession
 
-# The region only shapes the SDK's internal defaults: every region-specific value in our
-# definitions (image URIs, ARNs) is passed in explicitly.
-RENDER_REGION = "us-east-1"
-
-
 def _no_telemetry(*_args, **_kwargs) -> None:
     return None
 
@@ -58,11 +54,14 @@ telemetry_logging._send_telemetry_request = _no_telemetry
 class OfflinePipelineSession(PipelineSession):
     """PipelineSession whose default bucket is fixed instead of looked up in the account."""
 
-    def __init__(self, bucket: str) -> None:
+    def __init__(self, bucket: str, region: str) -> None:
+        # The SDK writes the session's region into definitions (the sagemaker_region
+        # hyperparameter, SAGEMAKER_REGION of a model), so it is the deploy-time region's
+        # placeholder at synth, never a region of our choosing.
         boto_session = boto3.Session(
             aws_access_key_id="offline-rendering",
             aws_secret_access_key="offline-rendering",
-            region_name=RENDER_REGION,
+            region_name=region,
         )
         super().__init__(boto_session=boto_session, default_bucket=bucket)
         self._offline_bucket = bucket

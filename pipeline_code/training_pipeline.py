@@ -38,7 +38,13 @@ from sagemaker.workflow.retry import (
 )
 from sagemaker.workflow.steps import CacheConfig, ProcessingStep, TrainingStep
 
-from pipeline_code.locations import PYTHON_VERSION, PYTORCH_INFERENCE_VERSION, Locations
+from pipeline_code.locations import (
+    PROCESSING_BUNDLE_DIR,
+    PYTHON_VERSION,
+    PYTORCH_INFERENCE_VERSION,
+    SERVING_ENVIRONMENT,
+    Locations,
+)
 from stacks.naming import DATASETS_PREFIX, PIPELINE_RUNS_PREFIX, PRETRAINED_WEIGHTS_PREFIX, Names
 from stacks.settings import TrainingSettings
 
@@ -59,7 +65,6 @@ EVALUATION_REPORT = "EvaluationReport"
 
 # Container paths (see pipeline_code/container/README.md).
 PROCESSING = "/opt/ml/processing"
-BUNDLE_DIR = f"{PROCESSING}/input/bundle"
 
 # Content types the endpoint accepts and returns (pipeline_code/container/inference.py).
 REQUEST_CONTENT_TYPES = ["image/jpeg", "image/png", "application/x-image", "application/json"]
@@ -167,16 +172,16 @@ def _processor(
     )
 
 
-def _bundle_input(locations: Locations) -> ProcessingInput:
+def bundle_input(locations: Locations) -> ProcessingInput:
     return ProcessingInput(
-        source=locations.source_bundle_uri, destination=BUNDLE_DIR, input_name="bundle"
+        source=locations.source_bundle_uri, destination=PROCESSING_BUNDLE_DIR, input_name="bundle"
     )
 
 
 def build_training_pipeline(
     locations: Locations, settings: TrainingSettings, names: Names
 ) -> Pipeline:
-    session = sagemaker_offline.OfflinePipelineSession(locations.bucket)
+    session = sagemaker_offline.OfflinePipelineSession(locations.bucket, locations.region)
     params = TrainingParameters(locations, settings)
 
     preprocess_outputs = {
@@ -193,7 +198,7 @@ def build_training_pipeline(
                     destination=f"{PROCESSING}/input/data",
                     input_name="data",
                 ),
-                _bundle_input(locations),
+                bundle_input(locations),
             ],
             outputs=[
                 ProcessingOutput(
@@ -203,14 +208,14 @@ def build_training_pipeline(
                 )
                 for name, path in preprocess_outputs.items()
             ],
-            arguments=[
+            arguments=locations.run_step_arguments(
                 "preprocess.py",
                 "--input-dir", f"{PROCESSING}/input/data",
                 *[arg for name, path in preprocess_outputs.items()
                   for arg in (f"--{name}-dir", path)],
                 # Cached images are a little larger than the model input, for random crops.
                 "--cache-size", str(cache_size(settings.image_size)),
-            ],
+            ),
         ),
         cache_config=CACHE,
         retry_policies=RETRY_POLICIES,
@@ -250,6 +255,9 @@ def build_training_pipeline(
         debugger_hook_config=False,
         sagemaker_session=session,
     )
+    # With network isolation the bundle arrives as the "code" channel and SageMaker names the file
+    # after its S3 key; the SDK assumes "sourcedir.tar.gz", which a content-hashed asset is not.
+    estimator.CONTAINER_CODE_CHANNEL_SOURCEDIR_PATH = locations.training_bundle_path
     train = TrainingStep(
         name=TRAIN_STEP,
         display_name="Fine-tune the backbone",
@@ -294,7 +302,7 @@ def build_training_pipeline(
                     destination=f"{PROCESSING}/test",
                     input_name="test",
                 ),
-                _bundle_input(locations),
+                bundle_input(locations),
             ],
             outputs=[
                 ProcessingOutput(
@@ -304,14 +312,14 @@ def build_training_pipeline(
                 )
                 for name, path in evaluate_outputs.items()
             ],
-            arguments=[
+            arguments=locations.run_step_arguments(
                 "evaluate.py",
                 "--model-dir", f"{PROCESSING}/model",
                 "--test-dir", f"{PROCESSING}/test",
                 "--evaluation-dir", evaluate_outputs["evaluation"],
                 "--quality-baseline-dir", evaluate_outputs["quality_baseline"],
                 "--prediction-baseline-dir", evaluate_outputs["prediction_baseline"],
-            ],
+            ),
         ),
         property_files=[evaluation_report],
         cache_config=CACHE,
@@ -340,6 +348,7 @@ def build_training_pipeline(
         role=locations.role_arn,
         framework_version=PYTORCH_INFERENCE_VERSION,
         py_version=PYTHON_VERSION,
+        env=dict(SERVING_ENVIRONMENT),
         sagemaker_session=session,
     )
     register = ModelStep(

@@ -80,7 +80,7 @@ def test_two_parallel_cpu_steps_without_network_isolation(definition):
             == placeholder_locations().kms_key_id
         )
         assert (
-            args["AppSpecification"]["ContainerArguments"][0]
+            args["AppSpecification"]["ContainerArguments"][1]
             == f"monitor_{step['Name'][:-7].lower()}_quality.py"
         )
         window_end = args["AppSpecification"]["ContainerArguments"].index("--window-end") + 1
@@ -121,7 +121,7 @@ def _resolve(value, parameters: dict[str, object]) -> str:
 def test_the_scripts_accept_exactly_the_arguments_the_definition_passes(definition):
     parameters = {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}
     for step in iter_steps(definition):
-        script, *arguments = [
+        _bundle, script, *arguments = [
             _resolve(v, parameters) for v in step["Arguments"]["AppSpecification"]["ContainerArguments"]
         ]
         module = SCRIPTS[step["Name"]]

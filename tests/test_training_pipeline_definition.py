@@ -10,6 +10,7 @@ import pytest
 from cdk_helpers import REPO_ROOT, project_context
 
 from pipeline_code.definition_checks import (
+    code_placement_problems,
     iter_steps,
     unresolved_references,
     validate_step_arguments,
@@ -153,15 +154,44 @@ def test_settings_shape_the_definition():
     assert "dogbreeds-prod-models" in text and "dogbreeds-dev" not in text
 
 
-def test_processing_steps_run_the_bundle_through_run_step(definition):
-    for step in definition["Steps"]:
-        if step["Type"] != "Processing":
-            continue
-        app = step["Arguments"]["AppSpecification"]
-        assert app["ContainerEntrypoint"] == ["/bin/bash", "/opt/ml/processing/input/code/run_step.sh"]
-        assert app["ContainerArguments"][0].endswith(".py")
-        inputs = {i["InputName"]: i for i in step["Arguments"]["ProcessingInputs"]}
-        assert inputs["bundle"]["S3Input"]["LocalPath"] == "/opt/ml/processing/input/bundle"
+def test_code_runs_from_where_sagemaker_puts_it():
+    """CDK stores code assets under their content hash; every step must run the file by that name."""
+    _, settings = load_environment(project_context(), "dev")
+    locations = placeholder_locations("3f9d0c1e.gz", "77ab01.sh")
+    definition = json.loads(render_training_pipeline(locations, settings.training, Names("dogbreeds", "dev")))
+    assert code_placement_problems(definition) == []
+    steps = {s["Name"]: s["Arguments"] for s in iter_steps(definition)}
+    app = steps["Preprocess"]["AppSpecification"]
+    assert app["ContainerEntrypoint"] == ["/bin/bash", "/opt/ml/processing/input/code/77ab01.sh"]
+    assert app["ContainerArguments"][:2] == ["/opt/ml/processing/input/bundle/3f9d0c1e.gz", "preprocess.py"]
+    submit = steps["Train"]["HyperParameters"]["sagemaker_submit_directory"]
+    assert submit == '"/opt/ml/input/data/code/3f9d0c1e.gz"'
+
+
+def test_code_placement_check_catches_a_name_sagemaker_does_not_use(definition):
+    """The SDK's own default assumes the bundle object is called sourcedir.tar.gz."""
+    broken = json.loads(json.dumps(definition))
+    train = next(s for s in iter_steps(broken) if s["Type"] == "Training")
+    train["Arguments"]["HyperParameters"]["sagemaker_submit_directory"] = (
+        '"/opt/ml/input/data/code/sourcedir.tar.gz"'
+    )
+    [problem] = code_placement_problems(broken)
+    assert "Train" in problem and "sourcedir.tar.gz" in problem
+
+
+def test_the_model_names_its_entry_point_and_the_deploy_region():
+    """An empty SAGEMAKER_PROGRAM makes the inference toolkit ignore code/inference.py."""
+    definition = json.loads(_render())
+    [register] = [s for s in iter_steps(definition) if s["Type"] == "RegisterModel"]
+    environment = register["Arguments"]["InferenceSpecification"]["Containers"][0]["Environment"]
+    assert environment["SAGEMAKER_PROGRAM"] == "inference.py"
+    assert environment["SAGEMAKER_SUBMIT_DIRECTORY"] == "/opt/ml/model/code"
+    region = placeholder_locations().region
+    assert environment["SAGEMAKER_REGION"] == region
+    train = next(s for s in iter_steps(definition) if s["Type"] == "Training")
+    assert train["Arguments"]["HyperParameters"]["sagemaker_region"] == f'"{region}"'
+    text = json.dumps(definition).replace(placeholder_locations().kms_key_id, "")
+    assert not re.search(r"\b[a-z]{2}-[a-z]+-\d\b", text), "a region is baked into the definition"
 
 
 def test_metric_definitions_read_the_lines_train_py_prints():

@@ -51,7 +51,8 @@ def test_no_placeholder_survives_and_tokens_take_their_place(template):
     assert "Fn::ImportValue" in tokens  # bucket, role and key from the storage stack
     assert "Fn::FindInMap" in tokens  # the region's image registry
     assert "Fn::Sub" in tokens  # asset bucket of the CDK bootstrap
-    assert ".zip" not in tokens and ".tar.gz" in tokens + literal
+    # Code assets are single objects named by content hash: no zipped folders.
+    assert ".zip" not in tokens + literal and ".gz" in literal
 
 
 def test_execution_role_reads_exactly_the_two_code_objects(template):

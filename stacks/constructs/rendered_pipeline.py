@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from aws_cdk import Aws, Token
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -35,12 +36,14 @@ from stacks.dlc_registries import pytorch_image_uri
 
 BUNDLE_CACHE_DIR = Path(__file__).resolve().parents[2] / ".cache" / "bundles"
 
-# Valid-looking stand-ins the SDK accepts; none can occur in a real definition by accident.
+# Valid-looking stand-ins the SDK accepts; none can occur in a real definition by accident. Code
+# assets keep their real object keys (known at synth: the content hash), so every path SageMaker
+# derives from a key's name is right; only the bootstrap bucket's name is a deploy-time value.
 PLACEHOLDERS = {
     "bucket": "placeholder-project-bucket-0f3a9c",
+    "region": "placeholder-region-0f3a9c",
     "role": "arn:aws:iam::000000000000:role/placeholder-execution-role-0f3a9c",
-    "bundle": "s3://placeholder-asset-bucket-0f3a9c/bundle/sourcedir.tar.gz",
-    "run_step": "s3://placeholder-asset-bucket-0f3a9c/run-step/run_step.sh",
+    "asset_bucket": "placeholder-asset-bucket-0f3a9c",
     "training_image": "placeholder-training-image-0f3a9c",
     "processing_image": "placeholder-processing-image-0f3a9c",
     "inference_image": "placeholder-inference-image-0f3a9c",
@@ -51,12 +54,21 @@ PLACEHOLDERS = {
 RenderFunction = Callable[[Locations], str]
 
 
-def placeholder_locations() -> Locations:
+# Object keys for renders outside an app (tests); in an app they are the assets' own keys.
+EXAMPLE_BUNDLE_KEY = "0f3a9c-example-bundle.gz"
+EXAMPLE_RUN_STEP_KEY = "0f3a9c-example-run-step.sh"
+
+
+def placeholder_locations(
+    bundle_key: str = EXAMPLE_BUNDLE_KEY, run_step_key: str = EXAMPLE_RUN_STEP_KEY
+) -> Locations:
+    assets = f"s3://{PLACEHOLDERS['asset_bucket']}"
     return Locations(
         bucket=PLACEHOLDERS["bucket"],
+        region=PLACEHOLDERS["region"],
         role_arn=PLACEHOLDERS["role"],
-        source_bundle_uri=PLACEHOLDERS["bundle"],
-        run_step_uri=PLACEHOLDERS["run_step"],
+        source_bundle_uri=f"{assets}/{bundle_key}",
+        run_step_uri=f"{assets}/{run_step_key}",
         training_image_uri=PLACEHOLDERS["training_image"],
         processing_image_uri=PLACEHOLDERS["processing_image"],
         inference_image_uri=PLACEHOLDERS["inference_image"],
@@ -106,13 +118,22 @@ class RenderedPipeline(Construct):
         self.source_bundle = s3_assets.Asset(self, "SourceBundle", path=str(bundle))
         self.run_step = s3_assets.Asset(self, "RunStepScript", path=str(RUN_STEP_SCRIPT))
 
-        self.definition = render(placeholder_locations())
+        for asset in (self.source_bundle, self.run_step):
+            if Token.is_unresolved(asset.s3_object_key):
+                raise ValueError(
+                    f"{asset.node.path}: the stack synthesizer gives code assets deploy-time object "
+                    "keys; the pipeline needs keys known at synth (DefaultStackSynthesizer), because "
+                    "SageMaker names downloaded code after its key"
+                )
+        self.definition = render(
+            placeholder_locations(self.source_bundle.s3_object_key, self.run_step.s3_object_key)
+        )
         # Lazily built: creating an image token adds the registry mapping to the stack.
         token_for: dict[str, Callable[[], str]] = {
             "bucket": lambda: bucket.bucket_name,
+            "region": lambda: Aws.REGION,
             "role": lambda: execution_role.role_arn,
-            "bundle": lambda: self.source_bundle.s3_object_url,
-            "run_step": lambda: self.run_step.s3_object_url,
+            "asset_bucket": lambda: self.source_bundle.s3_bucket_name,
             "training_image": lambda: pytorch_image_uri(self, "pytorch-training", TRAINING_IMAGE_TAG),
             "processing_image": lambda: pytorch_image_uri(self, "pytorch-training", PROCESSING_IMAGE_TAG),
             "inference_image": lambda: pytorch_image_uri(self, "pytorch-inference", INFERENCE_IMAGE_TAG),
