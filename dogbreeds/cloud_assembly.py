@@ -97,7 +97,19 @@ def synthesize(
         os.replace(scratch, target)  # atomic: a parallel synth of the same sources may win the race
     except OSError:
         shutil.rmtree(scratch, ignore_errors=True)
+    _prune(cache_dir, env_name, keep=target)
     return target
+
+
+def _prune(cache_dir: Path, env_name: str, keep: Path, count: int = 3) -> None:
+    """Keep the newest few assemblies of an environment; each holds a copy of the code bundle."""
+    older = sorted(
+        (p for p in cache_dir.glob(f"{env_name}-*") if p.is_dir() and p != keep),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    for stale in older[count - 1 :]:
+        shutil.rmtree(stale, ignore_errors=True)
 
 
 @dataclass

@@ -24,10 +24,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline_code.local_locations import LOCAL_BUCKET, local_s3_root
-from stacks.naming import CAPTURE_PREFIX, GROUND_TRUTH_PREFIX, MONITORING_PREFIX
+from dogbreeds.cloud_assembly import AssemblyError, CloudAssembly, synthesize
+from dogbreeds.local_executor import local_s3_root
 
-DEMO_ENDPOINT = "dogbreeds-local"
+DEMO_ENV = "dev"
 SUMMARY_FILE = "demo_summary.json"
 MARKER_FILE = ".dogbreeds-demo"
 # Small enough for a 2-core laptop in about a minute of training, big enough to learn the breeds.
@@ -84,7 +84,6 @@ class Demo:
     def __init__(self, workdir: Path, options: dict[str, Any]) -> None:
         self.workdir = workdir.resolve()
         self.options = options
-        self.bucket_root = local_s3_root(self.workdir) / LOCAL_BUCKET
         self.env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join(
@@ -112,12 +111,21 @@ class Demo:
         self._reset_workdir()
         summary = DemoSummary(workdir=str(self.workdir))
         o = self.options
+        # One synthesised assembly for every step: the pipelines, bucket and endpoint names that
+        # `cdk deploy -c env=dev` would create.
+        try:
+            self.assembly = synthesize(DEMO_ENV)
+            _, monitoring = CloudAssembly.load(self.assembly).monitoring_pipeline()
+        except AssemblyError as error:
+            raise DemoError(str(error)) from None
+        self.monitoring = {p["Name"]: p.get("DefaultValue") for p in monitoring["Parameters"]}
+        self.endpoint = self.monitoring["EndpointName"]
 
         self.cli("generate a sample dataset", "sample-data", "images", "--breeds", str(o["breeds"]),
                  "--per-breed", str(o["per_breed"]), "--size", o["size"], "--seed", "7", "--broken", "2")
         self.cli(
             "train, evaluate and register (local executor)", "local", "run", "--data", "images",
-            "--workdir", ".", "--param", "Backbone=efficientnet_lite0",
+            "--workdir", ".", "--assembly", str(self.assembly), "--param", "Backbone=efficientnet_lite0",
             "--param", f"ImageSize={o['image_size']}", "--param", f"Epochs={o['epochs']}",
             "--param", "BatchSize=16", "--param", f"AccuracyThreshold={o['threshold']}",
         )
@@ -188,8 +196,9 @@ class Demo:
         model = self._local(package["model_data_url"])
         command = [
             sys.executable, "-m", "dogbreeds", "local", "serve", "--model", str(model), "--port", "0",
-            "--capture-dir", str(self.bucket_root / CAPTURE_PREFIX), "--capture-percent", "100",
-            "--endpoint-name", DEMO_ENDPOINT,
+            # The endpoint's capture destination is the prefix above <endpoint>/ that the monitor reads.
+            "--capture-dir", str(self._local(self.monitoring["CaptureS3Uri"]).parent),
+            "--capture-percent", "100", "--endpoint-name", self.endpoint,
         ]
         print(f"\n>>> serve the approved version: dogbreeds {' '.join(command[3:])}", flush=True)
         # The server's output goes to a file, not a pipe: nobody reads a pipe after start-up, and a
@@ -238,13 +247,13 @@ class Demo:
         return sum(1 for _ in (self.workdir / record).open())
 
     def _ground_truth(self, record: str) -> None:
-        out = self.bucket_root / GROUND_TRUTH_PREFIX / DEMO_ENDPOINT
+        out = self._local(self.monitoring["GroundTruthS3Uri"])
         self.cli("write ground truth", "ground-truth", "--records", record, "--out", str(out))
 
     def _monitor(self, step: str) -> dict[str, Any]:
-        self.cli(step, "local", "monitor", "--workdir", ".", "--endpoint-name", DEMO_ENDPOINT,
+        self.cli(step, "local", "monitor", "--workdir", ".", "--assembly", str(self.assembly),
                  "--window-hours", "2")
-        reports = self.bucket_root / MONITORING_PREFIX / DEMO_ENDPOINT
+        reports = self._local(self.monitoring["MonitoringS3Uri"])
         result: dict[str, Any] = {"reports": []}
         for monitor in ("data_quality", "model_quality"):
             summaries = sorted((reports / monitor).rglob("summary.json"), key=lambda p: p.stat().st_mtime)

@@ -1,15 +1,17 @@
 """`dogbreeds local monitor`: run the monitoring pipeline on this machine over local traffic.
 
-    dogbreeds local monitor [--workdir .local] [--endpoint-name dogbreeds-local]
-        [--capture-dir DIR] [--ground-truth-dir DIR] [--baseline-uri URI] [--window-hours N]
-        [--window-end ISO]
+    dogbreeds local monitor [--env dev] [--assembly cdk.out] [--workdir .local]
+        [--endpoint-name NAME] [--capture-dir DIR] [--ground-truth-dir DIR] [--baseline-uri URI]
+        [--window-hours N] [--window-end ISO]
 
-Renders the same monitoring definition the cloud runs (with local Locations) and runs it through
-the local executor. Capture is what `dogbreeds local serve --capture-dir` wrote, ground truth what
-`dogbreeds ground-truth --out` wrote; the baselines are the newest Approved package's in the local
-model registry (``--baseline-uri`` overrides). Metrics go to ``<workdir>/monitoring/metrics.jsonl``
-in PutMetricData's request shape; reports to ``<workdir>/s3/<bucket>/monitoring/<endpoint>/``.
-By default the window ends at the next full hour, so traffic sent a minute ago is included.
+Runs the monitoring definition of the environment's synthesised cloud assembly (the one `cdk
+deploy` ships, see dogbreeds/cloud_assembly.py) through the local executor. Its parameters'
+defaults name the endpoint, the capture and ground-truth prefixes and where reports go, in the
+local S3 folder; `dogbreeds local serve --capture-dir` and `dogbreeds ground-truth --out` write
+there (the demo shows how). The baselines are the newest Approved package's in the local model
+registry (``--baseline-uri`` overrides). Metrics go to ``<workdir>/monitoring/metrics.jsonl`` in
+PutMetricData's request shape instead of CloudWatch. By default the window ends at the next full
+hour, so traffic sent a minute ago is included.
 """
 
 from __future__ import annotations
@@ -21,12 +23,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pipeline_code.local_locations import LOCAL_ENV, local_s3_root, prepare_local_locations
-from stacks.naming import CAPTURE_PREFIX, GROUND_TRUTH_PREFIX, MONITORING_PREFIX, Names
-from stacks.settings import MonitoringSettings
+from dogbreeds.cloud_assembly import AssemblyError
+from dogbreeds.local_run import add_assembly_arguments, load_assembly
 
-PROJECT = "dogbreeds"
-DEFAULT_ENDPOINT = "dogbreeds-local"  # `dogbreeds local serve`'s default --endpoint-name
 BASELINE_FILE = "live_baselines.json"
 
 
@@ -56,28 +55,40 @@ def next_hour(moment: datetime) -> str:
     )
 
 
-def monitor_parameters(args: argparse.Namespace, workdir: Path, baseline: str, bucket: str) -> dict[str, Any]:
-    endpoint = args.endpoint_name
-    capture = args.capture_dir or workdir / "s3" / bucket / CAPTURE_PREFIX
-    ground_truth = args.ground_truth_dir or workdir / "s3" / bucket / GROUND_TRUTH_PREFIX / endpoint
-    return {
-        "EndpointName": endpoint,
-        "CaptureS3Uri": str((Path(capture) / endpoint).resolve()),
-        "GroundTruthS3Uri": str(Path(ground_truth).resolve()),
-        "MonitoringS3Uri": f"s3://{bucket}/{MONITORING_PREFIX}/{endpoint}",
+def monitor_parameters(
+    args: argparse.Namespace, workdir: Path, baseline: str, defaults: dict[str, Any]
+) -> dict[str, Any]:
+    """The run's parameters: the definition's defaults, with local-only choices on top."""
+    parameters: dict[str, Any] = {
         "BaselineS3Uri": baseline,
         "WindowHours": args.window_hours,
         "WindowEnd": args.window_end or next_hour(datetime.now(UTC)),
+        # No CloudWatch here: the jobs append PutMetricData requests to this file instead.
         "MetricsSink": str((workdir / "monitoring" / "metrics.jsonl").resolve()),
     }
+    endpoint = args.endpoint_name or defaults["EndpointName"]
+    if endpoint != defaults["EndpointName"]:
+        # Keep the deployed layout (<prefix>/<endpoint>) for another endpoint's traffic.
+        default_endpoint = defaults["EndpointName"]
+        parameters["EndpointName"] = endpoint
+        for name in ("CaptureS3Uri", "GroundTruthS3Uri", "MonitoringS3Uri"):
+            parameters[name] = defaults[name].removesuffix(default_endpoint) + endpoint
+    if args.capture_dir:
+        parameters["CaptureS3Uri"] = str((args.capture_dir / endpoint).resolve())
+    if args.ground_truth_dir:
+        parameters["GroundTruthS3Uri"] = str(args.ground_truth_dir.resolve())
+    return parameters
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "monitor", help="run the data- and model-quality monitors over local capture and ground truth"
     )
+    add_assembly_arguments(parser)
     parser.add_argument("--workdir", type=Path, default=Path(".local"))
-    parser.add_argument("--endpoint-name", default=DEFAULT_ENDPOINT)
+    parser.add_argument(
+        "--endpoint-name", default="", help="endpoint whose capture to judge (default: the environment's)"
+    )
     parser.add_argument("--capture-dir", type=Path, default=None, help="serve's --capture-dir")
     parser.add_argument("--ground-truth-dir", type=Path, default=None, help="ground-truth --out")
     parser.add_argument("--baseline-uri", default="", help="run prefix or package .json")
@@ -88,25 +99,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     workdir = args.workdir.resolve()
-    from dogbreeds.local_executor import run_pipeline
-    from pipeline_code.monitoring_pipeline import render_monitoring_pipeline
+    from dogbreeds.local_executor import local_s3_root, run_pipeline
+    from dogbreeds.local_executor.s3_mapping import LocalS3
 
     try:
         baseline = args.baseline_uri or str(live_baselines_file(workdir))
-    except ValueError as error:
+        assembly = load_assembly(workdir, args.env, args.assembly)
+        pipeline_name, definition = assembly.monitoring_pipeline()
+    except (ValueError, AssemblyError) as error:
         print(f"dogbreeds local monitor: error: {error}", file=sys.stderr)
         return 2
-    locations = prepare_local_locations(workdir)
-    names = Names(PROJECT, LOCAL_ENV)
-    definition = render_monitoring_pipeline(locations, MonitoringSettings(), names)
-    parameters = monitor_parameters(args, workdir, baseline, locations.bucket)
+    defaults = {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}
+    parameters = monitor_parameters(args, workdir, baseline, defaults)
     result = run_pipeline(
         definition,
         workdir=workdir,
         parameters=parameters,
-        pipeline_name=names.monitoring_pipeline,
+        pipeline_name=pipeline_name,
         use_cache=False,
     )
+    reports = parameters.get("MonitoringS3Uri", defaults["MonitoringS3Uri"])
     print(
         json.dumps(
             {
@@ -114,9 +126,7 @@ def _run(args: argparse.Namespace) -> int:
                 "execution_id": result.execution_id,
                 "failed_step": result.failed_step,
                 "failure_reason": result.failure_reason,
-                "reports": str(
-                    local_s3_root(workdir) / locations.bucket / MONITORING_PREFIX / args.endpoint_name
-                ),
+                "reports": str(LocalS3(local_s3_root(workdir)).path_for(reports)),
                 "metrics": parameters["MetricsSink"],
             },
             indent=2,

@@ -1,55 +1,42 @@
-"""`dogbreeds local run`: run the project's training pipeline on this machine.
+"""`dogbreeds local run`: run the training pipeline that `cdk deploy` would ship, on this machine.
 
-There is one pipeline definition. This command renders it with local Locations (the code bundle
-staged under the local S3 folder) and the chosen environment's training settings, stages the
-dataset and pretrained weights where the definition's parameters point, and hands the JSON to the
-local executor. It never builds a pipeline of its own, so what runs here is what `cdk deploy` ships.
+The definition is the environment's ``AWS::SageMaker::Pipeline`` from its synthesised cloud
+assembly (``cdk synth``), resolved for a local account and region, with the CDK file assets (the
+code bundle, run_step.sh) staged into the local S3 folder under the keys `cdk deploy` uploads them
+to. This command stages the dataset and pretrained weights where the definition's parameters
+point and hands the definition to the local executor. There is no second rendering for local
+mode: what runs here is what runs on AWS.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
+from dogbreeds.cloud_assembly import AssemblyError, CloudAssembly, synthesize
 from dogbreeds.local_executor import DefinitionError, ExecutionResult, local_s3_root, run_pipeline
 from dogbreeds.local_executor.command_line import add_execution_arguments, parse_param_overrides, report
 from dogbreeds.local_executor.s3_mapping import LocalS3
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-CDK_JSON = PROJECT_ROOT / "cdk.json"
 # Parameter names of the training definition (pipeline_code/training_pipeline.py) this command fills.
 DATASET_PARAMETER = "DatasetS3Uri"
 WEIGHTS_PREFIX_PARAMETER = "PretrainedWeightsS3Prefix"
 BACKBONE_PARAMETER = "Backbone"
 WEIGHT_SUFFIXES = (".pt", ".pth", ".bin")
+DEFAULT_ENV = "dev"
 
 
-def load_training_settings(env_name: str) -> tuple[str, Any]:
-    """(project prefix, TrainingSettings) of `env_name` in cdk.json, validated as synth does."""
-    from stacks.settings import TrainingSettings, load_environment
-
-    if not CDK_JSON.is_file():
-        return "dogbreeds", TrainingSettings()
-    context = json.loads(CDK_JSON.read_text()).get("context", {})
-    project, settings = load_environment(context, env_name)
-    return project, settings.training
-
-
-def render_local_definition(workdir: Path, env_name: str) -> tuple[str, Any, str]:
-    """The one training definition rendered with local Locations: (JSON, Locations, pipeline name)."""
-    from pipeline_code.local_locations import LOCAL_ENV, prepare_local_locations
-    from pipeline_code.training_pipeline import render_training_pipeline
-    from stacks.naming import Names
-
-    project, training = load_training_settings(env_name)
-    names = Names(project, LOCAL_ENV)
-    locations = prepare_local_locations(workdir)
-    return render_training_pipeline(locations, training, names), locations, names.training_pipeline
+def load_assembly(
+    workdir: Path, env_name: str, assembly_dir: Path | None, stream: TextIO | None = sys.stdout
+) -> CloudAssembly:
+    """The environment's cloud assembly (synthesised unless given), its file assets staged locally."""
+    assembly = CloudAssembly.load(assembly_dir or synthesize(env_name, stream=stream))
+    assembly.stage_file_assets(local_s3_root(workdir))
+    return assembly
 
 
 def stage_dataset(data_dir: Path, dataset_uri: str, local_s3: LocalS3) -> None:
@@ -108,16 +95,18 @@ def run_local_training(
     data: Path | None = None,
     overrides: Mapping[str, Any] | None = None,
     weights: Path | None = None,
-    env_name: str = "dev",
+    env_name: str = DEFAULT_ENV,
+    assembly_dir: Path | None = None,
     echo_logs: bool = False,
     use_cache: bool = True,
     stream: Any = sys.stdout,
 ) -> ExecutionResult:
-    """Render, stage the dataset and weights, and run; returns how the execution ended."""
+    """Load the deployed definition, stage the dataset and weights, and run it."""
 
     workdir = Path(workdir)
-    definition, locations, pipeline_name = render_local_definition(workdir, env_name)
-    defaults = {p["Name"]: p.get("DefaultValue") for p in json.loads(definition)["Parameters"]}
+    assembly = load_assembly(workdir, env_name, assembly_dir, stream)
+    pipeline_name, definition = assembly.training_pipeline()
+    defaults = {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}
     overrides = dict(overrides or {})
     local_s3 = LocalS3(local_s3_root(workdir))
 
@@ -154,16 +143,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--weights", type=Path, default=None, help="pretrained ImageNet state dict for the backbone (.pth)"
     )
-    parser.add_argument(
-        "--env", default="dev", help="cdk.json environment whose training settings give defaults"
-    )
+    add_assembly_arguments(parser)
     add_execution_arguments(parser)
     parser.set_defaults(func=_run)
 
 
-def _run(args: argparse.Namespace) -> int:
-    from stacks.settings import SettingsError
+def add_assembly_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--env",
+        default=DEFAULT_ENV,
+        help=f"cdk.json environment whose synthesised pipeline runs (default {DEFAULT_ENV})",
+    )
+    parser.add_argument(
+        "--assembly",
+        type=Path,
+        default=None,
+        help="an already synthesised cloud assembly (cdk.out) to run instead of synthesising --env",
+    )
 
+
+def _run(args: argparse.Namespace) -> int:
     try:
         result = run_local_training(
             workdir=Path(args.workdir),
@@ -171,10 +170,11 @@ def _run(args: argparse.Namespace) -> int:
             overrides=parse_param_overrides(args.param),
             weights=args.weights,
             env_name=args.env,
+            assembly_dir=args.assembly,
             echo_logs=args.verbose,
             use_cache=not args.no_cache,
         )
-    except (DefinitionError, SettingsError) as error:
+    except (DefinitionError, AssemblyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return report(result)

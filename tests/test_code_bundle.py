@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import tarfile
 
 from pipeline_code.code_bundle import CONTAINER_CODE_DIR, build_source_bundle, bundle_files
-from pipeline_code.local_locations import local_path_for, prepare_local_locations
-from pipeline_code.training_pipeline import render_training_pipeline
-from stacks.naming import Names
-from stacks.settings import TrainingSettings
 
 
 def test_bundle_is_byte_identical_and_holds_the_container_code(tmp_path):
@@ -33,15 +28,3 @@ def test_bundle_changes_when_code_changes(tmp_path):
     (source / "a.py").write_text("x = 2\n")
     two = build_source_bundle(tmp_path / "2.tar.gz", source).read_bytes()
     assert one != two
-
-
-def test_local_locations_stage_code_where_the_definition_points(tmp_path):
-    locations = prepare_local_locations(tmp_path)
-    assert local_path_for(tmp_path, locations.source_bundle_uri).is_file()
-    assert local_path_for(tmp_path, locations.run_step_uri).is_file()
-    definition = json.loads(
-        render_training_pipeline(locations, TrainingSettings(), Names("dogbreeds", "local"))
-    )
-    text = json.dumps(definition)
-    assert locations.source_bundle_uri in text and locations.run_step_uri in text
-    assert "placeholder" not in text

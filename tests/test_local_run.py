@@ -8,6 +8,8 @@ and registration, all through the rendered definition and the CLI as a user runs
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -16,6 +18,7 @@ from pathlib import Path
 import pytest
 from ml_fixtures import job_env, make_dataset
 
+from dogbreeds.cloud_assembly import synthesize
 from dogbreeds.local_executor.s3_mapping import LocalS3
 from dogbreeds.local_registry import LocalModelRegistry
 from pipeline_code.training_pipeline import FAIL_STEP
@@ -56,7 +59,7 @@ def test_full_local_run_passes_the_gate_and_registers_version_1(first_run) -> No
     assert f"{FAIL_STEP} (Fail): skipped" in result.stdout
 
     registry = LocalModelRegistry(workdir)
-    package = registry.get(1, "dogbreeds-local-models")
+    package = registry.get(1, "dogbreeds-dev-models")
     assert package["approval_status"] == "PendingManualApproval"
     s3 = LocalS3(workdir / "s3")
     # Every metrics and baseline URI the package carries names a file the steps really wrote.
@@ -104,6 +107,27 @@ def test_run_without_a_dataset_is_refused_before_running(tmp_path: Path) -> None
     result = local_run(workdir, "--param", "Backbone=efficientnet_lite0")
 
     assert result.returncode == 2
-    assert "no dataset at s3://dogbreeds-local/datasets/current/" in result.stderr
+    assert "no dataset at s3://dogbreeds-dev-data-000000000000-us-east-1/datasets/current/" in result.stderr
     assert "pass --data DIR" in result.stderr
     assert not (workdir / "executions").exists()
+
+
+def test_code_the_deployed_definition_cannot_find_fails_locally_too(tmp_path: Path) -> None:
+    """Local mode runs the synthesised assembly, so a definition that looks for the code bundle
+    under a name SageMaker does not give it (the SDK's default sourcedir.tar.gz) fails here as it
+    would on AWS."""
+    assembly = tmp_path / "cdk.out"
+    shutil.copytree(synthesize("dev", stream=None), assembly)
+    template_path = assembly / "dogbreeds-dev-training.template.json"
+    template = template_path.read_text()
+    bundles = set(re.findall(r"/opt/ml/processing/input/bundle/[0-9a-f]{64}\.gz", template))
+    assert len(bundles) == 1, bundles
+    template_path.write_text(
+        template.replace(bundles.pop(), "/opt/ml/processing/input/bundle/sourcedir.tar.gz")
+    )
+    data = make_dataset(tmp_path, breeds=2, per_breed=4)
+    result = local_run(tmp_path / ".local", "--assembly", str(assembly), "--data", str(data), *SMALL_RUN)
+
+    assert result.returncode == 1, result.stdout[-4000:] + result.stderr[-4000:]
+    assert "pipeline failed at step 'Preprocess'" in result.stdout
+    assert "code bundle not found at" in result.stdout and "sourcedir.tar.gz" in result.stdout

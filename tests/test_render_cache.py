@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from pipeline_code.local_locations import prepare_local_locations
 from pipeline_code.render_cache import cache_key, cached_render
 from pipeline_code.training_pipeline import render_training_pipeline
+from stacks.constructs.rendered_pipeline import placeholder_locations
 from stacks.naming import Names
 from stacks.settings import TrainingSettings
 
@@ -21,7 +21,7 @@ def counting_builder(locations, settings, names) -> str:
 
 def test_a_hit_skips_the_builder_and_any_change_renders_again(tmp_path):
     CALLS.clear()
-    locations = prepare_local_locations(tmp_path / "work")
+    locations = placeholder_locations()
     names, settings = Names("dogbreeds", "dev"), TrainingSettings()
     first = cached_render(BUILDER, locations, settings, names, cache_dir=tmp_path / "cache")
     again = cached_render(BUILDER, locations, settings, names, cache_dir=tmp_path / "cache")
@@ -40,7 +40,7 @@ def test_a_hit_skips_the_builder_and_any_change_renders_again(tmp_path):
 
 def test_a_damaged_entry_is_rendered_again(tmp_path):
     CALLS.clear()
-    locations = prepare_local_locations(tmp_path / "work")
+    locations = placeholder_locations()
     names, settings = Names("dogbreeds", "dev"), TrainingSettings()
     cached_render(BUILDER, locations, settings, names, cache_dir=tmp_path / "cache")
     [entry] = (tmp_path / "cache").glob("*.json")
@@ -50,7 +50,7 @@ def test_a_damaged_entry_is_rendered_again(tmp_path):
 
 
 def test_the_cached_training_definition_is_byte_identical_to_a_fresh_render(tmp_path):
-    locations = prepare_local_locations(tmp_path / "work")
+    locations = placeholder_locations()
     names, settings = Names("dogbreeds", "dev"), TrainingSettings()
     builder = "pipeline_code.training_pipeline:render_training_pipeline"
     cached_render(builder, locations, settings, names, cache_dir=tmp_path / "cache")

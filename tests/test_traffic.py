@@ -21,6 +21,8 @@ from pipeline_code.container import image_features
 
 monitor_case = monitor_fixtures.monitor_case
 SERVED_ENDPOINT = "dogbreeds-local"
+# The dev data bucket as local mode resolves it (account 000000000000, region us-east-1).
+LOCAL_DEV_BUCKET = "dogbreeds-dev-data-000000000000-us-east-1"
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
@@ -174,7 +176,7 @@ def test_local_monitor_runs_the_definition_through_the_local_executor(monitor_ca
         str(monitor_case.run),
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    reports = tmp_path / "work" / "s3" / "dogbreeds-local" / "monitoring" / monitor_fixtures.ENDPOINT
+    reports = tmp_path / "work" / "s3" / LOCAL_DEV_BUCKET / "monitoring" / monitor_fixtures.ENDPOINT
     [summary] = (reports / "data_quality").rglob("summary.json")
     assert json.loads(summary.read_text())["records_analysed"] == 60
     assert list((reports / "model_quality").rglob("summary.json"))
@@ -187,11 +189,11 @@ def test_local_monitor_uses_the_newest_approved_package_of_the_local_registry(mo
     from dogbreeds.local_registry import LocalModelRegistry
 
     work = tmp_path / "work"
-    shutil.copytree(monitor_case.run, work / "s3" / "dogbreeds-local" / "pipeline-runs" / "exec-1")
+    shutil.copytree(monitor_case.run, work / "s3" / LOCAL_DEV_BUCKET / "pipeline-runs" / "exec-1")
 
     def baselines(run: str) -> dict:
         def pair(folder: str) -> dict:
-            uri = f"s3://dogbreeds-local/pipeline-runs/{run}/{folder}"
+            uri = f"s3://{LOCAL_DEV_BUCKET}/pipeline-runs/{run}/{folder}"
             return {
                 "Statistics": {"S3Uri": f"{uri}/statistics.json", "ContentType": "application/json"},
                 "Constraints": {"S3Uri": f"{uri}/constraints.json", "ContentType": "application/json"},
@@ -227,11 +229,11 @@ def test_local_monitor_uses_the_newest_approved_package_of_the_local_registry(mo
         str(capture),
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    [summary] = (work / "s3" / "dogbreeds-local" / "monitoring").rglob("data_quality/**/summary.json")
+    [summary] = (work / "s3" / LOCAL_DEV_BUCKET / "monitoring").rglob("data_quality/**/summary.json")
     used = json.loads(summary.read_text())["baselines"]
     assert (
         used["data_statistics"]
-        == "s3://dogbreeds-local/pipeline-runs/exec-1/Preprocess/baseline/statistics.json"
+        == f"s3://{LOCAL_DEV_BUCKET}/pipeline-runs/exec-1/Preprocess/baseline/statistics.json"
     )
     assert used["source"].endswith(":model-package/dogbreeds-local-models/1")
 
