@@ -259,6 +259,15 @@ def test_unsupported_step_type_is_refused_before_anything_runs(workdir: Path) ->
     assert not (workdir / "executions").exists()
 
 
+def test_manifest_inputs_are_refused_before_anything_runs(toy_definition: str, workdir: Path) -> None:
+    definition = json.loads(toy_definition)
+    train = next(s for s in definition["Steps"] if s["Type"] == "Training")
+    train["Arguments"]["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3DataType"] = "ManifestFile"
+    with pytest.raises(DefinitionError, match="has S3DataType 'ManifestFile'; local mode supports S3Prefix"):
+        run_quiet(json.dumps(definition), workdir)
+    assert not (workdir / "executions").exists()
+
+
 def test_references_to_missing_steps_and_cycles_are_refused(toy_definition: str) -> None:
     document = parse(toy_definition)
     without_pre = copy.deepcopy(document)
@@ -435,8 +444,18 @@ def test_container_paths_and_s3_uris_map_to_local_folders(tmp_path: Path) -> Non
     (tmp_path / "s3" / "bucket" / "data").mkdir(parents=True)
     (tmp_path / "s3" / "bucket" / "data" / "train-1.csv").write_text("1")
     (tmp_path / "s3" / "bucket" / "data" / "test.csv").write_text("2")
-    s3.download("s3://bucket/data/train", tmp_path / "staged")  # a key prefix, not a folder
-    assert sorted(p.name for p in (tmp_path / "staged").iterdir()) == ["train-1.csv"]
+    (tmp_path / "s3" / "bucket" / "data" / "train" / "a").mkdir(parents=True)
+    (tmp_path / "s3" / "bucket" / "data" / "train" / "a" / "b.jpg").write_text("3")
+
+    def staged(uri: str, name: str) -> list[str]:
+        s3.download(uri, tmp_path / name)
+        return sorted(p.relative_to(tmp_path / name).as_posix() for p in (tmp_path / name).rglob("*"))
+
+    # SageMaker's S3Prefix rule: every key starting with the URI's key, at the rest of the key.
+    assert staged("s3://bucket/data/train", "prefix") == ["-1.csv", "a", "a/b.jpg"]
+    assert staged("s3://bucket/data/train/", "folder") == ["a", "a/b.jpg"]
+    # A URI that names one object lands under that object's own name.
+    assert staged("s3://bucket/data/test.csv", "object") == ["test.csv"]
     (tmp_path / "s3" / "bucket" / "data" / "report.json").write_text("{not json")
     with pytest.raises(S3MappingError, match="'s3://bucket/data/report.json' is not valid JSON"):
         s3.read_json("s3://bucket/data/report.json")

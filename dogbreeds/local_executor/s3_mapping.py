@@ -59,26 +59,29 @@ class LocalS3:
     def download(self, uri: str, destination: Path) -> None:
         """Copy what an S3Prefix input names into `destination`, as SageMaker stages it.
 
-        A prefix naming a "folder" brings its contents; one naming an object brings that object
-        under its own file name; otherwise every key starting with the prefix comes, relative to
-        the prefix's parent.
+        Every object whose key starts with the URI's key lands at the rest of its key after that
+        prefix (so a "folder" brings its contents); a URI that names one object lands under that
+        object's own name, the last part of its key.
         """
         source = self.path_for(uri)
         destination.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            shutil.copytree(source, destination, dirs_exist_ok=True)
-            return
         if source.is_file():
             shutil.copy2(source, destination / source.name)
+            return
+        if source.is_dir() and uri.endswith("/"):
+            shutil.copytree(source, destination, dirs_exist_ok=True)
             return
         matches = sorted(source.parent.glob(glob_escape(source.name) + "*")) if source.parent.is_dir() else []
         if not matches:
             raise S3MappingError(f"no objects at {uri!r} (local folder {source})")
         for match in matches:
+            remainder = match.name[len(source.name) :].lstrip("/")
+            target = destination / remainder if remainder else destination
             if match.is_dir():
-                shutil.copytree(match, destination / match.name, dirs_exist_ok=True)
+                shutil.copytree(match, target, dirs_exist_ok=True)
             else:
-                shutil.copy2(match, destination / match.name)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(match, target)
 
     def upload(self, source: Path, uri: str) -> None:
         """Copy a folder's contents to the S3 prefix `uri` (what an output upload does)."""

@@ -58,6 +58,12 @@ def check_training(name: str, arguments: Mapping[str, Any]) -> None:
                 f"Training step {name!r} channel {channel.get('ChannelName')!r} is not an S3DataSource "
                 "(file-system channels are not supported locally)"
             )
+        data_type = channel["DataSource"]["S3DataSource"].get("S3DataType", "S3Prefix")
+        if data_type != "S3Prefix":
+            raise DefinitionError(
+                f"Training step {name!r} channel {channel.get('ChannelName')!r} has S3DataType "
+                f"{data_type!r}; local mode supports S3Prefix only (manifest files are not read)"
+            )
 
 
 def _decode(value: Any) -> Any:
