@@ -23,6 +23,11 @@ from iam_access.evaluator import Outcome, evaluate, node_available
 from iam_access.pipelines import PipelineRun
 from iam_access.policies import PolicyStore
 
+from stacks.naming import BUCKET_PREFIXES
+
+# Where the jobs write: step outputs and models, monitoring reports (what the main test derives).
+WRITTEN_BY_JOBS = ("pipeline-runs", "monitoring")
+
 pytestmark = pytest.mark.skipif(
     not node_available(), reason="needs node and the npm devDependencies (make setup runs npm ci)"
 )
@@ -87,9 +92,26 @@ def _asset_probes(env: Environment) -> dict[str, tuple[Request, bool]]:
     }
 
 
+def _prefix_probes(env: Environment) -> dict[str, tuple[Request, bool]]:
+    """The execution role reads every project prefix but writes only where jobs write."""
+    a = env.accesses
+    execution = a.role(env.execution_role, "SageMaker")
+    probes = {}
+    for prefix in BUCKET_PREFIXES:
+        writable = prefix in WRITTEN_BY_JOBS
+        for action, allowed in (
+            ("s3:GetObject", True),
+            ("s3:PutObject", writable),
+            ("s3:DeleteObject", writable),
+        ):
+            resource = f"arn:aws:s3:::{env.data_bucket}/{prefix}/example.bin"
+            probes[f"{action} {prefix}/"] = (a.make(execution, action, resource, "probe"), allowed)
+    return probes
+
+
 def _probes(env: Environment) -> dict[str, tuple[Request, bool]]:
     """Requests outside what the system does, with whether policy should allow them."""
-    return {**_asset_probes(env)}
+    return {**_asset_probes(env), **_prefix_probes(env)}
 
 
 def _without_asset_listing(name: str, statement: dict[str, Any]) -> bool:
@@ -237,8 +259,15 @@ def test_code_inputs_are_listed_in_the_bootstrap_asset_bucket(checked):
     assert sorted(key.rsplit(".", 1)[-1] for _, key in listed) == ["gz", "sh"]
 
 
-@pytest.mark.parametrize("probe", ["list the whole asset bucket", "list another asset's key"])
-def test_execution_role_lists_only_the_code_assets(checked, probe):
+@pytest.mark.parametrize(
+    "probe",
+    [
+        *[f"{a} {p}/" for p in BUCKET_PREFIXES for a in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject")],
+        "list the whole asset bucket",
+        "list another asset's key",
+    ],
+)
+def test_execution_role_scope(checked, probe):
     _expect(checked, probe)
 
 
