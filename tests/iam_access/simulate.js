@@ -24,11 +24,11 @@ function readStdin() {
   })
 }
 
-// The statements that could have applied (the action matched) but did not, and why.
+// The Allow statements that could have applied (the action matched) but did not, and why.
 function nearMisses(analysis, policyType) {
   if (!analysis) return []
   return (analysis.unmatchedStatements || [])
-    .filter((s) => s.actionMatch)
+    .filter((s) => s.actionMatch && s.explain.effect === 'Allow')
     .map((s) => ({
       policyType,
       policy: s.policyId || null,
