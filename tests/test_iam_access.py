@@ -28,6 +28,13 @@ from stacks.naming import BUCKET_PREFIXES
 # Where the jobs write: step outputs and models, monitoring reports (what the main test derives).
 WRITTEN_BY_JOBS = ("pipeline-runs", "monitoring")
 
+SCALING_WRITES = ("RegisterScalableTarget", "DeregisterScalableTarget", "PutScalingPolicy")
+SCALABLE = (
+    ("sagemaker", "sagemaker:variant:DesiredInstanceCount"),
+    ("sagemaker", "sagemaker:inference-component:DesiredCopyCount"),
+    ("ecs", "ecs:service:DesiredCount"),
+)
+
 pytestmark = pytest.mark.skipif(
     not node_available(), reason="needs node and the npm devDependencies (make setup runs npm ci)"
 )
@@ -109,9 +116,27 @@ def _prefix_probes(env: Environment) -> dict[str, tuple[Request, bool]]:
     return probes
 
 
+def _autoscaling_probes(env: Environment) -> dict[str, tuple[Request, bool]]:
+    """The deploy Lambda scales SageMaker variants' instance counts and nothing else."""
+    a = env.accesses
+    deploy = a.role(env.role_function("DEPLOY_ENDPOINT_NAME"), "deploy")
+    target = a.arn("application-autoscaling", "scalable-target/0123456789abcdef0123456789abcdef")
+    probes = {}
+    for action in SCALING_WRITES:
+        for namespace, dimension in SCALABLE:
+            context = {
+                "application-autoscaling:service-namespace": namespace,
+                "application-autoscaling:scalable-dimension": dimension,
+            }
+            allowed = dimension == "sagemaker:variant:DesiredInstanceCount"
+            request = a.make(deploy, f"application-autoscaling:{action}", target, "probe", context)
+            probes[f"{action} {dimension}"] = (request, allowed)
+    return probes
+
+
 def _probes(env: Environment) -> dict[str, tuple[Request, bool]]:
     """Requests outside what the system does, with whether policy should allow them."""
-    return {**_asset_probes(env), **_prefix_probes(env)}
+    return {**_asset_probes(env), **_prefix_probes(env), **_autoscaling_probes(env)}
 
 
 def _without_asset_listing(name: str, statement: dict[str, Any]) -> bool:
@@ -268,6 +293,13 @@ def test_code_inputs_are_listed_in_the_bootstrap_asset_bucket(checked):
     ],
 )
 def test_execution_role_scope(checked, probe):
+    _expect(checked, probe)
+
+
+@pytest.mark.parametrize(
+    "probe", [f"{action} {dimension}" for action in SCALING_WRITES for _, dimension in SCALABLE]
+)
+def test_deploy_lambda_scales_only_sagemaker_variants(checked, probe):
     _expect(checked, probe)
 
 
