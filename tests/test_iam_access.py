@@ -134,9 +134,37 @@ def _autoscaling_probes(env: Environment) -> dict[str, tuple[Request, bool]]:
     return probes
 
 
+def _topic_probes(env: Environment) -> dict[str, tuple[Request, bool]]:
+    """EventBridge and CloudWatch publish to the alerts topic only for this environment's rules and
+    alarms in this account."""
+    a = env.accesses
+    account, other_account = a.env.account, "444455556666"
+    probes = {}
+    for service, source, allowed in (
+        ("events.amazonaws.com", a.arn("events", "rule/dogbreeds-dev-training-failed"), True),
+        ("events.amazonaws.com", a.arn("events", "rule/someone-elses-rule"), False),
+        ("cloudwatch.amazonaws.com", a.arn("cloudwatch", "alarm:dogbreeds-dev-monitoring-failed"), True),
+        ("cloudwatch.amazonaws.com", a.arn("cloudwatch", "alarm:someone-elses-alarm"), False),
+    ):
+        publisher = a.service(service)
+        for source_account in (account, other_account):
+            arn = source.replace(account, source_account)
+            context = {"aws:SourceArn": arn, "aws:SourceAccount": source_account}
+            request = a.make(publisher, "sns:Publish", env.alerts_topic, "probe", context)
+            probes[f"{service} publishes for {arn}"] = (request, allowed and source_account == account)
+        request = a.make(publisher, "sns:Publish", env.alerts_topic, "probe")
+        probes[f"{service} publishes without a source"] = (request, False)
+    return probes
+
+
 def _probes(env: Environment) -> dict[str, tuple[Request, bool]]:
     """Requests outside what the system does, with whether policy should allow them."""
-    return {**_asset_probes(env), **_prefix_probes(env), **_autoscaling_probes(env)}
+    return {
+        **_asset_probes(env),
+        **_prefix_probes(env),
+        **_autoscaling_probes(env),
+        **_topic_probes(env),
+    }
 
 
 def _without_asset_listing(name: str, statement: dict[str, Any]) -> bool:
@@ -301,6 +329,13 @@ def test_execution_role_scope(checked, probe):
 )
 def test_deploy_lambda_scales_only_sagemaker_variants(checked, probe):
     _expect(checked, probe)
+
+
+def test_alerts_topic_takes_only_this_environments_rules_and_alarms(checked):
+    probes = [name for name in checked.probes if " publishes " in name]
+    assert len(probes) == 10
+    for name in probes:
+        _expect(checked, name)
 
 
 def _expect(checked: Checked, name: str) -> None:

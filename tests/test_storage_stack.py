@@ -180,6 +180,10 @@ def test_alerts_topic_is_encrypted_tls_only_and_subscribes_configured_emails():
         if s["Effect"] == "Allow":
             service = s["Principal"]["Service"]
             publishers.update([service] if isinstance(service, str) else service)
+            # Only this account's rules and alarms of this environment (confused-deputy guard).
+            assert s["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+            source = json.dumps(s["Condition"]["ArnLike"]["aws:SourceArn"])
+            assert ":rule/dogbreeds-staging-*" in source or ":alarm:dogbreeds-staging-*" in source
     assert publishers == {"events.amazonaws.com", "cloudwatch.amazonaws.com"}
     [key] = template.find_resources("AWS::KMS::Key").values()
     key_principals = json.dumps(key["Properties"]["KeyPolicy"]["Statement"])
