@@ -60,7 +60,8 @@ class StorageStack(Stack):
             key=self.storage.key,
             emails=settings.monitoring.alarm_emails,
         )
-        self.alerts_topic = self.alerts.topic
+        # Rules and alarms of every stack publish through this reference (see alerts_topic.py).
+        self.alerts_topic = self.alerts.publishers
         self.bucket = self.storage.bucket
         self.key = self.storage.key
         self.execution_role = self.execution.role

@@ -152,7 +152,15 @@ def test_lambda_permissions_are_scoped_to_this_environment(dev):
     assert "SageMakerExecution" not in json.dumps(statements)
     # Wildcard resources only where the API has no resource-level permissions.
     wildcard = {sid for sid, s in statements.items() if s["Resource"] == "*"}
-    assert wildcard == {"ListOwnResources", "ScaleOwnEndpoint"}
+    assert wildcard == {"ListOwnResources", "ReadScaling", "ScaleOwnEndpoint"}
+    # Scaling writes only for SageMaker variants' instance counts, the values the Lambda sends.
+    autoscaling = lambda_module("endpoint_autoscaling")
+    assert statements["ScaleOwnEndpoint"]["Condition"] == {
+        "StringEquals": {
+            "application-autoscaling:service-namespace": autoscaling.SERVICE_NAMESPACE,
+            "application-autoscaling:scalable-dimension": autoscaling.SCALABLE_DIMENSION,
+        }
+    }
     for sid in wildcard:
         actions = statements[sid]["Action"]
         assert all(a.split(":")[1].startswith(("List", "Describe", "Register", "Deregister", "Put"))

@@ -8,6 +8,7 @@ import pytest
 from aws_cdk.assertions import Match, Template
 from cdk_helpers import build_app, project_context
 
+from stacks.constructs.execution_role import READ_ONLY_PREFIXES, WRITABLE_PREFIXES
 from stacks.naming import BUCKET_PREFIXES, EXPIRING_PREFIXES
 
 
@@ -103,10 +104,19 @@ def _execution_statements(template: Template) -> dict[str, dict]:
 
 def test_execution_role_data_access_is_limited_to_project_prefixes(dev_template):
     statements = _execution_statements(dev_template)
-    object_resources = json.dumps(statements["ReadWriteProjectPrefixes"]["Resource"])
-    for prefix in BUCKET_PREFIXES:
-        assert f"/{prefix}/*" in object_resources
-    assert '"*"' not in object_resources
+    read = statements["ReadInputPrefixes"]
+    write = statements["ReadWriteOutputPrefixes"]
+    assert read["Action"] == "s3:GetObject"
+    assert "s3:PutObject" in write["Action"] and "s3:DeleteObject" in write["Action"]
+    read_resources, write_resources = json.dumps(read["Resource"]), json.dumps(write["Resource"])
+    # Jobs only read inputs; they write step outputs and monitoring reports.
+    assert set(READ_ONLY_PREFIXES) | set(WRITABLE_PREFIXES) == set(BUCKET_PREFIXES)
+    assert set(WRITABLE_PREFIXES) == {"pipeline-runs", "monitoring"}
+    for prefix in READ_ONLY_PREFIXES:
+        assert f"/{prefix}/*" in read_resources and f"/{prefix}/*" not in write_resources
+    for prefix in WRITABLE_PREFIXES:
+        assert f"/{prefix}/*" in write_resources and f"/{prefix}/*" not in read_resources
+    assert '"*"' not in read_resources + write_resources
     listed = statements["ListProjectPrefixes"]["Condition"]["StringLike"]["s3:prefix"]
     assert set(listed) == {"", *[f"{p}/*" for p in BUCKET_PREFIXES]}
 
@@ -170,6 +180,10 @@ def test_alerts_topic_is_encrypted_tls_only_and_subscribes_configured_emails():
         if s["Effect"] == "Allow":
             service = s["Principal"]["Service"]
             publishers.update([service] if isinstance(service, str) else service)
+            # Only this account's rules and alarms of this environment (confused-deputy guard).
+            assert s["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+            source = json.dumps(s["Condition"]["ArnLike"]["aws:SourceArn"])
+            assert ":rule/dogbreeds-staging-*" in source or ":alarm:dogbreeds-staging-*" in source
     assert publishers == {"events.amazonaws.com", "cloudwatch.amazonaws.com"}
     [key] = template.find_resources("AWS::KMS::Key").values()
     key_principals = json.dumps(key["Properties"]["KeyPolicy"]["Statement"])

@@ -55,14 +55,20 @@ def test_no_placeholder_survives_and_tokens_take_their_place(template):
     assert ".zip" not in tokens + literal and ".gz" in literal
 
 
-def test_execution_role_reads_exactly_the_two_code_objects(template):
+def test_execution_role_reads_and_lists_exactly_the_two_code_objects(template):
     [policy] = template.find_resources(
         "AWS::IAM::Policy", {"Properties": {"PolicyName": _policy_name(template)}}
     ).values()
-    [statement] = policy["Properties"]["PolicyDocument"]["Statement"]
-    assert statement["Action"] == "s3:GetObject"
-    assert len(statement["Resource"]) == 2
-    assert "*" not in json.dumps(statement["Resource"])
+    read, listing = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert read["Action"] == "s3:GetObject"
+    assert len(read["Resource"]) == 2
+    assert "*" not in json.dumps(read["Resource"])
+    # SageMaker lists each code input's key before downloading it: only those two keys.
+    assert listing["Action"] == "s3:ListBucket"
+    keys = listing["Condition"]["StringEquals"]["s3:prefix"]
+    assert [r["Fn::Join"][1][-1] for r in read["Resource"]] == [f"/{key}" for key in keys]
+    assert "cdk-hnb659fds-assets-" in json.dumps(listing["Resource"])
+    assert "*" not in json.dumps(listing["Resource"])
 
 
 def _policy_name(template: Template) -> str:

@@ -32,6 +32,9 @@ LAMBDA_FOLDER = "deploy_endpoint"
 HANDLER = "deploy_handler.handler"
 # The newest Python runtime cdk-nag's AwsSolutions-L1 accepts; boto3 ships with it, so no bundling.
 APPLICATION_AUTOSCALING_PRINCIPAL = "sagemaker.application-autoscaling.amazonaws.com"
+# What the Lambda scales (lambdas/deploy_endpoint/endpoint_autoscaling.py uses the same values).
+AUTOSCALING_SERVICE_NAMESPACE = "sagemaker"
+AUTOSCALING_SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 SAGEMAKER_PRINCIPAL = "sagemaker.amazonaws.com"
 
 PACKAGE_STATE_CHANGE = "SageMaker Model Package State Change"
@@ -251,17 +254,31 @@ class DeployFunction(Construct):
                 resources=[key.key_arn],
             ),
             iam.PolicyStatement(
-                sid="ScaleOwnEndpoint",
-                # Application Auto Scaling has no resource-level permissions for these actions.
+                sid="ReadScaling",
+                # Describe actions take neither a resource nor the autoscaling condition keys.
                 actions=[
-                    "application-autoscaling:RegisterScalableTarget",
-                    "application-autoscaling:DeregisterScalableTarget",
                     "application-autoscaling:DescribeScalableTargets",
-                    "application-autoscaling:PutScalingPolicy",
                     "application-autoscaling:DescribeScalingPolicies",
                     "cloudwatch:DescribeAlarms",
                 ],
                 resources=["*"],
+            ),
+            iam.PolicyStatement(
+                sid="ScaleOwnEndpoint",
+                # A scalable target's ARN is generated when it is registered, so the writes are
+                # scoped by what they scale instead: SageMaker variants' instance counts only.
+                actions=[
+                    "application-autoscaling:RegisterScalableTarget",
+                    "application-autoscaling:DeregisterScalableTarget",
+                    "application-autoscaling:PutScalingPolicy",
+                ],
+                resources=["*"],
+                conditions={
+                    "StringEquals": {
+                        "application-autoscaling:service-namespace": AUTOSCALING_SERVICE_NAMESPACE,
+                        "application-autoscaling:scalable-dimension": AUTOSCALING_SCALABLE_DIMENSION,
+                    }
+                },
             ),
             iam.PolicyStatement(
                 sid="TargetTrackingAlarms",
@@ -287,8 +304,9 @@ class DeployFunction(Construct):
         sagemaker_arn = "arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>"
         reasons = {
             "*": (
-                "sagemaker:List* and application-autoscaling actions support no resource-level scoping; "
-                "the function filters listings to its own name prefixes."
+                "sagemaker:List*, Application Auto Scaling and cloudwatch:DescribeAlarms calls support "
+                "no resource-level scoping; listings are filtered to the function's own name prefixes "
+                "and scaling writes are limited to SageMaker variant instance counts by condition keys."
             ),
             f"{sagemaker_arn}:model-package/{names.model_package_group}/*": (
                 "Package versions are numbered at registration; limited to this environment's group."

@@ -10,12 +10,26 @@ from constructs import Construct
 
 from stacks.dlc_registries import DLC_REPOSITORIES, pytorch_registry_account
 from stacks.nag import acknowledge
-from stacks.naming import BUCKET_PREFIXES, Names
+from stacks.naming import (
+    BUCKET_PREFIXES,
+    CAPTURE_PREFIX,
+    DATASETS_PREFIX,
+    GROUND_TRUTH_PREFIX,
+    MONITORING_PREFIX,
+    PIPELINE_RUNS_PREFIX,
+    PRETRAINED_WEIGHTS_PREFIX,
+    Names,
+)
 
 SAGEMAKER_PRINCIPAL = "sagemaker.amazonaws.com"
 
 # Jobs started by SageMaker Pipelines are named pipelines-<execution>-<step>-<hash>.
 PIPELINE_JOB_PREFIX = "pipelines-"
+
+# Jobs write only step outputs (pipeline-runs/) and monitoring reports (monitoring/); everything
+# else they read. Capture is written by the endpoint role, datasets and weights by operators.
+WRITABLE_PREFIXES = (PIPELINE_RUNS_PREFIX, MONITORING_PREFIX)
+READ_ONLY_PREFIXES = (DATASETS_PREFIX, PRETRAINED_WEIGHTS_PREFIX, CAPTURE_PREFIX, GROUND_TRUTH_PREFIX)
 
 
 class SageMakerExecutionRole(Construct):
@@ -42,7 +56,7 @@ class SageMakerExecutionRole(Construct):
         policy = iam.Policy(self, "Policy", policy_name=f"{names.base}-sagemaker-execution")
         self.policy = policy
 
-        # Data: list only the project's prefixes, read and write objects only under them.
+        # Data: list only the project's prefixes, read objects under them, write only outputs.
         policy.add_statements(
             iam.PolicyStatement(
                 # No s3:prefix condition: the key is absent from GetBucketLocation requests.
@@ -61,14 +75,21 @@ class SageMakerExecutionRole(Construct):
                 },
             ),
             iam.PolicyStatement(
-                sid="ReadWriteProjectPrefixes",
+                # Inputs: datasets, staged weights, the endpoint's capture, ground truth.
+                sid="ReadInputPrefixes",
+                actions=["s3:GetObject"],
+                resources=[bucket.arn_for_objects(f"{prefix}/*") for prefix in READ_ONLY_PREFIXES],
+            ),
+            iam.PolicyStatement(
+                # Outputs: pipeline step outputs and models, monitoring reports (read back too).
+                sid="ReadWriteOutputPrefixes",
                 actions=[
                     "s3:GetObject",
                     "s3:PutObject",
                     "s3:DeleteObject",
                     "s3:AbortMultipartUpload",
                 ],
-                resources=[bucket.arn_for_objects(f"{prefix}/*") for prefix in BUCKET_PREFIXES],
+                resources=[bucket.arn_for_objects(f"{prefix}/*") for prefix in WRITABLE_PREFIXES],
             ),
             iam.PolicyStatement(
                 sid="UseProjectKey",
@@ -195,10 +216,17 @@ class SageMakerExecutionRole(Construct):
         reasons = {
             **{
                 f"{bucket_arn}/{prefix}/*": (
-                    f"Jobs read and write objects whose keys are only known at run time under the "
-                    f"project's {prefix}/ prefix; the wildcard is limited to that prefix."
+                    f"Jobs read objects whose keys are only known at run time under the project's "
+                    f"{prefix}/ prefix; the wildcard is limited to that prefix, read only."
                 )
-                for prefix in BUCKET_PREFIXES
+                for prefix in READ_ONLY_PREFIXES
+            },
+            **{
+                f"{bucket_arn}/{prefix}/*": (
+                    f"Jobs write and read back outputs whose keys are only known at run time under "
+                    f"the project's {prefix}/ prefix; the wildcard is limited to that prefix."
+                )
+                for prefix in WRITABLE_PREFIXES
             },
             "*": (
                 "ecr:GetAuthorizationToken and cloudwatch:PutMetricData support no resource-level "

@@ -152,18 +152,27 @@ class RenderedPipeline(Construct):
             role_arn=execution_role.role_arn,
             pipeline_definition={"PipelineDefinitionBody": body},
         )
-        # Exactly the two code objects, not the whole asset bucket.
+        # Exactly the two code objects, not the whole asset bucket. SageMaker lists an S3Prefix
+        # input's key as a prefix before it downloads, so the role may list exactly those keys.
+        code_assets = (self.source_bundle, self.run_step)
         iam.Policy(
             self,
             "ReadPipelineCode",
             roles=[execution_role],
             statements=[
                 iam.PolicyStatement(
+                    sid="ReadCodeObjects",
                     actions=["s3:GetObject"],
-                    resources=[
-                        asset.bucket.arn_for_objects(asset.s3_object_key)
-                        for asset in (self.source_bundle, self.run_step)
-                    ],
-                )
+                    resources=[asset.bucket.arn_for_objects(asset.s3_object_key) for asset in code_assets],
+                ),
+                iam.PolicyStatement(
+                    sid="ListCodeObjects",
+                    actions=["s3:ListBucket"],
+                    # The bucket the stack's synthesizer put the assets in.
+                    resources=[asset.bucket.bucket_arn for asset in code_assets],
+                    conditions={
+                        "StringEquals": {"s3:prefix": [asset.s3_object_key for asset in code_assets]}
+                    },
+                ),
             ],
         )
