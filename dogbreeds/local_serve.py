@@ -1,11 +1,14 @@
-"""`dogbreeds local serve`: a model artifact behind SageMaker's HTTP contract, on this machine.
+"""`dogbreeds local serve`: a model behind SageMaker's HTTP contract, on this machine.
 
-``GET /ping`` and ``POST /invocations`` as a SageMaker endpoint container answers them, with the
-handler code from the artifact's own ``code/inference.py`` (a model directory or ``model.tar.gz``,
-unpacked the way SageMaker unpacks it), and data capture in SageMaker's JSONL layout so the
-monitors read local traffic exactly as they read an endpoint's. The standard library's threading
-HTTP server is enough here: the model is read-only at inference time, so threads share it, and a
-semaphore bounds how many requests run the network at once.
+A request goes the way it goes on a SageMaker endpoint with the PyTorch inference container: this
+module plays SageMaker's front end (``GET /ping``, ``POST /invocations``, body limits, the
+InvokeEndpoint headers, data capture in SageMaker's JSONL layout), and ``inference_worker`` plays the
+container: TorchServe's Python worker with the inference toolkit's handler service, which finds the
+artifact's ``code/inference.py`` through the model package's container environment, as AWS does.
+
+What is served is a registered version (``--version``: its ModelDataUrl from local S3 and the
+Environment of its InferenceSpecification) or a model folder / ``model.tar.gz`` (``--model``: the
+environment the training pipeline registers, plus ``--env`` overrides).
 """
 
 from __future__ import annotations
@@ -14,16 +17,23 @@ import argparse
 import json
 import logging
 import random
+import re
 import signal
 import sys
 import tempfile
 import threading
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
-from pipeline_code.container import capture_format, serving_handlers
+from dogbreeds import inference_worker
+from dogbreeds.local_registry import DEFAULT_WORKDIR, LocalModelRegistry, RegistryError
+from pipeline_code.container import capture_format
 
 LOG = logging.getLogger("dogbreeds.local_serve")
 
@@ -34,25 +44,50 @@ EVENT_ID_HEADER = "X-Dogbreeds-Event-Id"  # local only: SageMaker does not retur
 MAX_BODY_BYTES = 6 * 1024 * 1024 + 64 * 1024
 MAX_DRAIN_BYTES = 64 * 1024 * 1024
 MAX_INFERENCE_ID_LENGTH = 64  # InvokeEndpoint's InferenceId limit
+# Headers this server sets itself on every answer.
+OWN_HEADERS = ("content-length", "connection", "transfer-encoding")
+
+# The container environment the training pipeline registers with every model version (the SDK's
+# PyTorchModel with entry_point inference.py; SAGEMAKER_REGION is left out: nothing reads it
+# locally). The inference toolkit reads SAGEMAKER_PROGRAM; SAGEMAKER_SUBMIT_DIRECTORY is read by
+# neither sagemaker-inference nor sagemaker-pytorch-inference (the code folder is always
+# <model dir>/code), so it is passed on unchanged.
+TRAINING_PIPELINE_ENVIRONMENT: dict[str, str] = {
+    "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+    "SAGEMAKER_PROGRAM": "inference.py",
+    "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+}
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass
+class ServedModel:
+    """What `local serve` was asked to serve, resolved to a local path and a container environment."""
+
+    label: str  # "group version N" or the --model path, for messages
+    model_data: str  # the package's ModelDataUrl, or the --model path
+    local_path: Path
+    environment: dict[str, str]
+    image_uri: str | None
+    package: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 class ServeSettings:
-    """What one server needs: the loaded handlers and the capture configuration."""
+    """What one server needs: the loaded worker and the capture configuration."""
 
     def __init__(
         self,
-        service: serving_handlers.HandlerService,
+        worker: inference_worker.InferenceWorker,
         *,
         capture: capture_format.CaptureWriter | None,
         capture_percent: float,
         variant_name: str,
-        max_concurrent: int,
     ) -> None:
-        self.service = service
+        self.worker = worker
         self.capture = capture
         self.capture_percent = capture_percent
         self.variant_name = variant_name
-        self.slots = threading.BoundedSemaphore(max_concurrent)
         self.random = random.Random()
         self.random_lock = threading.Lock()
 
@@ -64,7 +99,7 @@ class ServeSettings:
 
 
 class InvocationHandler(BaseHTTPRequestHandler):
-    """One connection; ``server.settings`` holds the shared model."""
+    """One connection; ``server.settings`` holds the shared worker."""
 
     server_version = "dogbreeds-local-serve"
     timeout = 60  # seconds a silent client may hold a thread (a short body must not hang it)
@@ -78,13 +113,16 @@ class InvocationHandler(BaseHTTPRequestHandler):
         LOG.info("%s %s", self.address_string(), format % args)
 
     def _send(
-        self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None
+        self,
+        status: int,
+        body: bytes,
+        headers: list[tuple[str, str]],
+        reason: str | None = None,
     ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (extra or {}).items():
+        self.send_response(status, _status_line_phrase(status, reason))
+        for name, value in headers:
             self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
@@ -92,11 +130,15 @@ class InvocationHandler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _send_text(self, status: int, message: str) -> None:
-        self._send(status, message.encode("utf-8"), "text/plain; charset=utf-8")
+        """An answer of this front end itself (not of the model container)."""
+        self._send(
+            status, message.encode("utf-8"), [("Content-Type", "text/plain; charset=utf-8")]
+        )
 
     def do_GET(self) -> None:  # noqa: N802 - http.server naming
         if self.path.split("?", 1)[0] == "/ping":
-            self._send(200, b"", "text/plain")
+            # The server listens only once the model has loaded, so it is always healthy.
+            self._send(200, b"", [("Content-Type", "text/plain")])
         else:
             self._send_text(404, f"no route {self.path}; use GET /ping or POST /invocations")
 
@@ -108,27 +150,23 @@ class InvocationHandler(BaseHTTPRequestHandler):
         body = self._read_body()
         if body is None:
             return
-        content_type = self.headers.get("Content-Type")
-        accept = self.headers.get("Accept")
         inference_id = self.headers.get(INFERENCE_ID_HEADER) or None
         if inference_id is not None and not 1 <= len(inference_id) <= MAX_INFERENCE_ID_LENGTH:
             self._send_text(
                 400, f"{INFERENCE_ID_HEADER} must be 1 to {MAX_INFERENCE_ID_LENGTH} characters"
             )
             return
-        with self.settings.slots:
-            result = self.settings.service.invoke(body, content_type, accept)
+        answer = self.settings.worker.invoke(body, list(self.headers.items()))
         # SageMaker generates an eventId per invocation; it is returned here so a local client
         # that sent no inference id can still join ground truth to the captured record.
         event_id = str(uuid.uuid4())
-        extra = {VARIANT_HEADER: self.settings.variant_name, EVENT_ID_HEADER: event_id}
-        if result.status == 200 and self.settings.should_capture():
+        if answer.status == 200 and self.settings.should_capture():
             record = capture_format.build_record(
                 event_id=event_id,
                 request_body=body,
-                request_content_type=content_type,
-                response_body=result.body,
-                response_content_type=result.content_type,
+                request_content_type=self.headers.get("Content-Type"),
+                response_body=answer.body,
+                response_content_type=answer.content_type,
                 inference_id=inference_id,
                 inference_time=datetime.now(UTC),
             )
@@ -136,7 +174,9 @@ class InvocationHandler(BaseHTTPRequestHandler):
                 self.settings.capture.write(record)  # type: ignore[union-attr]
             except OSError as error:  # a full disk must not fail the prediction
                 LOG.error("could not write capture record: %s", error)
-        self._send(result.status, result.body, result.content_type, extra)
+        headers = [(n, v) for n, v in answer.headers if n.lower() not in OWN_HEADERS]
+        headers += [(VARIANT_HEADER, self.settings.variant_name), (EVENT_ID_HEADER, event_id)]
+        self._send(answer.status, answer.body, headers, answer.reason)
 
     def _read_body(self) -> bytes | None:
         """The request body, or None after answering 411/413/400 (and closing the connection)."""
@@ -171,6 +211,16 @@ class InvocationHandler(BaseHTTPRequestHandler):
         return self.rfile.read(length)
 
 
+def _status_line_phrase(status: int, reason: str | None) -> str:
+    """The handler's reason phrase (Netty writes it as ASCII), else the standard one."""
+    if reason:
+        return reason.encode("ascii", "replace").decode("ascii").replace("\r", " ").replace("\n", " ")
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
 class LocalEndpointServer(ThreadingHTTPServer):
     """A threading HTTP server that carries the shared ``ServeSettings``."""
 
@@ -182,6 +232,114 @@ class LocalEndpointServer(ThreadingHTTPServer):
         self.settings = settings
 
 
+# -- what to serve --------------------------------------------------------------------------------
+class ServeError(Exception):
+    """`local serve` cannot start; the message is one line for the operator."""
+
+
+def parse_env_overrides(pairs: list[str]) -> dict[str, str]:
+    """``--env NAME=VALUE`` (VALUE may be empty) -> {NAME: VALUE}."""
+    overrides = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not ENV_NAME.match(name):
+            raise ServeError(f"--env takes NAME=VALUE, got {pair!r}")
+        overrides[name] = value
+    return overrides
+
+
+def resolve_model(args: argparse.Namespace) -> ServedModel:
+    """The model path and container environment for --model or --version."""
+    if args.model is not None:
+        from pipeline_code.local_locations import LOCAL_REGISTRY
+        from pipeline_code.locations import INFERENCE_IMAGE_TAG
+
+        environment = {**TRAINING_PIPELINE_ENVIRONMENT, **parse_env_overrides(args.env)}
+        return ServedModel(
+            label=str(args.model),
+            model_data=str(args.model),
+            local_path=Path(args.model),
+            environment=environment,
+            # The image the local training pipeline registers its versions with.
+            image_uri=f"{LOCAL_REGISTRY}/pytorch-inference:{INFERENCE_IMAGE_TAG}",
+        )
+    if args.env:
+        raise ServeError(
+            "--env applies to --model; a registered version is served with the environment it was "
+            "registered with, as AWS serves it"
+        )
+    return resolve_registered_version(Path(args.workdir), args.version, args.group)
+
+
+def resolve_registered_version(workdir: Path, version: int, group: str | None) -> ServedModel:
+    """A version of the local model registry: ModelDataUrl under local S3, its Environment."""
+    from dogbreeds.local_executor.s3_mapping import LocalS3, S3MappingError
+    from pipeline_code.local_locations import local_s3_root
+
+    try:
+        package = LocalModelRegistry(workdir).get(version, group)
+    except RegistryError as error:
+        raise ServeError(str(error)) from None
+    label = f"{package['group']} version {package['version']}"
+    containers = (package.get("inference_specification") or {}).get("Containers") or []
+    if len(containers) != 1:
+        raise ServeError(
+            f"{label} has {len(containers)} containers in its InferenceSpecification; local serve "
+            "runs exactly one"
+        )
+    container = containers[0]
+    environment = container.get("Environment") or {}
+    if not isinstance(environment, Mapping) or not all(
+        isinstance(value, str) for value in environment.values()
+    ):
+        raise ServeError(f"{label}: its container Environment must map names to strings")
+    model_data = container.get("ModelDataUrl") or package.get("model_data_url") or ""
+    try:
+        local_path = LocalS3(local_s3_root(workdir)).path_for(model_data)
+    except S3MappingError as error:
+        raise ServeError(f"{label}: ModelDataUrl: {error}") from None
+    if not local_path.exists():
+        raise ServeError(f"{label}: its model data {model_data} is not in local S3 ({local_path})")
+    notes = []
+    if package.get("approval_status") != "Approved":
+        notes.append(
+            f"{label} is {package.get('approval_status')}; AWS deploys only approved versions"
+        )
+    return ServedModel(
+        label=label,
+        model_data=model_data,
+        local_path=local_path,
+        environment=dict(environment),
+        image_uri=container.get("Image"),
+        package=package,
+        notes=notes,
+    )
+
+
+def guard_imports(image_uri: str | None, code_dir: Path) -> None:
+    """IMPORT GUARD CALL SITE, not wired up yet.
+
+    Runs after the process has the package's environment and the worker's ``sys.path`` and before
+    the toolkit imports the artifact's code. To be wired to::
+
+        from dogbreeds.local_executor.import_guard import install_import_guard
+        install_import_guard(image_uri, code_dir)
+
+    ``image_uri`` is the package container's Image (for ``--model``: the image the local training
+    pipeline registers); ``code_dir`` is the unpacked model's ``code/`` folder. A refusal raised
+    here should be an ``inference_worker.ModelLoadError`` (one line), which ``serve`` reports with
+    exit code 2.
+    """
+
+
+def load_worker(served: ServedModel, model_dir: Path) -> tuple[inference_worker.InferenceWorker, list[str]]:
+    """Prepare this process as the endpoint's worker and load the model; returns (worker, dropped)."""
+    dropped = inference_worker.prepare_process(model_dir, served.environment)
+    guard_imports(served.image_uri, model_dir / "code")
+    return inference_worker.InferenceWorker.load(model_dir), dropped
+
+
+# -- the command ----------------------------------------------------------------------------------
 def serve(args: argparse.Namespace) -> int:
     """Load the model, serve until SIGINT/SIGTERM, then close sockets and capture files."""
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
@@ -189,16 +347,14 @@ def serve(args: argparse.Namespace) -> int:
         print(f"--capture-percent must be between 0 and 100, got {args.capture_percent}",
               file=sys.stderr)  # fmt: skip
         return 2
-    if args.max_concurrent < 1:
-        print(f"--max-concurrent must be at least 1, got {args.max_concurrent}", file=sys.stderr)
+    try:
+        served = resolve_model(args)
+    except ServeError as error:
+        print(f"cannot serve: {error}", file=sys.stderr)
         return 2
+    for note in served.notes:
+        print(f"note: {note}", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="dogbreeds-model-") as scratch:
-        try:
-            model_dir = serving_handlers.resolve_model_dir(Path(args.model), Path(scratch))
-            service = serving_handlers.HandlerService(model_dir)
-        except (serving_handlers.ModelLoadError, FileNotFoundError, ValueError) as error:
-            print(f"cannot serve {args.model}: {error}", file=sys.stderr)
-            return 2
         capture = None
         if args.capture_dir is not None:
             try:
@@ -208,12 +364,19 @@ def serve(args: argparse.Namespace) -> int:
             except ValueError as error:
                 print(f"bad capture settings: {error}", file=sys.stderr)
                 return 2
+        try:
+            model_dir = inference_worker.unpack_model_data(served.local_path, Path(scratch))
+            worker, dropped = load_worker(served, model_dir)
+        except inference_worker.ModelLoadError as error:
+            print(f"cannot serve {served.label}: {error}", file=sys.stderr)
+            if capture is not None:
+                capture.close()
+            return 2
         settings = ServeSettings(
-            service,
+            worker,
             capture=capture,
             capture_percent=args.capture_percent,
             variant_name=args.variant_name,
-            max_concurrent=args.max_concurrent,
         )
         try:
             server = LocalEndpointServer((args.host, args.port), settings)
@@ -231,20 +394,35 @@ def serve(args: argparse.Namespace) -> int:
         thread = threading.Thread(target=server.serve_forever, name="local-serve", daemon=True)
         thread.start()
         host, port = server.server_address[:2]
+        package = served.package
+        handler_code = inference_worker.user_module_file()
         print(
             json.dumps(
                 {
                     "url": f"http://{host}:{port}",
-                    "model_version": service.model_version,
+                    "model_version": getattr(worker.model, "version", None),
+                    "model_package": (
+                        {key: package[key] for key in ("group", "version", "arn", "approval_status")}
+                        if package
+                        else None
+                    ),
+                    "model_data": served.model_data,
+                    "environment": served.environment,
+                    "handler_code": handler_code,
                     "endpoint_name": args.endpoint_name,
                     "capture_dir": str(args.capture_dir) if args.capture_dir else None,
                 }
             ),
             flush=True,
         )
-        print(
-            f"Serving {args.model} at http://{host}:{port}/invocations (Ctrl-C stops)", flush=True
-        )
+        shown_env = " ".join(f"{k}={v}" for k, v in sorted(served.environment.items())) or "(none)"
+        print(f"Serving {served.label} at http://{host}:{port}/invocations (Ctrl-C stops)")
+        print(f"  model data:  {served.model_data}")
+        print(f"  environment: {shown_env}")
+        print(f"  handler:     {handler_code or 'the toolkit default handlers'}")
+        if dropped:
+            print(f"  not passed on from this shell: {', '.join(dropped)}")
+        sys.stdout.flush()
         try:
             while not stop.wait(0.5):
                 pass
@@ -263,13 +441,34 @@ def serve(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "serve",
-        help="serve a model artifact with SageMaker's /ping and /invocations contract",
+        help="serve a registered version or a model artifact with SageMaker's /ping and /invocations",
         description=(
-            "Serve a model directory or model.tar.gz with its own code/inference.py, as a "
-            "SageMaker PyTorch endpoint would, optionally writing SageMaker data capture."
+            "Serve a model as a SageMaker PyTorch endpoint does: TorchServe's Python worker with "
+            "the inference toolkit's handler service and the model's container environment, "
+            "optionally writing SageMaker data capture. Give exactly one of --version and --model."
         ),
     )
-    parser.add_argument("--model", required=True, help="model directory or model.tar.gz")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--version", type=int, default=None,
+        help="a version of the local model registry: its ModelDataUrl and container Environment",
+    )  # fmt: skip
+    source.add_argument(
+        "--model", default=None,
+        help="a model folder or model.tar.gz, with the environment the training pipeline registers",
+    )  # fmt: skip
+    parser.add_argument(
+        "--group", default=None,
+        help="model package group (with --version; needed only when there are several)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--workdir", default=DEFAULT_WORKDIR,
+        help="local mode's working folder (with --version; default .local)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="NAME=VALUE",
+        help="with --model: set or override a container environment variable (repeatable)",
+    )  # fmt: skip
     parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--capture-dir", type=Path, default=None, help="write data capture here")
@@ -278,8 +477,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--endpoint-name", default="dogbreeds-local", help="capture folder name")
     parser.add_argument("--variant-name", default="AllTraffic", help="production variant name")
-    parser.add_argument(
-        "--max-concurrent", type=int, default=4, help="requests running the model at once"
-    )
     parser.add_argument("--verbose", action="store_true", help="log every request")
     parser.set_defaults(func=serve)

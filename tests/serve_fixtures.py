@@ -107,6 +107,43 @@ def pack_model(model_dir: Path, archive: Path) -> Path:
     return archive
 
 
+def register_version(
+    workdir: Path,
+    archive: Path,
+    environment: dict[str, str],
+    *,
+    group: str = "dogbreeds-test-models",
+    approval_status: str = "Approved",
+) -> dict:
+    """Put ``archive`` in the workdir's local S3 and register it as the training pipeline does:
+    one container with its image, ModelDataUrl and Environment."""
+    from dogbreeds.local_registry import LocalModelRegistry
+
+    key = f"models/{archive.parent.name}/{len(list((workdir / 's3').rglob('*.tar.gz')))}/model.tar.gz"
+    uri = f"s3://dogbreeds-local/{key}"
+    target = workdir / "s3" / "dogbreeds-local" / key
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(archive.read_bytes())
+    return LocalModelRegistry(workdir).register(
+        group=group,
+        model_data_url=uri,
+        approval_status=approval_status,
+        inference_specification={
+            "Containers": [
+                {
+                    "Image": "local.dkr.ecr.local.amazonaws.com/pytorch-inference:2.6.0-cpu-py312",
+                    "ModelDataUrl": uri,
+                    "Environment": environment,
+                    "Framework": "PYTORCH",
+                    "FrameworkVersion": "2.6.0",
+                }
+            ],
+            "SupportedContentTypes": list(inference.SUPPORTED_CONTENT_TYPES),
+            "SupportedResponseMIMETypes": [inference.JSON],
+        },
+    )
+
+
 @dataclass
 class RunningServer:
     """A `dogbreeds local serve` subprocess and what it printed at start-up."""
@@ -123,11 +160,14 @@ class RunningServer:
         return self.process.returncode, out
 
 
-def start_server(model: Path, *extra: str, timeout: float = 60.0) -> RunningServer:
-    """Start the server on a free loopback port (``--port 0``) and wait for its start-up line."""
+def start_server(model: Path | None, *extra: str, timeout: float = 60.0) -> RunningServer:
+    """Start the server on a free loopback port (``--port 0``) and wait for its start-up line.
+
+    ``model`` is passed as ``--model``; with None, ``extra`` says what to serve (``--version``).
+    """
+    source = ["--model", str(model)] if model is not None else []
     process = subprocess.Popen(
-        [sys.executable, "-m", "dogbreeds", "local", "serve", "--model", str(model),
-         "--port", "0", *extra],
+        [sys.executable, "-m", "dogbreeds", "local", "serve", *source, "--port", "0", *extra],
         cwd=REPO_ROOT, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True,
     )  # fmt: skip

@@ -1,9 +1,10 @@
 """Load a model artifact's own ``code/inference.py`` and call it the way SageMaker's toolkit does.
 
-Local serving, the evaluation step and the benchmark must exercise exactly what an endpoint runs:
-the handler code shipped inside ``model.tar.gz`` (not the copy in this repository), called in the
-toolkit's order with the toolkit's defaults and its exception-to-status mapping
-(``sagemaker_inference.transformer.Transformer.transform``):
+The evaluation step and the benchmark must exercise exactly what an endpoint runs, in images that
+have no inference toolkit: the handler code shipped inside ``model.tar.gz`` (not the copy in this
+repository), called in the toolkit's order with the toolkit's defaults and its exception-to-status
+mapping (``sagemaker_inference.transformer.Transformer.transform``). ``dogbreeds local serve`` does
+not use this module: it runs the installed toolkit itself (``dogbreeds/inference_worker.py``).
 
 * a missing Accept or ``*/*`` becomes ``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT`` (application/json);
 * a body whose Content-Type is exactly ``application/json`` or ``text/csv`` is decoded to ``str``;
