@@ -193,9 +193,9 @@ class Demo:
         return float(report["multiclass_classification_metrics"]["accuracy"]["value"])
 
     def _start_server(self, package: dict[str, Any]) -> tuple[subprocess.Popen, str]:
-        model = self._local(package["model_data_url"])
         command = [
-            sys.executable, "-m", "dogbreeds", "local", "serve", "--model", str(model), "--port", "0",
+            sys.executable, "-m", "dogbreeds", "local", "serve", "--version", str(package["version"]),
+            "--group", package["group"], "--workdir", ".", "--port", "0",
             # The endpoint's capture destination is the prefix above <endpoint>/ that the monitor reads.
             "--capture-dir", str(self._local(self.monitoring["CaptureS3Uri"]).parent),
             "--capture-percent", "100", "--endpoint-name", self.endpoint,

@@ -44,7 +44,12 @@ def live_baselines_file(workdir: Path, group: str | None = None) -> Path:
     package = max(approved, key=lambda p: p["created_at"])
     path = workdir / "monitoring" / BASELINE_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    document = {"ModelPackageArn": package["arn"], "DriftCheckBaselines": package["drift_check_baselines"]}
+    # The fields of DescribeModelPackage the monitors read on AWS.
+    document = {
+        "ModelPackageArn": package["arn"],
+        "DriftCheckBaselines": package["drift_check_baselines"],
+        "CustomerMetadataProperties": package.get("customer_metadata_properties", {}),
+    }
     path.write_text(json.dumps(document, indent=2) + "\n")
     return path
 

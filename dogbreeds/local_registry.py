@@ -70,6 +70,7 @@ class LocalModelRegistry:
         model_metrics: Mapping[str, Any] | None = None,
         drift_check_baselines: Mapping[str, Any] | None = None,
         inference_specification: Mapping[str, Any] | None = None,
+        customer_metadata_properties: Mapping[str, str] | None = None,
         source: Mapping[str, Any] | None = None,
         description: str = "",
     ) -> dict[str, Any]:
@@ -92,6 +93,7 @@ class LocalModelRegistry:
                 "model_metrics": dict(model_metrics or {}),
                 "drift_check_baselines": dict(drift_check_baselines or {}),
                 "inference_specification": dict(inference_specification or {}),
+                "customer_metadata_properties": dict(customer_metadata_properties or {}),
                 "description": description,
                 "source": dict(source or {}),
                 "created_at": now,

@@ -34,6 +34,7 @@ from typing import Any
 from dogbreeds import inference_worker
 from dogbreeds.local_registry import DEFAULT_WORKDIR, LocalModelRegistry, RegistryError
 from pipeline_code.container import capture_format
+from pipeline_code.locations import SERVING_ENVIRONMENT
 
 LOG = logging.getLogger("dogbreeds.local_serve")
 
@@ -53,9 +54,8 @@ OWN_HEADERS = ("content-length", "connection", "transfer-encoding")
 # neither sagemaker-inference nor sagemaker-pytorch-inference (the code folder is always
 # <model dir>/code), so it is passed on unchanged.
 TRAINING_PIPELINE_ENVIRONMENT: dict[str, str] = {
-    "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
-    "SAGEMAKER_PROGRAM": "inference.py",
-    "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+    "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",  # the sagemaker SDK adds it to every framework model
+    **SERVING_ENVIRONMENT,
 }
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -251,7 +251,6 @@ def parse_env_overrides(pairs: list[str]) -> dict[str, str]:
 def resolve_model(args: argparse.Namespace) -> ServedModel:
     """The model path and container environment for --model or --version."""
     if args.model is not None:
-        from pipeline_code.local_locations import LOCAL_REGISTRY
         from pipeline_code.locations import INFERENCE_IMAGE_TAG
 
         environment = {**TRAINING_PIPELINE_ENVIRONMENT, **parse_env_overrides(args.env)}
@@ -261,7 +260,7 @@ def resolve_model(args: argparse.Namespace) -> ServedModel:
             local_path=Path(args.model),
             environment=environment,
             # The image the local training pipeline registers its versions with.
-            image_uri=f"{LOCAL_REGISTRY}/pytorch-inference:{INFERENCE_IMAGE_TAG}",
+            image_uri=f"pytorch-inference:{INFERENCE_IMAGE_TAG}",
         )
     if args.env:
         raise ServeError(
@@ -273,8 +272,8 @@ def resolve_model(args: argparse.Namespace) -> ServedModel:
 
 def resolve_registered_version(workdir: Path, version: int, group: str | None) -> ServedModel:
     """A version of the local model registry: ModelDataUrl under local S3, its Environment."""
+    from dogbreeds.local_executor import local_s3_root
     from dogbreeds.local_executor.s3_mapping import LocalS3, S3MappingError
-    from pipeline_code.local_locations import local_s3_root
 
     try:
         package = LocalModelRegistry(workdir).get(version, group)

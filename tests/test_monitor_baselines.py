@@ -196,3 +196,25 @@ def test_a_package_description_file_and_customer_metadata(tmp_path):
     assert chosen.prediction_constraints == "s3://b/custom/constraints.json"
     with pytest.raises(monitor_baselines.BaselineResolutionError, match="give --endpoint-name"):
         monitor_baselines.choose("", "", "")
+
+
+def test_the_prediction_baseline_folder_the_pipeline_registers_resolves_to_its_files():
+    """The training pipeline registers the Evaluate output prefix (a folder), not a file."""
+    quality = "s3://b/r2/Evaluate/quality_baseline"
+    package = {
+        "ModelPackageArn": "arn:aws:sagemaker:eu-west-1:1:model-package/g/3",
+        "DriftCheckBaselines": {
+            "ModelDataQuality": {
+                "Statistics": {"S3Uri": "s3://b/r1/Preprocess/baseline/statistics.json"},
+                "Constraints": {"S3Uri": "s3://b/r1/Preprocess/baseline/constraints.json"},
+            },
+            "ModelQuality": {
+                "Statistics": {"S3Uri": f"{quality}/statistics.json"},
+                "Constraints": {"S3Uri": f"{quality}/constraints.json"},
+            },
+        },
+        "CustomerMetadataProperties": {"PredictionBaselineS3Uri": "s3://b/r3/Evaluate/prediction_baseline/"},
+    }
+    chosen = monitor_baselines.from_model_package(package)
+    assert chosen.prediction_statistics == "s3://b/r3/Evaluate/prediction_baseline/statistics.json"
+    assert chosen.prediction_constraints == "s3://b/r3/Evaluate/prediction_baseline/constraints.json"

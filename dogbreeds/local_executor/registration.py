@@ -40,6 +40,7 @@ def run_registration(
             model_metrics=_drop_empty(arguments.get("ModelMetrics", {})),
             drift_check_baselines=_drop_empty(arguments.get("DriftCheckBaselines", {})),
             inference_specification=arguments["InferenceSpecification"],
+            customer_metadata_properties=arguments.get("CustomerMetadataProperties", {}),
             source=source,
             description=arguments.get("ModelPackageDescription", ""),
         )

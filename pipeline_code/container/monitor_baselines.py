@@ -97,9 +97,11 @@ def from_model_package(package: dict[str, Any]) -> BaselineSet:
             f"Statistics/Constraints (missing {error}); register it with the training pipeline"
         ) from error
     metadata = package.get("CustomerMetadataProperties") or {}
-    prediction_statistics = metadata.get(PREDICTION_METADATA_KEY) or _sibling(
+    # The training pipeline registers the prediction baseline's folder (the Evaluate output prefix).
+    prediction = metadata.get(PREDICTION_METADATA_KEY) or _sibling(
         uris["model_statistics"], "prediction_baseline", "statistics.json"
     )
+    prediction_statistics = prediction + "statistics.json" if prediction.endswith("/") else prediction
     return BaselineSet(
         **uris,
         prediction_statistics=prediction_statistics,
