@@ -475,9 +475,10 @@ class Accesses:
         arguments = [
             str(a) for a in run.value(step.arguments["AppSpecification"].get("ContainerArguments", []))
         ]
-        script = arguments[0] if arguments else ""
+        # run_step.sh BUNDLE SCRIPT ARGS...: the bundle's path, then the script and its arguments.
+        script = arguments[1] if len(arguments) > 1 else ""
         if script in MONITOR_SCRIPTS:
-            self._monitor(container_module(script.removesuffix(".py")).parse_args(arguments[1:]), who, where)
+            self._monitor(container_module(script.removesuffix(".py")).parse_args(arguments[2:]), who, where)
         elif not isolated:
             raise UnresolvableError(f"{where}: {script!r} runs without network isolation and is not modelled")
 
