@@ -109,10 +109,10 @@ def test_pretrained_lite0_learns_the_breeds_and_its_artifact_vendors_the_package
 
     # The inference container has code/ on sys.path and no efficientnet_lite package of its own.
     code_dir = model_dir / "code"
-    assert (code_dir / "efficientnet_lite_pytorch" / "LICENSE").is_file()
+    assert (code_dir / "dogbreeds_vendor" / "efficientnet_lite_pytorch" / "LICENSE").is_file()
     probe = (
         "import sys, torch; sys.path.insert(0, sys.argv[1]);"
-        "import model_artifact, efficientnet_lite_pytorch as e;"
+        "import model_artifact, dogbreeds_vendor.efficientnet_lite_pytorch as e;"
         "m = model_artifact.load_model(sys.argv[2]);"
         "print(e.__file__); print(m.module(torch.zeros(1, 3, 64, 64)).shape[1])"
     )
