@@ -166,6 +166,28 @@ def test_project_packages_and_local_tools_are_refused(tmp_path, name):
         assert "this project's own package" in message
 
 
+def test_the_project_s_host_code_in_a_job_process_is_not_job_code(tmp_path):
+    """A local wrapper from this project may run in the job's process and import the project;
+    the container code's folder inside the project is job code all the same."""
+    wrapper = run_guarded(PROCESSING, ["-c", "import dogbreeds.local_executor.executor; print('ok')"],
+                          cwd=tmp_path)  # fmt: skip
+    assert wrapper.returncode == 0 and wrapper.stdout.strip() == "ok", wrapper.stderr
+
+    # The same rule for a stand-in checkout: host code may import moto, its container code not.
+    project = tmp_path / "project"
+    wrapper_file = write_job(project / "tools", {"job.py": TRY_IMPORT})
+    container_file = write_job(project / "container", {"job.py": TRY_IMPORT})
+    env = guard_environment(PROCESSING, base_env())
+    rule = json.loads(env[ENV_VAR])
+    rule.update(project_root=str(project.resolve()), project_job_dir=str((project / "container").resolve()))
+    env[ENV_VAR] = json.dumps(rule)
+    for job, expected in ((wrapper_file, "imported"), (container_file, "ModuleNotFoundError")):
+        result = subprocess.run(
+            [sys.executable, str(job), "moto"], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert outcome(result.stdout)["moto"].startswith(expected), result.stdout + result.stderr
+
+
 def test_modules_the_job_already_has_loaded_are_refused_too(tmp_path):
     """`import moto` by non-job code first (python -c), then by job code: a sys.modules hit."""
     job = write_job(tmp_path, {"job.py": TRY_IMPORT})
@@ -228,14 +250,24 @@ def test_standard_library_modules_the_image_python_lost_are_refused(tmp_path):
 def test_torchrun_workers_are_guarded(tmp_path):
     job = write_job(
         tmp_path,
-        {"job.py": "import os\nprint('rank', os.environ['RANK'], end=' ')\n" + textwrap.dedent(TRY_IMPORT)},
+        {
+            "job.py": """
+                import os, sys
+                try:
+                    import moto
+                    outcome = "imported"
+                except ImportError as error:
+                    outcome = type(error).__name__
+                with open(os.path.join(sys.argv[1], "rank-" + os.environ["RANK"]), "w") as out:
+                    out.write(outcome)
+            """,
+        },
     )
-    args = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(job), "moto"]
+    args = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(job), str(tmp_path)]
     result = run_guarded(TRAINING, args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    lines = sorted(line for line in result.stdout.splitlines() if line.startswith("rank"))
-    assert [line.split()[1] for line in lines] == ["0", "1"]
-    assert all("moto: ModuleNotFoundError" in line for line in lines)
+    outcomes = {path.name: path.read_text() for path in tmp_path.glob("rank-*")}
+    assert outcomes == {"rank-0": "ModuleNotFoundError", "rank-1": "ModuleNotFoundError"}
 
 
 def test_children_started_as_the_training_toolkit_starts_them_are_guarded(tmp_path):

@@ -18,8 +18,11 @@ refused; neither is code without a file (``python -c``).
 * ``guard_environment(image_uri, environment)``: the environment for a job subprocess. It puts
   ``import_guard_site/`` first on PYTHONPATH, whose ``sitecustomize.py`` installs the rule at
   interpreter start-up, in the job process and in every Python process it starts (torchrun workers).
-  Job code there is any file outside the standard library and site-packages. The interpreter must
-  honour PYTHONPATH and import ``site`` (no ``-I``, ``-E`` or ``-S``).
+  Job code there is any file outside the standard library, site-packages and this project's
+  checkout, except that ``pipeline_code/container`` (the bundle's source) is job code too; the rest
+  of the project is host code (a local wrapper may run in the job's process). The interpreter must
+  honour PYTHONPATH and import ``site`` (no ``-I``, ``-E`` or ``-S``); a child started with a
+  PYTHONPATH that drops the guard's folder, or a fresh environment, runs unguarded.
 * ``install_import_guard(image_uri, code_dir)``: the same rule in this process, for code under
   ``code_dir`` only (local serving loads the artifact's ``code/inference.py`` in-process). Returns a
   handle whose ``uninstall()`` removes it again.
@@ -31,12 +34,14 @@ is unknown, so no honest guard can be set up; add it to ``pipeline_code/containe
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from dogbreeds.local_executor.import_guard_site import dogbreeds_import_hook as hook
+from pipeline_code.code_bundle import CONTAINER_CODE_DIR
 from pipeline_code.container_images import IMAGES, ContainerImage, find_image
 
 GUARD_SITE_DIR = Path(hook.HOOK_DIR)
@@ -64,6 +69,7 @@ def image_for(image_uri: str) -> ContainerImage:
     return image
 
 
+@functools.cache
 def project_modules(root: Path = REPOSITORY_ROOT) -> frozenset[str]:
     """This project's top-level importable names: packages, namespace folders and modules at its root."""
     names = set()
@@ -84,6 +90,8 @@ def _rule(image_uri: str, code_dir: Path | None = None) -> hook.Rule:
         stdlib_removed=image.stdlib_removed(),
         project=project_modules(),
         code_dir=None if code_dir is None else os.path.realpath(code_dir),
+        project_root=os.path.realpath(REPOSITORY_ROOT),
+        project_job_dir=os.path.realpath(CONTAINER_CODE_DIR),
     )
 
 

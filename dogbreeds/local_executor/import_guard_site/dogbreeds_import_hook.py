@@ -10,10 +10,12 @@ standard library of the image's Python, is provided by the image, or is part of 
 anything else raises ``ModuleNotFoundError`` (an ``ImportError``) that names the module, the image
 and what to do. The importer is the nearest Python frame on the stack that is not the import
 machinery (``importlib``) or this hook; it is job code when its file lies outside the standard
-library and site-packages (and, in the host process, under a registered code folder). Imports made
-by the standard library or site-packages (torch importing sympy or triton) and by code without a
-file (``python -c``, generated code) are never refused. Modules of this project that are not job
-code (``stacks``, ``dogbreeds``, ``pipeline_code`` ...) are refused even when found.
+library, site-packages and this project's checkout (except ``pipeline_code/container``, the
+bundle's source), and, in the host process, under a registered code folder. Imports made by the
+standard library, site-packages or the project's host code (torch importing sympy or triton, a
+local wrapper) and by code without a file (``python -c``, generated code) are never refused.
+Modules of this project that are not job code (``stacks``, ``dogbreeds``, ``pipeline_code`` ...)
+are refused to job code even when found.
 
 Imports are checked where they happen: ``builtins.__import__`` (every ``import`` statement, also of
 modules already loaded), ``importlib.import_module`` and a ``sys.meta_path`` finder (imports from C,
@@ -55,6 +57,10 @@ class Rule:
     stdlib_removed: frozenset[str]  # host standard-library modules the image's Python lacks
     project: frozenset[str]  # this project's top-level packages and modules: never job code
     code_dir: str | None = None  # realpath; None: every file outside the libraries is job code
+    # This project's checkout: its files are host code (a local wrapper may run in the job's
+    # process), except those under project_job_dir (pipeline_code/container: the bundle's source).
+    project_root: str | None = None
+    project_job_dir: str | None = None
 
     @classmethod
     def from_json(cls, text: str) -> Rule:
@@ -65,6 +71,8 @@ class Rule:
             stdlib_removed=frozenset(data["stdlib_removed"]),
             project=frozenset(data["project"]),
             code_dir=data.get("code_dir"),
+            project_root=data.get("project_root"),
+            project_job_dir=data.get("project_job_dir"),
         )
 
     def to_json(self) -> str:
@@ -75,12 +83,26 @@ class Rule:
                 "stdlib_removed": sorted(self.stdlib_removed),
                 "project": sorted(self.project),
                 "code_dir": self.code_dir,
+                "project_root": self.project_root,
+                "project_job_dir": self.project_job_dir,
             },
             sort_keys=True,
         )
 
+    def is_host_code(self, real: str) -> bool:
+        """A file of this project's checkout outside the container code: not job code."""
+        return (
+            self.project_root is not None
+            and _under(real, self.project_root)
+            and not (self.project_job_dir is not None and _under(real, self.project_job_dir))
+        )
+
     def allows(self, top: str) -> bool:
         return (top in _HOST_STDLIB and top not in self.stdlib_removed) or top in self.modules
+
+
+def _under(real: str, folder: str) -> bool:
+    return real.startswith(os.path.join(folder, ""))
 
 
 def _real_dir(path: str) -> str:
@@ -242,7 +264,7 @@ class ImportGuard:
         if real.startswith(self._stdlib_dirs):
             return (_SKIP, None, None) if machinery else (_ALLOW, None, None)
         rule = self._rule_for(real)
-        if rule is None:
+        if rule is None or rule.is_host_code(real):
             return _ALLOW, None, None
         return _JOB, rule, _code_root(real, name)
 
@@ -251,7 +273,7 @@ class ImportGuard:
         for rule in self.rules:
             if rule.code_dir is None:
                 length = 0
-            elif real.startswith(os.path.join(rule.code_dir, "")):
+            elif _under(real, rule.code_dir):
                 length = len(rule.code_dir)
             else:
                 continue
