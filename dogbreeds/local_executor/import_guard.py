@@ -12,8 +12,8 @@ or is the job's own code (found in the importing file's own root folder: the bun
 Anything else raises ``ModuleNotFoundError`` (an ``ImportError``, so ``try: ... except
 ImportError:`` fallbacks keep working) naming the module, the image and what to do. This project's
 own packages (``stacks``, ``dogbreeds``, ``pipeline_code`` ...) are refused to job code even though
-they are importable locally. Imports made by site-packages code (torch importing sympy) are never
-refused; neither is code without a file (``python -c``).
+they are importable locally. Imports made by the standard library, site-packages (torch importing
+sympy) or the project's host code are never refused; neither is code without a file (``python -c``).
 
 * ``guard_environment(image_uri, environment)``: the environment for a job subprocess. It puts
   ``import_guard_site/`` first on PYTHONPATH, whose ``sitecustomize.py`` installs the rule at
