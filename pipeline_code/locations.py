@@ -9,14 +9,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Container images the steps run in. Training <= 2.8 and inference <= 2.6 are what the pinned
-# sagemaker SDK knows; the container code keeps to APIs those versions have.
-PYTORCH_TRAINING_VERSION = "2.8.0"
-PYTORCH_INFERENCE_VERSION = "2.6.0"
-PYTHON_VERSION = "py312"
-TRAINING_IMAGE_TAG = f"{PYTORCH_TRAINING_VERSION}-gpu-{PYTHON_VERSION}"
-PROCESSING_IMAGE_TAG = f"{PYTORCH_TRAINING_VERSION}-cpu-{PYTHON_VERSION}"
-INFERENCE_IMAGE_TAG = f"{PYTORCH_INFERENCE_VERSION}-cpu-{PYTHON_VERSION}"
+# The image tags live with the inventory of what each image holds (pipeline_code/container_images.py);
+# re-exported here for the pipeline builders.
+from pipeline_code.container_images import (
+    INFERENCE_IMAGE_TAG,
+    PROCESSING_IMAGE_TAG,
+    PYTHON_VERSION,
+    PYTORCH_INFERENCE_VERSION,
+    PYTORCH_TRAINING_VERSION,
+    TRAINING_IMAGE_TAG,
+)
+
+__all__ = [
+    "INFERENCE_IMAGE_TAG",
+    "PROCESSING_IMAGE_TAG",
+    "PYTHON_VERSION",
+    "PYTORCH_INFERENCE_VERSION",
+    "PYTORCH_TRAINING_VERSION",
+    "TRAINING_IMAGE_TAG",
+    "Locations",
+]
 
 
 # Where a processing step's code bundle input lands in the container.

