@@ -316,19 +316,22 @@ def resolve_registered_version(workdir: Path, version: int, group: str | None) -
 
 
 def guard_imports(image_uri: str | None, code_dir: Path) -> None:
-    """IMPORT GUARD CALL SITE, not wired up yet.
+    """Let the artifact's code import only what the serving image holds, as on the endpoint.
 
     Runs after the process has the package's environment and the worker's ``sys.path`` and before
-    the toolkit imports the artifact's code. To be wired to::
-
-        from dogbreeds.local_executor.import_guard import install_import_guard
-        install_import_guard(image_uri, code_dir)
-
-    ``image_uri`` is the package container's Image (for ``--model``: the image the local training
-    pipeline registers); ``code_dir`` is the unpacked model's ``code/`` folder. A refusal raised
-    here should be an ``inference_worker.ModelLoadError`` (one line), which ``serve`` reports with
-    exit code 2.
+    the toolkit imports the artifact's code. ``image_uri`` is the package container's Image (for
+    ``--model``: the image the training pipeline registers).
     """
+    from dogbreeds.local_executor.import_guard import UnknownImageError, install_import_guard
+
+    if not image_uri:
+        raise inference_worker.ModelLoadError(
+            "the model package names no container image, so what its code may import is unknown"
+        )
+    try:
+        install_import_guard(image_uri, code_dir)
+    except UnknownImageError as error:
+        raise inference_worker.ModelLoadError(str(error)) from None
 
 
 def load_worker(served: ServedModel, model_dir: Path) -> tuple[inference_worker.InferenceWorker, list[str]]:

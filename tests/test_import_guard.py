@@ -14,7 +14,6 @@ import os
 import subprocess
 import sys
 import tarfile
-import tempfile
 import textwrap
 from pathlib import Path
 
@@ -44,17 +43,14 @@ from pipeline_code.container_images import (
     TRAINING_IMAGE_TAG,
 )
 from pipeline_code.definition_checks import iter_steps
-from pipeline_code.local_locations import LOCAL_REGISTRY, prepare_local_locations
-from pipeline_code.monitoring_pipeline import render_monitoring_pipeline
-from pipeline_code.training_pipeline import render_training_pipeline
-from stacks.naming import Names
-from stacks.settings import MonitoringSettings, TrainingSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Image URIs as the local executor sees them (pipeline_code/local_locations.py).
-TRAINING = f"{LOCAL_REGISTRY}/pytorch-training:{TRAINING_IMAGE_TAG}"
-PROCESSING = f"{LOCAL_REGISTRY}/pytorch-training:{PROCESSING_IMAGE_TAG}"
-INFERENCE = f"{LOCAL_REGISTRY}/pytorch-inference:{INFERENCE_IMAGE_TAG}"
+# The image registry of AWS's PyTorch containers in us-east-1.
+REGISTRY = "763104351884.dkr.ecr.us-east-1.amazonaws.com"
+TRAINING = f"{REGISTRY}/pytorch-training:{TRAINING_IMAGE_TAG}"
+PROCESSING = f"{REGISTRY}/pytorch-training:{PROCESSING_IMAGE_TAG}"
+INFERENCE = f"{REGISTRY}/pytorch-inference:{INFERENCE_IMAGE_TAG}"
 REFUSED = "refused by the local import guard"
 
 
@@ -338,20 +334,17 @@ def test_the_environment_is_a_copy_with_the_guard_first_on_the_path_once():
 
 
 def _job_images() -> dict[str, str]:
-    """Entry point -> image URI, as the rendered training and monitoring definitions say."""
-    with tempfile.TemporaryDirectory() as workdir:
-        locations = prepare_local_locations(Path(workdir))
-    names = Names("dogbreeds", "local")
+    """Entry point -> image URI, as the deployed training and monitoring definitions say."""
+    from dogbreeds.cloud_assembly import CloudAssembly, synthesize
+
+    assembly = CloudAssembly.load(synthesize("dev", stream=None))
     jobs: dict[str, str] = {}
-    for text in (
-        render_training_pipeline(locations, TrainingSettings(), names),
-        render_monitoring_pipeline(locations, MonitoringSettings(), names),
-    ):
-        for step in iter_steps(json.loads(text)):
+    for _, definition in (assembly.training_pipeline(), assembly.monitoring_pipeline()):
+        for step in iter_steps(definition):
             arguments = step.get("Arguments", {})
             if step["Type"] == "Processing":
                 app = arguments["AppSpecification"]
-                jobs[app["ContainerArguments"][0]] = app["ImageUri"]
+                jobs[app["ContainerArguments"][1]] = app["ImageUri"]  # run_step.sh BUNDLE SCRIPT ...
             elif step["Type"] == "Training":
                 program = json.loads(arguments["HyperParameters"]["sagemaker_program"])
                 jobs[program] = arguments["AlgorithmSpecification"]["TrainingImage"]

@@ -19,7 +19,8 @@ os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
 
 BUCKET = "toy-bucket"
 ROLE = "arn:aws:iam::111111111111:role/toy"
-IMAGE = "111111111111.dkr.ecr.us-east-1.amazonaws.com/toy:1"
+# A real image of the inventory: local steps run with the import guard of the image they name.
+IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.8.0-cpu-py312"
 GROUP = "toy-models"
 
 PRE_SCRIPT = """

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from dogbreeds.local_executor.errors import DefinitionError
+from dogbreeds.local_executor.import_guard import UnknownImageError, guard_environment, image_for
 from dogbreeds.local_executor.progress import run_logged, step_environment
 from dogbreeds.local_executor.s3_mapping import LOCAL_S3_ROOT_ENV
 from dogbreeds.local_executor.step_context import StepContext
@@ -21,6 +22,7 @@ def check_processing(name: str, arguments: Mapping[str, Any]) -> None:
             "the entry point itself (there is no image), so the definition must name it "
             "(ScriptProcessor does)"
         )
+    check_image(name, app.get("ImageUri"))
     for item in arguments.get("ProcessingInputs", []):
         if "S3Input" not in item:
             raise DefinitionError(
@@ -44,6 +46,15 @@ def check_processing(name: str, arguments: Mapping[str, Any]) -> None:
                 f"Processing step {name!r} output {item.get('OutputName')!r} is not an S3Output "
                 "(FeatureStoreOutput is not supported locally)"
             )
+
+
+def check_image(step_name: str, image_uri: Any) -> None:
+    """Job code runs with only what its image holds; an image the inventory lacks is refused."""
+    if isinstance(image_uri, str):  # a parameter is checked when the step runs
+        try:
+            image_for(image_uri)
+        except UnknownImageError as error:
+            raise DefinitionError(f"step {step_name!r}: {error}") from None
 
 
 def run_processing(context: StepContext) -> dict[str, Any]:
@@ -74,10 +85,12 @@ def run_processing(context: StepContext) -> dict[str, Any]:
     # Jobs that read or write S3 themselves (the monitors stream capture and write dated reports)
     # get s3:// URIs in their arguments; this tells them which folder is S3 here.
     environment[LOCAL_S3_ROOT_ENV] = str(context.local_s3.root)
+    # Only what the step's image holds is importable by the job's code (see import_guard.py).
+    guarded = guard_environment(app["ImageUri"], step_environment(environment))
     run_logged(
         context.name,
         command,
-        environment=step_environment(environment),
+        environment=guarded,
         cwd=context.step_dir,
         log_path=context.log_path,
         echo=context.echo,

@@ -24,6 +24,8 @@ from typing import Any
 
 from dogbreeds.local_executor.errors import DefinitionError, StepFailedError
 from dogbreeds.local_executor.expressions import to_text
+from dogbreeds.local_executor.import_guard import guard_environment
+from dogbreeds.local_executor.processing import check_image
 from dogbreeds.local_executor.progress import log_tail, run_logged, step_environment
 from dogbreeds.local_executor.step_context import StepContext
 
@@ -39,6 +41,7 @@ _UNSUPPORTED_DISTRIBUTIONS = (
 
 def check_training(name: str, arguments: Mapping[str, Any]) -> None:
     """Refuse, before the run starts, the Training features local mode cannot honour."""
+    check_image(name, arguments.get("AlgorithmSpecification", {}).get("TrainingImage"))
     hyperparameters = arguments.get("HyperParameters", {})
     for required in ("sagemaker_program", "sagemaker_submit_directory"):
         if required not in hyperparameters:
@@ -171,7 +174,10 @@ def run_training(context: StepContext) -> dict[str, Any]:
         run_logged(
             context.name,
             [sys.executable, "-m", "sagemaker_training.cli.train"],
-            environment=step_environment(environment),
+            # The toolkit and train.py may import only what the training image holds.
+            environment=guard_environment(
+                arguments["AlgorithmSpecification"]["TrainingImage"], step_environment(environment)
+            ),
             cwd=context.step_dir,
             log_path=context.log_path,
             echo=context.echo,
