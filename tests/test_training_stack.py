@@ -66,7 +66,7 @@ def test_execution_role_reads_and_lists_exactly_the_two_code_objects(template):
     # SageMaker lists each code input's key before downloading it: only those two keys.
     assert listing["Action"] == "s3:ListBucket"
     keys = listing["Condition"]["StringEquals"]["s3:prefix"]
-    assert [r["Fn::Join"][1][-1] for r in read["Resource"]] == [f"/{key}" for key in keys]
+    assert sorted(r["Fn::Join"][1][-1] for r in read["Resource"]) == sorted(f"/{key}" for key in keys)
     assert "cdk-hnb659fds-assets-" in json.dumps(listing["Resource"])
     assert "*" not in json.dumps(listing["Resource"])
 
