@@ -9,10 +9,10 @@ from pathlib import Path
 
 from dogbreeds.local_executor import run_pipeline
 from dogbreeds.local_executor.s3_mapping import LOCAL_S3_ROOT_ENV
+from pipeline_code.container import monitor_io
 
 # Local steps run under the import guard of the image they name.
 PROCESSING_IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.8.0-cpu-py312"
-from pipeline_code.container import monitor_io
 
 # The step copies one object to another with monitor_io, both named by s3:// URIs.
 STEP_SCRIPT = (
