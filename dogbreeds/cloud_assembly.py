@@ -4,7 +4,10 @@ Local mode runs the deployed artefacts, never a second rendering of them: the pi
 are the ``AWS::SageMaker::Pipeline`` resources of an environment's templates in ``cdk.out``, with
 CloudFormation's intrinsic functions resolved for a local account and region (the way
 CloudFormation resolves them at deploy time), and the CDK file assets are staged into the local S3
-folder under the bucket and object keys their ``*.assets.json`` manifests give.
+folder under the bucket and object keys their ``*.assets.json`` manifests give. ``Ref`` and
+``Fn::GetAtt`` return what CloudFormation documents for each resource type (``_KINDS``); anything
+not modelled raises rather than passing an invented value on. The IAM access test reads the same
+resolved resources (``resources``, ``ref``, ``get_att``) for a test account.
 
 The assembly is synthesised with the project's pinned CDK CLI (`npx cdk synth`) into
 ``.cache/assemblies/<env>-<fingerprint>/``, where the fingerprint covers every file that shapes it,
@@ -21,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -42,6 +46,61 @@ MONITORING_PIPELINE_CONSTRUCT = "MonitoringPipeline"
 
 class AssemblyError(Exception):
     """The cloud assembly is missing, cannot be synthesised, or does not hold what was asked."""
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """A resource type's return values as CloudFormation documents them: what ``Ref`` returns and
+    the ``Fn::GetAtt`` attributes, as formats of ``{name}`` (the physical name, from the property
+    ``name_property`` or generated), ``{account}``, ``{region}``, ``{partition}``; ``ref`` may also
+    name an attribute."""
+
+    name_property: str | None
+    attributes: dict[str, str]
+    ref: str = "{name}"
+
+
+def _arn(service: str, resource: str) -> str:
+    return f"arn:{{partition}}:{service}:{{region}}:{{account}}:{resource}"
+
+
+_KINDS = {
+    "AWS::S3::Bucket": _Kind("BucketName", {"Arn": "arn:{partition}:s3:::{name}"}),
+    "AWS::IAM::Role": _Kind("RoleName", {"Arn": "arn:{partition}:iam::{account}:role/{name}"}),
+    # A key has no name: Ref returns its key id, a UUID that KMS picks.
+    "AWS::KMS::Key": _Kind(None, {"Arn": _arn("kms", "key/{name}")}),
+    "AWS::SNS::Topic": _Kind(
+        "TopicName", {"TopicArn": _arn("sns", "{name}"), "TopicName": "{name}"}, ref="{TopicArn}"
+    ),
+    "AWS::SQS::Queue": _Kind(
+        "QueueName",
+        {
+            "Arn": _arn("sqs", "{name}"),
+            "QueueName": "{name}",
+            "QueueUrl": "https://sqs.{region}.amazonaws.com/{account}/{name}",
+        },
+        ref="{QueueUrl}",
+    ),
+    "AWS::Lambda::Function": _Kind("FunctionName", {"Arn": _arn("lambda", "function:{name}")}),
+    "AWS::Logs::LogGroup": _Kind("LogGroupName", {"Arn": _arn("logs", "log-group:{name}:*")}),
+    "AWS::Events::Rule": _Kind("Name", {"Arn": _arn("events", "rule/{name}")}),  # on the default bus
+    "AWS::CloudWatch::Alarm": _Kind("AlarmName", {"Arn": _arn("cloudwatch", "alarm:{name}")}),
+    # Schedules of the default schedule group.
+    "AWS::Scheduler::Schedule": _Kind("Name", {"Arn": _arn("scheduler", "schedule/default/{name}")}),
+}
+# The random part of a name CloudFormation generates, <stack>-<logical id>-<random>.
+GENERATED_NAME_SUFFIX = "EXAMPLE"
+_NO_VALUE = {"Ref": "AWS::NoValue"}
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One resource of a stack, its properties resolved."""
+
+    stack: str
+    logical_id: str
+    type: str
+    properties: dict[str, Any]
 
 
 def source_fingerprint(root: Path = PROJECT_ROOT) -> str:
@@ -127,6 +186,8 @@ class CloudAssembly:
     account: str = LOCAL_ACCOUNT
     region: str = DEFAULT_LOCAL_REGION
     stacks: dict[str, _Stack] = field(default_factory=dict)
+    partition: str = "aws"
+    _resources: list[Resource] | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def load(cls, directory: Path, *, account: str | None = None, region: str | None = None) -> CloudAssembly:
@@ -225,13 +286,33 @@ class CloudAssembly:
             count += 1
         return count
 
+    # --- resources ------------------------------------------------------------------------------
+
+    def resources(self, resource_type: str | None = None) -> list[Resource]:
+        """Every resource of every stack (or those of ``resource_type``), its properties resolved."""
+        if self._resources is None:
+            self._resources = [
+                Resource(stack.name, logical_id, raw["Type"], self.resolve(stack, raw.get("Properties", {})))
+                for stack in self.stacks.values()
+                for logical_id, raw in stack.template.get("Resources", {}).items()
+            ]
+        return [r for r in self._resources if resource_type in (None, r.type)]
+
+    def ref(self, resource: Resource) -> Any:
+        """What ``{"Ref": <resource>}`` gives."""
+        return self._ref(self.stacks[resource.stack], resource.logical_id)
+
+    def get_att(self, resource: Resource, attribute: str) -> str:
+        """What ``{"Fn::GetAtt": [<resource>, attribute]}`` gives."""
+        return self._get_att(self.stacks[resource.stack], resource.logical_id, attribute)
+
     # --- CloudFormation intrinsic functions -----------------------------------------------------
 
     def pseudo_parameters(self, stack: _Stack) -> dict[str, str]:
         return {
             "AWS::AccountId": self.account,
             "AWS::Region": self.region,
-            "AWS::Partition": "aws",
+            "AWS::Partition": self.partition,
             "AWS::URLSuffix": "amazonaws.com",
             "AWS::StackName": stack.name,
         }
@@ -242,9 +323,10 @@ class CloudAssembly:
         return re.sub(r"\$\{([^}]+)\}", lambda m: values[m.group(1)], text)
 
     def resolve(self, stack: _Stack, value: Any) -> Any:
-        """``value`` with every intrinsic function evaluated, as CloudFormation does at deploy."""
+        """``value`` with every intrinsic function evaluated, as CloudFormation does at deploy.
+        ``{"Ref": "AWS::NoValue"}`` removes the list item or property it stands for."""
         if isinstance(value, list):
-            return [self.resolve(stack, item) for item in value]
+            return [self.resolve(stack, item) for item in value if item != _NO_VALUE]
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
@@ -256,7 +338,7 @@ class CloudAssembly:
                 return self._get_att(stack, logical_id, attribute)
             if function == "Fn::Join":
                 separator, items = argument
-                return separator.join(str(self.resolve(stack, item)) for item in items)
+                return separator.join(str(item) for item in self.resolve(stack, items))
             if function == "Fn::Sub":
                 return self._sub(stack, argument)
             if function == "Fn::FindInMap":
@@ -276,43 +358,51 @@ class CloudAssembly:
             if function == "Fn::Split":
                 separator, text = argument
                 return str(self.resolve(stack, text)).split(separator)
-        return {key: self.resolve(stack, item) for key, item in value.items()}
+            if function.startswith("Fn::"):
+                raise AssemblyError(f"{stack.name}: {function} is not supported: {value}")
+        return {key: self.resolve(stack, item) for key, item in value.items() if item != _NO_VALUE}
 
     def _ref(self, stack: _Stack, name: str) -> Any:
+        if name == "AWS::NoValue":
+            return None
         pseudo = self.pseudo_parameters(stack)
         if name in pseudo:
             return pseudo[name]
         parameters = stack.template.get("Parameters", {})
         if name in parameters:
-            return parameters[name].get("Default", "")
-        resource = self._resource(stack, name)
-        properties = resource.get("Properties", {})
-        kind = resource["Type"]
-        if kind == "AWS::S3::Bucket":
-            return self.resolve(stack, properties.get("BucketName", name.lower()))
-        if kind == "AWS::IAM::Role":
-            return self.resolve(stack, properties.get("RoleName", name))
-        if kind == "AWS::SNS::Topic":
-            return self._get_att(stack, name, "TopicArn")
-        if kind == "AWS::KMS::Key":
-            return f"local-key-{name.lower()}"
-        return name
+            if "Default" not in parameters[name]:
+                raise AssemblyError(f"{stack.name}: parameter {name} has no default value")
+            return parameters[name]["Default"]
+        kind, values = self._return_values(stack, name)
+        return kind.ref.format(**values)
 
     def _get_att(self, stack: _Stack, logical_id: str, attribute: str) -> str:
+        kind, values = self._return_values(stack, logical_id)
+        if attribute not in kind.attributes:
+            raise AssemblyError(f"{stack.name}: Fn::GetAtt {logical_id}.{attribute} is not modelled")
+        return values[attribute]
+
+    def _return_values(self, stack: _Stack, logical_id: str) -> tuple[_Kind, dict[str, str]]:
+        """The resource's type, and the values its Ref and Fn::GetAtt formats are filled with."""
         resource = self._resource(stack, logical_id)
-        kind, properties = resource["Type"], resource.get("Properties", {})
-        account, region = self.account, self.region
-        if kind == "AWS::S3::Bucket" and attribute == "Arn":
-            return f"arn:aws:s3:::{self._ref(stack, logical_id)}"
-        if kind == "AWS::IAM::Role" and attribute == "Arn":
-            return f"arn:aws:iam::{account}:role/{self._ref(stack, logical_id)}"
-        if kind == "AWS::KMS::Key" and attribute == "Arn":
-            return f"arn:aws:kms:{region}:{account}:key/{self._ref(stack, logical_id)}"
-        if kind == "AWS::SNS::Topic" and attribute == "TopicArn":
-            topic = self.resolve(stack, properties.get("TopicName", logical_id))
-            return f"arn:aws:sns:{region}:{account}:{topic}"
-        service = kind.split("::")[1].lower()
-        return f"arn:aws:{service}:{region}:{account}:{logical_id}/{attribute}"
+        kind = _KINDS.get(resource["Type"])
+        if kind is None:
+            raise AssemblyError(
+                f"{stack.name}/{logical_id}: what Ref and Fn::GetAtt return for {resource['Type']} "
+                "is not modelled"
+            )
+        properties = resource.get("Properties", {})
+        if kind.name_property in properties:
+            name = str(self.resolve(stack, properties[kind.name_property]))
+        elif resource["Type"] == "AWS::KMS::Key":
+            name = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{stack.name}/{logical_id}"))
+        else:
+            # CloudFormation generates <stack>-<logical id>-<random>; bucket names are lower case.
+            name = f"{stack.name}-{logical_id}-{GENERATED_NAME_SUFFIX}"[:63]
+            name = name.lower() if resource["Type"] == "AWS::S3::Bucket" else name
+        values = {"name": name, "account": self.account, "region": self.region, "partition": self.partition}
+        values |= {attribute: form.format(**values) for attribute, form in kind.attributes.items()}
+        return kind, values
 
     def _sub(self, stack: _Stack, argument: Any) -> str:
         text, variables = (argument, {}) if isinstance(argument, str) else argument
@@ -320,6 +410,8 @@ class CloudAssembly:
 
         def replace(match: re.Match[str]) -> str:
             name = match.group(1)
+            if name.startswith("!"):
+                return "${" + name[1:] + "}"  # ${!Literal} is the literal ${Literal}
             if name in values:
                 return str(values[name])
             if "." in name and not name.startswith("AWS::"):
@@ -327,7 +419,7 @@ class CloudAssembly:
                 return self._get_att(stack, logical_id, attribute)
             return str(self._ref(stack, name))
 
-        return re.sub(r"\$\{([^}!][^}]*)\}", replace, text)
+        return re.sub(r"\$\{([^}]+)\}", replace, text)
 
     def _import_value(self, export_name: str) -> Any:
         for stack in self.stacks.values():

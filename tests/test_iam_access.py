@@ -1,10 +1,11 @@
 """Every AWS request the dev environment makes is allowed by its synthesised policies, and the
 tightened scopes deny what they should.
 
-The requests are derived from the synthesised templates (tests/iam_access/accesses.py says how) and
-evaluated with @cloud-copilot/iam-simulate, a policy evaluator with every condition operator, against
-the principal's identity policies and the resource's policy (bucket, key, topic, queue, function,
-trust). A denial names the principal, action, resource, context and the statements that decided.
+The requests are derived from the synthesised dev assembly, resolved as if deployed to a test account
+and region (tests/iam_access/accesses.py says how), and evaluated with @cloud-copilot/iam-simulate,
+a policy evaluator with every condition operator, against the principal's identity policies and the
+resource's policy (bucket, key, topic, queue, function, trust). A denial names the principal,
+action, resource, context and the statements that decided.
 All evaluations of this module run in one node process.
 """
 
@@ -15,15 +16,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cdk_helpers import REPO_ROOT, build_app
+from cdk_helpers import REPO_ROOT
 from iam_access.accesses import Accesses, Request
-from iam_access.cloudformation import ResolvedApp
 from iam_access.code_calls import boto3_operations
 from iam_access.evaluator import Outcome, evaluate, node_available
 from iam_access.pipelines import PipelineRun
 from iam_access.policies import PolicyStore
 
+from dogbreeds.cloud_assembly import CloudAssembly, synthesize
 from stacks.naming import BUCKET_PREFIXES
+
+# Where the templates are resolved as deployed.
+ACCOUNT = "111122223333"
+REGION = "eu-west-1"
 
 # Where the jobs write: step outputs and models, monitoring reports (what the main test derives).
 WRITTEN_BY_JOBS = ("pipeline-runs", "monitoring")
@@ -42,27 +47,27 @@ pytestmark = pytest.mark.skipif(
 
 @dataclass
 class Environment:
-    app: ResolvedApp
+    assembly: CloudAssembly
     store: PolicyStore
     accesses: Accesses
 
     @property
     def execution_role(self) -> str:
-        [role] = {p.properties["RoleArn"] for p in self.app.of_type("AWS::SageMaker::Pipeline")}
+        [role] = {p.properties["RoleArn"] for p in self.assembly.resources("AWS::SageMaker::Pipeline")}
         return role
 
     @property
     def data_bucket(self) -> str:
         [bucket] = [
-            self.app.physical(b.stack, b.logical_id)[0]
-            for b in self.app.of_type("AWS::S3::Bucket")
+            self.assembly.ref(b)
+            for b in self.assembly.resources("AWS::S3::Bucket")
             if "LoggingConfiguration" in b.properties
         ]
         return bucket
 
     @property
     def alerts_topic(self) -> str:
-        [topic] = [self.app.physical(t.stack, t.logical_id)[0] for t in self.app.of_type("AWS::SNS::Topic")]
+        [topic] = [self.assembly.ref(t) for t in self.assembly.resources("AWS::SNS::Topic")]
         return topic
 
     def asset_listings(self) -> list[Request]:
@@ -76,7 +81,7 @@ class Environment:
     def role_function(self, variable: str) -> str:
         [role] = [
             f.properties["Role"]
-            for f in self.app.of_type("AWS::Lambda::Function")
+            for f in self.assembly.resources("AWS::Lambda::Function")
             if variable in f.properties.get("Environment", {}).get("Variables", {})
         ]
         return role
@@ -138,7 +143,7 @@ def _topic_probes(env: Environment) -> dict[str, tuple[Request, bool]]:
     """EventBridge and CloudWatch publish to the alerts topic only for this environment's rules and
     alarms in this account."""
     a = env.accesses
-    account, other_account = a.env.account, "444455556666"
+    account, other_account = a.assembly.account, "444455556666"
     probes = {}
     for service, source, allowed in (
         ("events.amazonaws.com", a.arn("events", "rule/dogbreeds-dev-training-failed"), True),
@@ -195,11 +200,9 @@ class Checked:
 
 @pytest.fixture(scope="module")
 def checked() -> Checked:
-    app, _ = build_app("dev")
-    templates = {stack.stack_name: stack.template for stack in app.synth().stacks}
-    resolved = ResolvedApp.resolve(templates)
-    store = PolicyStore.from_app(resolved)
-    env = Environment(resolved, store, Accesses.derive(resolved, store))
+    assembly = CloudAssembly.load(synthesize("dev", stream=None), account=ACCOUNT, region=REGION)
+    store = PolicyStore.from_assembly(assembly)
+    env = Environment(assembly, store, Accesses.derive(assembly, store))
     probes = _probes(env)
     reduced = store.without(_without_asset_listing)
     (outcomes, probe_outcomes, without_listing), action_keys = evaluate(
@@ -237,7 +240,7 @@ def test_each_role_and_pipeline_step_is_covered(checked):
     principals = {r.identity_of for r in env.accesses.all() if r.identity_of}
     assert principals == set(env.store.roles) - set(env.store.managed)
     sources = {r.source.split(":", 1)[0] for r in env.accesses.all()}
-    for pipeline in env.app.of_type("AWS::SageMaker::Pipeline"):
+    for pipeline in env.assembly.resources("AWS::SageMaker::Pipeline"):
         run = PipelineRun(
             pipeline.properties["PipelineName"],
             pipeline.properties["PipelineDefinition"]["PipelineDefinitionBody"],

@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from iam_access.cloudformation import ResolvedApp, UnresolvableError
-from iam_access.pipelines import PipelineRun, Step, json_gets
+from dogbreeds.cloud_assembly import CloudAssembly
+from iam_access.pipelines import PipelineRun, Step, UnresolvableError, json_gets
 from iam_access.policies import PolicyStore
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -122,7 +122,7 @@ class Principal:
 
 @dataclass
 class Accesses:
-    app: ResolvedApp
+    assembly: CloudAssembly
     store: PolicyStore
     requests: dict[tuple, Request] = field(default_factory=dict)
     # boto3 operations of our code that the derivation covers (``service:Operation``).
@@ -132,8 +132,8 @@ class Accesses:
     registered_packages: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def derive(cls, app: ResolvedApp, store: PolicyStore) -> Accesses:
-        accesses = cls(app, store)
+    def derive(cls, assembly: CloudAssembly, store: PolicyStore) -> Accesses:
+        accesses = cls(assembly, store)
         store.add_document(AWS_IMAGE_REPOSITORY_POLICY, AWS_IMAGE_REPOSITORY_DOCUMENT)
         accesses._pipelines()
         accesses._endpoints()
@@ -142,10 +142,6 @@ class Accesses:
         accesses._rule_targets()
         accesses._alarm_actions()
         return accesses
-
-    @property
-    def env(self):
-        return self.app.env
 
     def all(self) -> list[Request]:
         return list(self.requests.values())
@@ -158,9 +154,8 @@ class Accesses:
             self.not_checked.append(
                 f"{role.name}: managed policies {self.store.managed[role_arn]} are not in the templates"
             )
-        return Principal(
-            f"arn:{self.env.partition}:sts::{self.env.account}:assumed-role/{role.name}/{session}", role_arn
-        )
+        a = self.assembly
+        return Principal(f"arn:{a.partition}:sts::{a.account}:assumed-role/{role.name}/{session}", role_arn)
 
     def service(self, name: str) -> Principal:
         return Principal(name, None)
@@ -193,7 +188,7 @@ class Accesses:
             policy is None
             and resource.startswith("arn:")
             and ":ecr:" in resource
-            and account != self.env.account
+            and account != self.assembly.account
         ):
             policy = AWS_IMAGE_REPOSITORY_POLICY
         return Request(who.arn, action, resource, account, context_items, who.role_arn, policy, source)
@@ -202,17 +197,18 @@ class Accesses:
         parts = resource.split(":")
         if resource.startswith("arn:") and len(parts) > 4 and parts[4]:
             return parts[4]
-        return self.env.account  # buckets (no account in their ARN) and "*" are this account's
+        return self.assembly.account  # buckets (no account in their ARN) and "*" are this account's
 
     def arn(self, service: str, resource: str) -> str:
-        return self.env.arn(service, resource)
+        a = self.assembly
+        return f"arn:{a.partition}:{service}:{a.region}:{a.account}:{resource}"
 
     # ---- S3, KMS, ECR and logs, as jobs and services use them -------------------------------
 
     def _bucket_key(self, bucket: str) -> str | None:
         """The KMS key a bucket of the templates encrypts new objects with by default."""
-        for resource in self.app.of_type("AWS::S3::Bucket"):
-            if self.app.physical(resource.stack, resource.logical_id)[0] != bucket:
+        for resource in self.assembly.resources("AWS::S3::Bucket"):
+            if self.assembly.ref(resource) != bucket:
                 continue
             rules = resource.properties.get("BucketEncryption", {}).get(
                 "ServerSideEncryptionConfiguration", []
@@ -225,11 +221,12 @@ class Accesses:
 
     def s3_list(self, who: Principal, uri: str, source: str) -> None:
         bucket, key = split_s3_uri(uri)
-        self.add(who, "s3:ListBucket", f"arn:{self.env.partition}:s3:::{bucket}", source, {"s3:prefix": key})
+        bucket_arn = f"arn:{self.assembly.partition}:s3:::{bucket}"
+        self.add(who, "s3:ListBucket", bucket_arn, source, {"s3:prefix": key})
 
     def s3_get(self, who: Principal, uri: str, source: str) -> None:
         bucket, key = split_s3_uri(uri)
-        self.add(who, "s3:GetObject", f"arn:{self.env.partition}:s3:::{bucket}/{key}", source)
+        self.add(who, "s3:GetObject", f"arn:{self.assembly.partition}:s3:::{bucket}/{key}", source)
         bucket_key = self._bucket_key(bucket)
         if bucket_key:
             self.kms(who, ["kms:Decrypt"], bucket_key, source, via="s3")
@@ -249,7 +246,7 @@ class Accesses:
             if kms_key
             else {}
         )
-        self.add(who, "s3:PutObject", f"arn:{self.env.partition}:s3:::{bucket}/{key}", source, context)
+        self.add(who, "s3:PutObject", f"arn:{self.assembly.partition}:s3:::{bucket}/{key}", source, context)
         for key_arn in dict.fromkeys(k for k in (kms_key, self._bucket_key(bucket)) if k):
             self.kms(who, ["kms:GenerateDataKey"], key_arn, source, via="s3")
 
@@ -265,7 +262,7 @@ class Accesses:
     ) -> None:
         context: dict[str, Any] = {}
         if via:
-            context["kms:ViaService"] = f"{via}.{self.env.region}.amazonaws.com"
+            context["kms:ViaService"] = f"{via}.{self.assembly.region}.amazonaws.com"
         for action in actions:
             extra = {"kms:GrantIsForAWSResource": "true"} if grant and action == "kms:CreateGrant" else {}
             self.add(who, action, key_arn, source, {**context, **extra})
@@ -275,7 +272,7 @@ class Accesses:
         account, _, rest = registry.partition(".dkr.ecr.")
         region = rest.split(".", 1)[0]
         repository = path.split("@", 1)[0].rsplit(":", 1)[0]
-        arn = f"arn:{self.env.partition}:ecr:{region}:{account}:repository/{repository}"
+        arn = f"arn:{self.assembly.partition}:ecr:{region}:{account}:repository/{repository}"
         for action in ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"):
             self.add(who, action, arn, f"{source}: pull {image_uri}")
         self.add(who, "ecr:GetAuthorizationToken", "*", f"{source}: log in to {registry}")
@@ -296,10 +293,10 @@ class Accesses:
     # ---- pipelines ----------------------------------------------------------------------------
 
     def _pipelines(self) -> None:
-        schedules = self.app.of_type("AWS::Scheduler::Schedule")
+        schedules = self.assembly.resources("AWS::Scheduler::Schedule")
         # Training first: the monitors read the baselines its RegisterModel step records.
         pipelines = sorted(
-            self.app.of_type("AWS::SageMaker::Pipeline"),
+            self.assembly.resources("AWS::SageMaker::Pipeline"),
             key=lambda p: not any(s.type == "RegisterModel" for s in _run(p).steps.values()),
         )
         for pipeline in pipelines:
@@ -555,7 +552,7 @@ class Accesses:
     def _deploy_functions(self) -> list[Any]:
         return [
             f
-            for f in self.app.of_type("AWS::Lambda::Function")
+            for f in self.assembly.resources("AWS::Lambda::Function")
             if "DEPLOY_ENDPOINT_NAME" in f.properties.get("Environment", {}).get("Variables", {})
         ]
 
@@ -608,15 +605,13 @@ class Accesses:
     # ---- Lambdas ----------------------------------------------------------------------------
 
     def _lambdas(self) -> None:
-        queues = {
-            self.app.physical(q.stack, q.logical_id)[1]["Arn"]: q for q in self.app.of_type("AWS::SQS::Queue")
-        }
+        queues = {self.assembly.get_att(q, "Arn"): q for q in self.assembly.resources("AWS::SQS::Queue")}
         destinations = {
             c.properties["FunctionName"]: c.properties.get("DestinationConfig", {})
-            for c in self.app.of_type("AWS::Lambda::EventInvokeConfig")
+            for c in self.assembly.resources("AWS::Lambda::EventInvokeConfig")
         }
-        for function in self.app.of_type("AWS::Lambda::Function"):
-            name = self.app.physical(function.stack, function.logical_id)[0]
+        for function in self.assembly.resources("AWS::Lambda::Function"):
+            name = self.assembly.ref(function)
             role_arn = function.properties["Role"]
             variables = function.properties.get("Environment", {}).get("Variables", {})
             if role_arn in self.store.managed:
@@ -744,7 +739,7 @@ class Accesses:
             self.add(
                 who,
                 "iam:CreateServiceLinkedRole",
-                f"arn:{self.env.partition}:iam::{self.env.account}:role/aws-service-role/"
+                f"arn:{self.assembly.partition}:iam::{self.assembly.account}:role/aws-service-role/"
                 f"{AUTOSCALING_SERVICE}/{AUTOSCALING_ROLE}",
                 scaling_where,
                 {"iam:AWSServiceName": AUTOSCALING_SERVICE},
@@ -753,7 +748,9 @@ class Accesses:
     def _retrain_guard(self, who: Principal, env: dict[str, str], where: str) -> None:
         """lambdas/retrain_guard: list the training pipeline's executions, start one."""
         name = env["RETRAIN_PIPELINE_NAME"]
-        pipelines = {p.properties["PipelineName"] for p in self.app.of_type("AWS::SageMaker::Pipeline")}
+        pipelines = {
+            p.properties["PipelineName"] for p in self.assembly.resources("AWS::SageMaker::Pipeline")
+        }
         if name not in pipelines:
             raise UnresolvableError(f"{where}: pipeline {name} is not in the templates ({sorted(pipelines)})")
         arn = self.arn("sagemaker", f"pipeline/{name.lower()}")
@@ -764,15 +761,18 @@ class Accesses:
     # ---- Scheduler, EventBridge rules, alarms -------------------------------------------------
 
     def _schedules(self) -> None:
-        for schedule in self.app.of_type("AWS::Scheduler::Schedule"):
-            name, attributes = self.app.physical(schedule.stack, schedule.logical_id)
+        for schedule in self.assembly.resources("AWS::Scheduler::Schedule"):
+            name = self.assembly.ref(schedule)
             target = schedule.properties["Target"]
             where = f"schedule {name}"
             self.assume(
                 SCHEDULER,
                 target["RoleArn"],
                 f"{where} assumes its role",
-                {"aws:SourceAccount": self.env.account, "aws:SourceArn": attributes["Arn"]},
+                {
+                    "aws:SourceAccount": self.assembly.account,
+                    "aws:SourceArn": self.assembly.get_att(schedule, "Arn"),
+                },
             )
             who = self.role(target["RoleArn"], name)
             if "SageMakerPipelineParameters" not in target:
@@ -783,7 +783,7 @@ class Accesses:
 
     def _publish_to_topic(self, who: Principal, topic_arn: str, source: str, context: dict[str, Any]) -> None:
         self.add(who, "sns:Publish", topic_arn, source, context)
-        topics = {self.app.physical(t.stack, t.logical_id)[0]: t for t in self.app.of_type("AWS::SNS::Topic")}
+        topics = {self.assembly.ref(t): t for t in self.assembly.resources("AWS::SNS::Topic")}
         if topic_arn not in topics:
             raise UnresolvableError(f"{source}: topic {topic_arn} is not in the templates")
         key = topics[topic_arn].properties.get("KmsMasterKeyId")
@@ -791,13 +791,14 @@ class Accesses:
             self.kms(who, ["kms:GenerateDataKey", "kms:Decrypt"], key, f"{source}: topic key")
 
     def _rule_targets(self) -> None:
-        queues = {
-            self.app.physical(q.stack, q.logical_id)[1]["Arn"]: q for q in self.app.of_type("AWS::SQS::Queue")
-        }
+        queues = {self.assembly.get_att(q, "Arn"): q for q in self.assembly.resources("AWS::SQS::Queue")}
         events = self.service(EVENTS)
-        for rule in self.app.of_type("AWS::Events::Rule"):
-            name, attributes = self.app.physical(rule.stack, rule.logical_id)
-            context = {"aws:SourceArn": attributes["Arn"], "aws:SourceAccount": self.env.account}
+        for rule in self.assembly.resources("AWS::Events::Rule"):
+            name = self.assembly.ref(rule)
+            context = {
+                "aws:SourceArn": self.assembly.get_att(rule, "Arn"),
+                "aws:SourceAccount": self.assembly.account,
+            }
             for target in rule.properties.get("Targets", []):
                 where = f"rule {name} target {target['Id']}"
                 arn = target["Arn"]
@@ -815,9 +816,12 @@ class Accesses:
 
     def _alarm_actions(self) -> None:
         cloudwatch = self.service(CLOUDWATCH)
-        for alarm in self.app.of_type("AWS::CloudWatch::Alarm"):
-            name, attributes = self.app.physical(alarm.stack, alarm.logical_id)
-            context = {"aws:SourceArn": attributes["Arn"], "aws:SourceAccount": self.env.account}
+        for alarm in self.assembly.resources("AWS::CloudWatch::Alarm"):
+            name = self.assembly.ref(alarm)
+            context = {
+                "aws:SourceArn": self.assembly.get_att(alarm, "Arn"),
+                "aws:SourceAccount": self.assembly.account,
+            }
             for kind in ("AlarmActions", "OKActions", "InsufficientDataActions"):
                 for action in alarm.properties.get(kind, []):
                     where = f"alarm {name} {kind}"

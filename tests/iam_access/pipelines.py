@@ -15,8 +15,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from iam_access.cloudformation import UnresolvableError
-
 EXAMPLE_EXECUTION_ID = "a1b2c3d4e5f6"
 EXAMPLE_START_TIME = "2026-11-27T10:07:00Z"
 # SageMaker Pipelines names a step's job pipelines-<execution id>-<step name>-<random suffix>.
@@ -24,6 +22,10 @@ JOB_SUFFIX = "Ab12Cd34Ef"
 
 _OUTPUT = re.compile(r"^Steps\.([^.]+)\.ProcessingOutputConfig\.Outputs\['([^']+)'\]\.S3Output\.S3Uri$")
 _MODEL_ARTIFACTS = re.compile(r"^Steps\.([^.]+)\.ModelArtifacts\.S3ModelArtifacts$")
+
+
+class UnresolvableError(ValueError):
+    """The definitions or templates use something the access derivation does not model."""
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from iam_access.cloudformation import ResolvedApp, Resource
+from dogbreeds.cloud_assembly import CloudAssembly, Resource
 
 
 @dataclass(frozen=True)
@@ -34,13 +34,12 @@ class PolicyStore:
     managed: dict[str, list[str]] = field(default_factory=dict)  # role ARN -> managed policy ARNs
 
     @classmethod
-    def from_app(cls, app: ResolvedApp) -> PolicyStore:
+    def from_assembly(cls, assembly: CloudAssembly) -> PolicyStore:
         store = cls()
         by_name: dict[str, Role] = {}
-        for resource in app.of_type("AWS::IAM::Role"):
-            ref, attributes = app.physical(resource.stack, resource.logical_id)
-            role = Role(ref, attributes["Arn"], resource)
-            by_name[ref] = role
+        for resource in assembly.resources("AWS::IAM::Role"):
+            role = Role(assembly.ref(resource), assembly.get_att(resource, "Arn"), resource)
+            by_name[role.name] = role
             store.roles[role.arn] = role
             store.identity[role.arn] = []
             for inline in resource.properties.get("Policies", []):
@@ -53,34 +52,33 @@ class PolicyStore:
                 f"{resource.stack}/{resource.logical_id}/trust",
                 resource.properties["AssumeRolePolicyDocument"],
             )
-        for policy in app.of_type("AWS::IAM::Policy"):
+        for policy in assembly.resources("AWS::IAM::Policy"):
             for role_name in policy.properties.get("Roles", []):
                 name = f"{policy.stack}/{policy.logical_id}"
                 store._add_identity(by_name[role_name].arn, name, policy.properties["PolicyDocument"])
-        for policy in app.of_type("AWS::S3::BucketPolicy"):
+        for policy in assembly.resources("AWS::S3::BucketPolicy"):
             name = f"{policy.stack}/{policy.logical_id}"
             store.documents[name] = policy.properties["PolicyDocument"]
             store.buckets[policy.properties["Bucket"]] = name
-        for key in app.of_type("AWS::KMS::Key"):
-            arn = app.physical(key.stack, key.logical_id)[1]["Arn"]
+        for key in assembly.resources("AWS::KMS::Key"):
+            arn = assembly.get_att(key, "Arn")
             store._add_resource(arn, f"{key.stack}/{key.logical_id}", key.properties["KeyPolicy"])
-        for policy in app.of_type("AWS::SNS::TopicPolicy"):
+        for policy in assembly.resources("AWS::SNS::TopicPolicy"):
             for topic_arn in policy.properties["Topics"]:
                 store._add_resource(
                     topic_arn, f"{policy.stack}/{policy.logical_id}", policy.properties["PolicyDocument"]
                 )
         queue_arns = {
-            refs[0]: refs[1]["Arn"]
-            for refs in (app.physical(q.stack, q.logical_id) for q in app.of_type("AWS::SQS::Queue"))
+            assembly.ref(q): assembly.get_att(q, "Arn") for q in assembly.resources("AWS::SQS::Queue")
         }
-        for policy in app.of_type("AWS::SQS::QueuePolicy"):
+        for policy in assembly.resources("AWS::SQS::QueuePolicy"):
             for queue_url in policy.properties["Queues"]:
                 store._add_resource(
                     queue_arns[queue_url],
                     f"{policy.stack}/{policy.logical_id}",
                     policy.properties["PolicyDocument"],
                 )
-        store._add_lambda_permissions(app)
+        store._add_lambda_permissions(assembly)
         return store
 
     def _add_identity(self, role_arn: str, name: str, document: dict[str, Any]) -> None:
@@ -93,14 +91,14 @@ class PolicyStore:
         self.documents[name] = document
         self.resource[arn] = name
 
-    def _add_lambda_permissions(self, app: ResolvedApp) -> None:
+    def _add_lambda_permissions(self, assembly: CloudAssembly) -> None:
         """Lambda turns each AWS::Lambda::Permission into a statement of the function's policy."""
         functions = {}
-        for function in app.of_type("AWS::Lambda::Function"):
-            name, attributes = app.physical(function.stack, function.logical_id)
-            functions[name] = functions[attributes["Arn"]] = attributes["Arn"]
+        for function in assembly.resources("AWS::Lambda::Function"):
+            arn = assembly.get_att(function, "Arn")
+            functions[assembly.ref(function)] = functions[arn] = arn
         statements: dict[str, list[dict[str, Any]]] = {}
-        for permission in app.of_type("AWS::Lambda::Permission"):
+        for permission in assembly.resources("AWS::Lambda::Permission"):
             p = permission.properties
             principal = p["Principal"]
             statement: dict[str, Any] = {
