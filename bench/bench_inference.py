@@ -8,7 +8,7 @@ For a 500x375 and a 1414x943 JPEG, times per request (p50/p99 over ``--iteration
 * ``seed``: the seed system's handler: full PIL decode, ``Resize((S, S))`` of the full image,
   ``ToTensor``, ``Normalize``, fp32 eager forward, JSON.
 
-Targets (issue 3): handler <= 1.15x forward, and handler >= 1.2x faster than seed.
+Targets: handler <= 1.15x forward, and handler >= 1.2x faster than seed.
 Weights are random: latency does not depend on their values. Run:
 
     OMP_NUM_THREADS=2 python bench/bench_inference.py --out bench/results/inference-cpu.md

@@ -9,7 +9,7 @@ Three rates, images per second, on one device:
 * seed-style: what the seed system did: PIL decode + RandomResizedCrop + flip + ToTensor +
   Normalize every epoch in DataLoader workers, fp32, batch 32.
 
-Targets from issue 3 (GPU): end-to-end >= 0.85 x model-only and >= 10 x seed-style.
+Targets (GPU): end-to-end >= 0.85 x model-only and >= 10 x seed-style.
 
     python bench/bench_training.py --device cuda          # H100/H200: defaults are the real sizes
     python bench/bench_training.py --device cpu --small   # what a laptop CPU can do in minutes

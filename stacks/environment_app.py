@@ -67,7 +67,7 @@ def build_environment(app: cdk.App, env_name: str | None = None) -> EnvironmentS
         env=deploy_env,
         description=f"{names.base}: approval-driven endpoint deployment, rollback alarms and alerts",
     )
-    # Monitoring (issue 6): pipeline, schedule, alarms, dashboard, drift-triggered retraining.
+    # Monitoring: pipeline, schedule, alarms, dashboard, drift-triggered retraining.
     monitoring = MonitoringStack(
         app,
         names.stack("monitoring"),

@@ -96,7 +96,7 @@ class Names:
         """Bucket names are global, so they carry the account and region (tokens in CDK)."""
         return f"{self.base}-{purpose}-{account}-{region}"
 
-    # Deployment (issue 5). The deploy Lambda gets these strings as environment variables, so the
+    # Deployment. The deploy Lambda gets these strings as environment variables, so the
     # stack's IAM scopes, the alarms and the Lambda's API calls name the same resources.
 
     @property

@@ -1,8 +1,9 @@
 """Tiny pipelines rendered with the real sagemaker SDK, over toy step scripts, for executor tests.
 
-Rendering follows FACTS.md's offline recipe (s3:// code URIs, ScriptProcessor, PyTorch estimator
-with image_uri, constant default bucket, dummy credentials, telemetry off), so the executor is
-tested on the JSON the SDK really emits, not on hand-written look-alikes.
+Rendering follows the offline recipe of pipeline_code/sagemaker_offline.py (s3:// code URIs,
+ScriptProcessor, PyTorch estimator with image_uri, constant default bucket, dummy credentials,
+telemetry off), so the executor is tested on the JSON the SDK really emits, not on hand-written
+look-alikes.
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ def _session() -> Any:
     from sagemaker.telemetry import telemetry_logging
     from sagemaker.workflow.pipeline_context import PipelineSession
 
-    # Telemetry would call out to AWS on every render; FACTS.md: replace the sender.
+    # Telemetry would call out to AWS on every render: replace the sender.
     telemetry_logging._send_telemetry_request = lambda *args, **kwargs: None
     boto_session = boto3.Session(
         region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
