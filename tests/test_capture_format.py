@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import base64
+import errno
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -118,3 +122,98 @@ def test_reader_parses_lines_from_any_stream() -> None:
     assert len(parsed) == 2 and parsed[0].inference_time == MOMENT.replace(microsecond=123000)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         list(capture_format.iter_capture_records(Path("/nonexistent/capture")))
+
+
+# A child process whose file-size limit stands in for a full disk: writes past the limit fail
+# part-way through a record (EFBIG, with SIGXFSZ ignored, as ENOSPC would), then the limit is
+# lifted ("space returns") and writing goes on with the same writer.
+FULL_DISK_CHILD = r"""
+import json, resource, signal, sys
+from datetime import UTC, datetime
+from pathlib import Path
+from pipeline_code.container import capture_format
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+root = Path(sys.argv[1])
+moment = datetime(2026, 11, 27, 10, 15, 2, 123000, tzinfo=UTC)
+
+def record(index):
+    return capture_format.build_record(
+        # Bigger than io buffers, as photos are.
+        request_body=bytes(range(256)) * 128, request_content_type="image/jpeg",
+        response_body=b'{"predictions":[]}', response_content_type="application/json",
+        inference_id=f"id-{index}", inference_time=moment,
+    )
+
+outcomes = {}
+writer = capture_format.CaptureWriter(root, "ep")
+path = writer.write(record(0))
+outcomes[0] = "ok"
+_, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+# Room for half of the next record only.
+resource.setrlimit(
+    resource.RLIMIT_FSIZE, (path.stat().st_size + len(record(1).to_json_line()) // 2, hard)
+)
+for index in (1, 2):
+    try:
+        writer.write(record(index))
+        outcomes[index] = "ok"
+    except OSError as error:
+        outcomes[index] = f"failed: {error.strerror}"
+resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
+for index in (3, 4, 5):
+    writer.write(record(index))
+    outcomes[index] = "ok"
+writer.close()
+print(json.dumps(outcomes))
+"""
+
+
+def test_writer_keeps_whole_lines_after_the_disk_fills_and_empties(tmp_path) -> None:
+    child = subprocess.run(
+        [sys.executable, "-c", FULL_DISK_CHILD, str(tmp_path)],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert child.returncode == 0, child.stderr
+    outcomes = json.loads(child.stdout)
+    assert outcomes["0"] == "ok" and outcomes["3"] == outcomes["4"] == outcomes["5"] == "ok"
+    assert outcomes["1"].startswith("failed") and outcomes["2"].startswith("failed")
+    lines = [
+        line for path in sorted(tmp_path.rglob("*.jsonl")) for line in path.read_text().split("\n")
+    ]
+    assert lines[-1] == ""  # every file ends with a newline: no partial record is left behind
+    ids = [json.loads(line)["eventMetadata"]["inferenceId"] for line in lines if line]
+    assert ids == ["id-0", "id-3", "id-4", "id-5"]
+
+
+def test_writer_starts_a_new_file_when_a_partial_line_cannot_be_cut_off(
+    tmp_path, monkeypatch
+) -> None:
+    """ENOSPC half-way through a record and a failing truncate: the next record is not glued on."""
+    real_write = os.write
+    disk_full = {"on": False}
+
+    def write(fd: int, data) -> int:
+        if disk_full["on"]:
+            real_write(fd, bytes(data[: len(data) // 2]))
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    def ftruncate(fd: int, length: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(capture_format.os, "write", write)
+    monkeypatch.setattr(capture_format.os, "ftruncate", ftruncate)
+    with capture_format.CaptureWriter(tmp_path, "ep") as writer:
+        first = writer.write(record(inference_id="before"))
+        disk_full["on"] = True
+        with pytest.raises(OSError, match="No space"):
+            writer.write(record(inference_id="lost"))
+        disk_full["on"] = False
+        after = writer.write(record(inference_id="after"))
+    assert after != first
+    assert first.read_text().count("\n") == 1  # the whole line, then the cut-off part
+    errors: list[str] = []
+    kept = list(capture_format.iter_capture_records(tmp_path, skip_invalid=True, errors=errors))
+    assert sorted(r.inference_id for r in kept) == ["after", "before"] and len(errors) == 1

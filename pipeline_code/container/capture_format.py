@@ -31,7 +31,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 EVENT_VERSION = "0"
 DEFAULT_JSON_CONTENT_TYPES = ("application/json",)
@@ -199,8 +199,11 @@ def capture_file_name(moment: datetime) -> str:
 class CaptureWriter:
     """Appends records to ``<root>/<endpoint>/<variant>/yyyy/mm/dd/hh/*.jsonl``, thread-safe.
 
-    A new file starts when the hour changes or the current one reaches ``max_records_per_file``;
-    every record is flushed as written, so a reader (or a crash) sees whole lines only.
+    A new file starts when the hour changes or the current one reaches ``max_records_per_file``.
+    Each record goes to the file unbuffered, as one line; when a write fails part-way (a full
+    disk), the file is cut back to its last whole line before the error is raised, so a record
+    that failed leaves nothing behind and the next one starts on a line of its own. If the file
+    cannot be cut back, the next record starts a new file instead.
     """
 
     def __init__(
@@ -221,7 +224,8 @@ class CaptureWriter:
         self.variant_name = variant_name
         self.max_records_per_file = max_records_per_file
         self._lock = threading.Lock()
-        self._handle: IO[str] | None = None
+        self._fd: int | None = None
+        self._size = 0  # bytes of whole lines in the current file
         self._hour: str | None = None
         self._count = 0
         self.paths: list[Path] = []
@@ -232,7 +236,7 @@ class CaptureWriter:
         hour = hour_prefix(self.endpoint_name, self.variant_name, record.inference_time)
         with self._lock:
             if (
-                self._handle is None
+                self._fd is None
                 or hour != self._hour
                 or self._count >= self.max_records_per_file
             ):
@@ -240,18 +244,34 @@ class CaptureWriter:
                 folder = self.root / hour
                 folder.mkdir(parents=True, exist_ok=True)
                 path = folder / capture_file_name(record.inference_time)
-                self._handle = path.open("a", encoding="utf-8")
+                self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+                self._size = os.fstat(self._fd).st_size
                 self._hour, self._count = hour, 0
                 self.paths.append(path)
-            self._handle.write(line)
-            self._handle.flush()
+            self._append(line.encode("utf-8"))
             self._count += 1
             return self.paths[-1]
 
+    def _append(self, data: bytes) -> None:
+        """Write ``data`` whole, or cut the file back to where it was and raise."""
+        assert self._fd is not None
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except BaseException:
+            try:
+                os.ftruncate(self._fd, self._size)
+            except OSError:
+                # The partial line stays; no record may follow it in this file.
+                self._close_current()
+            raise
+        self._size += len(data)
+
     def _close_current(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
 
     def close(self) -> None:
         with self._lock:
