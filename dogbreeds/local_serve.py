@@ -14,14 +14,18 @@ environment the training pipeline registers, plus ``--env`` overrides).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import logging
 import random
 import re
 import signal
+import socket
 import sys
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -47,6 +51,31 @@ MAX_DRAIN_BYTES = 64 * 1024 * 1024
 MAX_INFERENCE_ID_LENGTH = 64  # InvokeEndpoint's InferenceId limit
 # Headers this server sets itself on every answer.
 OWN_HEADERS = ("content-length", "connection", "transfer-encoding")
+# Limits of this front end against clients that dawdle or crowd in (not SageMaker's contract).
+DEFAULT_HEADER_TIMEOUT = 10.0  # seconds for a whole request head: request line and headers
+DEFAULT_MAX_CONNECTIONS = 64  # connections served at once; more are answered 503
+REFUSAL_LINGER_SECONDS = 0.5  # how long a refused connection is waited on for its request
+
+
+def _canned_answer(status_line: str, body: str, *extra_headers: str) -> bytes:
+    """A whole answer that closes the connection, for when no request was (fully) read."""
+    data = body.encode("utf-8")
+    head = [
+        f"HTTP/1.1 {status_line}",
+        "Content-Type: text/plain; charset=utf-8",
+        f"Content-Length: {len(data)}",
+        *extra_headers,
+        "Connection: close",
+    ]
+    return ("\r\n".join(head) + "\r\n\r\n").encode("ascii") + data
+
+
+REQUEST_TIMEOUT_ANSWER = _canned_answer(
+    "408 Request Timeout", "the request head did not arrive in time"
+)
+REFUSAL_ANSWER = _canned_answer(
+    "503 Service Unavailable", "too many connections at once; try again shortly", "Retry-After: 1"
+)
 
 # The container environment the training pipeline registers with every model version (the SDK's
 # PyTorchModel with entry_point inference.py; SAGEMAKER_REGION is left out: nothing reads it
@@ -98,6 +127,50 @@ class ServeSettings:
             return self.random.random() * 100.0 < self.capture_percent
 
 
+class _HeadDeadlineReader(io.RawIOBase):
+    """The connection's socket as a raw stream whose reads give up at a deadline while a request
+    head is being read, however steadily its bytes trickle in; otherwise each read may wait
+    ``idle_timeout`` seconds."""
+
+    def __init__(self, sock: socket.socket, idle_timeout: float | None) -> None:
+        self._sock = sock
+        self._idle_timeout = idle_timeout
+        self._deadline: float | None = None
+        self.expired = False
+        self.head_bytes = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def start_head(self, seconds: float) -> None:
+        self._deadline = time.monotonic() + seconds
+        self.expired = False
+        self.head_bytes = 0
+
+    def end_head(self) -> None:
+        self._deadline = None
+        self._sock.settimeout(self._idle_timeout)
+
+    def readinto(self, buffer: Any) -> int:
+        timeout = self._idle_timeout
+        if self._deadline is not None:
+            remaining = self._deadline - time.monotonic()
+            if remaining <= 0:
+                self.expired = True
+                raise TimeoutError("the request head did not arrive in time")
+            timeout = remaining if timeout is None else min(timeout, remaining)
+        self._sock.settimeout(timeout)
+        try:
+            received = self._sock.recv_into(buffer)
+        except TimeoutError:
+            if self._deadline is not None and time.monotonic() >= self._deadline:
+                self.expired = True
+            raise
+        if self._deadline is not None:
+            self.head_bytes += received
+        return received
+
+
 class InvocationHandler(BaseHTTPRequestHandler):
     """One connection; ``server.settings`` holds the shared worker."""
 
@@ -111,6 +184,41 @@ class InvocationHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
         LOG.info("%s %s", self.address_string(), format % args)
+
+    def setup(self) -> None:
+        super().setup()
+        # Every read goes through the deadline reader; the stdlib's socket file is let go.
+        self.rfile.close()
+        self._reader = _HeadDeadlineReader(self.connection, self.timeout)
+        self.rfile = io.BufferedReader(self._reader)
+
+    def handle_one_request(self) -> None:
+        """One request, whose head (request line and headers) must arrive within the server's
+        header timeout of the server starting to wait for it; a client that sent part of it by
+        then gets 408, a silent one is closed."""
+        seconds = self.server.header_timeout  # type: ignore[attr-defined]
+        self._reader.start_head(seconds)
+        try:
+            super().handle_one_request()  # the stdlib closes the connection on a timeout
+        finally:
+            self._reader.end_head()
+        if not self._reader.expired:
+            return
+        self.close_connection = True
+        if self._reader.head_bytes:
+            LOG.warning(
+                "%s sent %d bytes but not a whole request head in %g s; answered 408",
+                self.address_string(), self._reader.head_bytes, seconds,
+            )  # fmt: skip
+            with contextlib.suppress(OSError):
+                self.wfile.write(REQUEST_TIMEOUT_ANSWER)
+        else:
+            LOG.info("%s sent nothing in %g s; closed", self.address_string(), seconds)
+
+    def parse_request(self) -> bool:
+        ok = super().parse_request()  # reads the headers
+        self._reader.end_head()
+        return ok
 
     def _send(
         self,
@@ -222,14 +330,97 @@ def _status_line_phrase(status: int, reason: str | None) -> str:
 
 
 class LocalEndpointServer(ThreadingHTTPServer):
-    """A threading HTTP server that carries the shared ``ServeSettings``."""
+    """A threading HTTP server that carries the shared ``ServeSettings``.
+
+    It serves at most ``max_connections`` connections at once (a thread each); one more is
+    answered 503 and closed. A client that vanishes before its answer is one log line.
+    """
 
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], settings: ServeSettings) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        settings: ServeSettings,
+        *,
+        header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    ) -> None:
+        if not header_timeout > 0:
+            raise ValueError(f"the header timeout must be above 0 seconds, got {header_timeout}")
+        if max_connections < 1:
+            raise ValueError(f"at least 1 connection must be allowed, got {max_connections}")
         super().__init__(address, InvocationHandler)
         self.settings = settings
+        self.header_timeout = header_timeout
+        self.max_connections = max_connections
+        self._slots = threading.BoundedSemaphore(max_connections)
+        # Refused connections are answered on short-lived threads, at most this many at once.
+        self._refusals = threading.BoundedSemaphore(max_connections)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self._refuse(request, client_address)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError):  # broken pipe, reset, aborted: the client left
+            LOG.warning(
+                "%s: connection lost: %s: %s", client_address[0], type(error).__name__, error
+            )
+            return
+        super().handle_error(request, client_address)
+
+    def _refuse(self, request: socket.socket, client_address: Any) -> None:
+        LOG.warning(
+            "%s: refused with 503: %d connections are being served (--max-connections)",
+            client_address[0], self.max_connections,
+        )  # fmt: skip
+        if not self._refusals.acquire(blocking=False):
+            self.shutdown_request(request)  # refusing too many already: just close
+            return
+        try:
+            threading.Thread(
+                target=self._answer_refused, args=(request,), name="local-serve-refuse",
+                daemon=True,
+            ).start()  # fmt: skip
+        except BaseException:
+            self._refusals.release()
+            self.shutdown_request(request)
+            raise
+
+    def _answer_refused(self, request: socket.socket) -> None:
+        """503, then wait briefly for the client to finish: closing with its request unread
+        would reset the connection before it could read the answer."""
+        try:
+            request.settimeout(REFUSAL_LINGER_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                request.recv(65536)  # the request, usually already here
+            request.sendall(REFUSAL_ANSWER)
+            request.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + REFUSAL_LINGER_SECONDS
+            while (remaining := deadline - time.monotonic()) > 0:
+                request.settimeout(remaining)
+                if not request.recv(65536):
+                    break
+        except OSError:
+            pass
+        finally:
+            request.close()
+            self._refusals.release()
 
 
 # -- what to serve --------------------------------------------------------------------------------
@@ -349,6 +540,9 @@ def serve(args: argparse.Namespace) -> int:
         print(f"--capture-percent must be between 0 and 100, got {args.capture_percent}",
               file=sys.stderr)  # fmt: skip
         return 2
+    if not args.header_timeout > 0 or args.max_connections < 1:
+        print("--header-timeout must be above 0 and --max-connections at least 1", file=sys.stderr)
+        return 2
     try:
         served = resolve_model(args)
     except ServeError as error:
@@ -381,7 +575,10 @@ def serve(args: argparse.Namespace) -> int:
             variant_name=args.variant_name,
         )
         try:
-            server = LocalEndpointServer((args.host, args.port), settings)
+            server = LocalEndpointServer(
+                (args.host, args.port), settings,
+                header_timeout=args.header_timeout, max_connections=args.max_connections,
+            )  # fmt: skip
         except OSError as error:
             print(f"cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
             return 2
@@ -479,5 +676,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--endpoint-name", default="dogbreeds-local", help="capture folder name")
     parser.add_argument("--variant-name", default="AllTraffic", help="production variant name")
+    parser.add_argument(
+        "--header-timeout", type=float, default=DEFAULT_HEADER_TIMEOUT, metavar="SECONDS",
+        help="time a client has to send a whole request head (request line and headers) once the "
+        "server waits for it; a slower one gets 408 and is closed (default %(default)g)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS, metavar="N",
+        help="connections served at once, a thread each; one more gets 503 and is closed "
+        "(default %(default)s)",
+    )  # fmt: skip
     parser.add_argument("--verbose", action="store_true", help="log every request")
     parser.set_defaults(func=serve)

@@ -12,8 +12,11 @@ import http.client
 import io
 import json
 import signal
+import socket
+import struct
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlparse
@@ -327,7 +330,50 @@ def test_bad_command_line_is_refused_with_a_reason(tmp_path, workdir) -> None:
         (["--model", str(tmp_path), "--env", "NO_EQUALS_SIGN"], "NAME=VALUE"),
         (["--version", "1", "--workdir", str(workdir), "--env", "A=b"], "--env applies to --model"),
         (["--version", "9", "--workdir", str(workdir)], "has no version 9"),
+        (["--model", str(tmp_path), "--header-timeout", "0"], "--header-timeout must be above 0"),
+        (["--model", str(tmp_path), "--max-connections", "0"], "--max-connections at least 1"),
     ]
     for args, reason in cases:
         result = run_cli(*args)
         assert result.returncode == 2 and reason in result.stderr, (args, result.stderr)
+
+
+def test_front_end_survives_vanishing_trickling_and_crowding_clients(artifact) -> None:
+    """The command's --header-timeout and --max-connections, and a client that leaves early."""
+    running = serve_fixtures.start_server(
+        artifact[1], "--header-timeout", "1", "--max-connections", "1"
+    )
+    address = (urlparse(running.url).hostname, urlparse(running.url).port)
+    body = serve_fixtures.image_files(artifact[0])[0][0].read_bytes()
+    try:
+        # Sends a whole invocation, then resets the connection without reading the answer.
+        gone = socket.create_connection(address, timeout=10)
+        gone.sendall(
+            b"POST /invocations HTTP/1.1\r\nHost: t\r\nContent-Type: image/jpeg\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+        )
+        gone.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        gone.close()
+        # Its thread holds the only slot until the model has answered into the void.
+        deadline = time.monotonic() + 30
+        while request(running.url, "GET", "/ping")[0] != 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(0.5)  # and the thread of that last ping has let its slot go
+        # A head that never completes holds the only slot until the deadline; meanwhile
+        # another client is refused.
+        slow = socket.create_connection(address, timeout=10)
+        slow.sendall(b"GET /ping HTTP/1.1\r\nHo")
+        time.sleep(0.3)
+        crowded = socket.create_connection(address, timeout=10)
+        crowded.sendall(b"GET /ping HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert crowded.recv(65536).startswith(b"HTTP/1.1 503 ")
+        crowded.close()
+        assert slow.recv(65536).startswith(b"HTTP/1.1 408 ")
+        slow.close()
+        time.sleep(0.2)
+        assert invoke(running, body, "image/jpeg")[0] == 200
+    finally:
+        code, output = running.stop(signal.SIGTERM)
+    assert code == 0 and "stopped" in output, output
+    assert "Traceback" not in output, output
+    assert "connection lost" in output and "answered 408" in output and "refused with 503" in output
