@@ -331,3 +331,13 @@ def test_bad_command_line_is_refused_with_a_reason(tmp_path, workdir) -> None:
     for args, reason in cases:
         result = run_cli(*args)
         assert result.returncode == 2 and reason in result.stderr, (args, result.stderr)
+
+
+def test_a_truncated_model_archive_is_refused_on_one_line(tmp_path) -> None:
+    archive = serve_fixtures.truncated_archive(tmp_path / "model.tar.gz")
+    result = run_cli("--model", str(archive), "--port", "0")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert f"cannot read the model archive {archive}: " in lines[0]
