@@ -33,6 +33,7 @@ import sys
 import tarfile
 import threading
 import uuid
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,8 +93,9 @@ def unpack_model_data(model_path: Path, scratch_dir: Path) -> Path:
             with tarfile.open(model_path, "r:*") as tar:
                 # Refuses absolute paths, ".." and links out of the folder (PEP 706).
                 tar.extractall(destination, filter="data")
-        except (tarfile.TarError, OSError) as error:
-            raise ModelLoadError(f"{model_path} is not a readable model.tar.gz: {error}") from error
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as error:
+            # A truncated gzip stream raises EOFError, corrupt deflate data zlib.error.
+            raise ModelLoadError(f"cannot read the model archive {model_path}: {error}") from error
         return destination
     if not model_path.is_dir():
         raise ModelLoadError(f"model path {model_path} does not exist")

@@ -12,7 +12,9 @@ import contextlib
 import fcntl
 import json
 import os
+import stat
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +23,7 @@ from typing import Any
 APPROVAL_STATUSES = ("PendingManualApproval", "Approved", "Rejected")
 REGISTRY_FILE = "model_registry.json"
 DEFAULT_WORKDIR = ".local"
+TEMP_PREFIX = ".registry-"
 
 
 class RegistryError(Exception):
@@ -159,12 +162,39 @@ class LocalModelRegistry:
         self.workdir.mkdir(parents=True, exist_ok=True)
         with (self.workdir / (REGISTRY_FILE + ".lock")).open("w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
+            locked_at = time.time()
             document = self._load()
             yield document
-            handle, temporary = tempfile.mkstemp(dir=self.workdir, prefix=".registry-", suffix=".json")
-            with os.fdopen(handle, "w") as out:
-                json.dump(document, out, indent=2)
-            os.replace(temporary, self.path)
+            self._remove_stale_temporaries(before=locked_at)
+            mode = _mode_to_keep(self.path)
+            handle, temporary = tempfile.mkstemp(dir=self.workdir, prefix=TEMP_PREFIX, suffix=".json")
+            try:
+                with os.fdopen(handle, "w") as out:
+                    os.fchmod(out.fileno(), mode)  # mkstemp makes it 0600
+                    json.dump(document, out, indent=2)
+                os.replace(temporary, self.path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary)
+                raise
+
+    def _remove_stale_temporaries(self, before: float) -> None:
+        # Every writer holds the lock from before its temp file exists until the rename, so a temp
+        # file older than our lock belongs to a writer that died (a kill -9 between the two).
+        for leftover in self.workdir.glob(TEMP_PREFIX + "*.json"):
+            with contextlib.suppress(OSError):
+                if leftover.stat().st_mtime < before:
+                    leftover.unlink()
+
+
+def _mode_to_keep(path: Path) -> int:
+    """The registry file's own mode, or 0666 less the umask for a new one (as open() would)."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def _check_status(status: str) -> None:

@@ -7,8 +7,10 @@ point is that real images are decoded, a real network is trained and saved throu
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import random
 import signal
 import struct
 import subprocess
@@ -197,3 +199,17 @@ def png_bomb_header(width: int, height: int) -> bytes:
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+
+
+def truncated_archive(path: Path) -> Path:
+    """A model.tar.gz cut in half, as a full disk or a killed copy leaves it."""
+    payload = io.BytesIO()
+    with tarfile.open(fileobj=payload, mode="w:gz") as tar:
+        data = random.Random(0).randbytes(200_000)  # incompressible, so the cut lands mid-member
+        member = tarfile.TarInfo("model.pt")
+        member.size = len(data)
+        tar.addfile(member, io.BytesIO(data))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(payload.getvalue()[: len(payload.getvalue()) // 2])
+    return path
+

@@ -174,3 +174,13 @@ def test_pipeline_chain_preprocess_train_evaluate(tmp_path: Path) -> None:
     # train.py's validation reaches 1.0 on this data; serving's transform must keep it there
     # (chance is 1/3, and a train/serve preprocessing mismatch shows up as a large drop).
     assert evaluation["multiclass_classification_metrics"]["accuracy"]["value"] >= 0.8
+
+
+def test_a_truncated_model_archive_fails_the_step_with_a_clear_message(tmp_path: Path) -> None:
+    archive = serve_fixtures.truncated_archive(tmp_path / "model" / "model.tar.gz")
+    (tmp_path / "test").mkdir()
+    result = run_evaluate(tmp_path, tmp_path / "test")
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip().startswith(f"evaluate: cannot read the model archive {archive}: ")
+    assert len(result.stderr.strip().splitlines()) == 1

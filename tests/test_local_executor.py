@@ -340,6 +340,92 @@ def test_cached_step_is_skipped_until_its_input_changes(toy_definition: str, wor
     assert no_cache.steps["Pre"].status == "Succeeded"
 
 
+def cache_entries(workdir: Path) -> list[Path]:
+    return sorted((workdir / "cache").glob("*.json"))
+
+
+def test_damaged_cache_entries_are_misses_named_on_the_console(toy_definition: str, workdir: Path) -> None:
+    run_quiet(toy_definition, workdir)
+    pre_entry, train_entry = sorted(cache_entries(workdir), key=lambda p: "Training" in p.read_text())
+    train_entry.write_text("[1, 2]")  # valid JSON, wrong shape
+    again, output = run_quiet(toy_definition, workdir)
+    assert again.succeeded, output
+    assert [again.steps[s].status for s in ("Pre", "Train")] == ["Cached", "Succeeded"]
+    damaged = [line for line in output.splitlines() if " is damaged " in line]
+    assert damaged == [f"step 'Train': cache entry {train_entry} is damaged (a JSON list, not an object); "
+                       "running the step"]  # fmt: skip
+
+    pre_entry.write_text(pre_entry.read_text()[:40])  # truncated JSON
+    third, output = run_quiet(toy_definition, workdir)
+    assert third.succeeded, output
+    assert third.steps["Pre"].status == "Succeeded"
+    damaged = [line for line in output.splitlines() if " is damaged " in line]
+    assert len(damaged) == 1 and f"cache entry {pre_entry} is damaged" in damaged[0], output
+    # The re-run stored a sound entry again: the next run reuses it.
+    fourth, _ = run_quiet(toy_definition, workdir)
+    assert [fourth.steps[s].status for s in ("Pre", "Train")] == ["Cached", "Cached"]
+
+
+def test_a_cached_output_changed_since_it_was_stored_makes_its_step_run_again(
+    toy_definition: str, workdir: Path
+) -> None:
+    first, _ = run_quiet(toy_definition, workdir)
+    model = s3_file(workdir, first.properties["Train"]["ModelArtifacts"]["S3ModelArtifacts"])
+    model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])  # a truncated model.tar.gz
+    second, output = run_quiet(toy_definition, workdir)
+    assert second.succeeded, output  # Evaluate does not fail on the damaged archive
+    assert [second.steps[s].status for s in ("Pre", "Train", "Eval")] == ["Cached", "Succeeded", "Succeeded"]
+    assert "changed since" in output and "model.tar.gz" in output
+
+    # Same size, other bytes: the content hash catches it.
+    items_uri = second.properties["Pre"]["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]
+    items = s3_file(workdir, items_uri + "/items.json")
+    text = items.read_text()
+    items.write_text(text.replace("a.txt", "z.txt"))
+    assert len(items.read_text()) == len(text)
+    third, output = run_quiet(toy_definition, workdir)
+    assert third.steps["Pre"].status == "Succeeded", output
+    assert "items.json: its content differs" in output
+    fresh_uri = third.properties["Pre"]["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]
+    assert json.loads(s3_file(workdir, fresh_uri + "/items.json").read_text())["names"] == ["a.txt", "b.txt"]
+
+
+_STORE_UNDER_A_SIZE_LIMIT = """
+import resource, signal, sys
+from pathlib import Path
+from dogbreeds.local_executor.caching import StepCache
+from dogbreeds.local_executor.s3_mapping import LocalS3
+
+folder, s3, limit = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+cache = StepCache(folder, LocalS3(s3))
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit then fail with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+properties = {"ProcessingOutputConfig": {"Outputs": []}, "Padding": "x" * 100_000}
+try:
+    cache.store("k", "Processing", "exec-2", properties)
+except OSError as error:
+    print("store failed:", error)
+"""
+
+
+def test_a_cache_entry_is_written_whole_or_not_at_all(tmp_path: Path) -> None:
+    from dogbreeds.local_executor.caching import StepCache
+
+    cache = StepCache(tmp_path / "cache", LocalS3(tmp_path / "s3"))
+    cache.store("k", "Processing", "exec-1", {"ProcessingOutputConfig": {"Outputs": []}})
+    assert cache.lookup("k", None)["execution_id"] == "exec-1"
+    # A disk that fills up while the next entry is written (RLIMIT_FSIZE stands in for it).
+    result = subprocess.run(
+        [sys.executable, "-c", _STORE_UNDER_A_SIZE_LIMIT, str(tmp_path / "cache"), str(tmp_path / "s3"),
+         "4096"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(Path.cwd())},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "store failed" in result.stdout
+    assert cache.lookup("k", None)["execution_id"] == "exec-1"  # the earlier entry is intact
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["k.json"]  # no temp file left
+
+
 # -- data-parallel training ---------------------------------------------------------------------
 def test_torch_distributed_training_runs_under_the_toolkits_torchrun(workdir: Path) -> None:
     """The PyTorch toolkit launches through torchrun, one process per GPU (one on a CPU host);

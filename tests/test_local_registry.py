@@ -125,3 +125,66 @@ def test_models_command_runs_as_the_console_script_would(tmp_path: Path) -> None
         text=True,
     )
     assert empty.returncode == 0 and "no model packages in" in empty.stdout
+
+
+def _registry_files(workdir: Path) -> list[str]:
+    return sorted(p.name for p in workdir.glob(".registry-*.json"))
+
+
+def test_a_writer_killed_mid_write_leaves_no_temp_file_after_the_next_write(tmp_path: Path) -> None:
+    add_versions(LocalModelRegistry(tmp_path), 1)
+    # A real `kill -9` of `local models approve` after it wrote its temp file, before the rename.
+    script = (
+        "import os, sys, time\n"
+        "from dogbreeds import local_registry\n"
+        "def stuck(*_args):\n"
+        "    print('ready', flush=True)\n"
+        "    time.sleep(60)\n"
+        "local_registry.os.replace = stuck\n"
+        "from dogbreeds.cli import main\n"
+        f"main(['local', 'models', 'approve', '1', '--workdir', {str(tmp_path)!r}])\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=WORKTREE,
+        env={**os.environ, "PYTHONPATH": str(WORKTREE)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    assert child.stdout.readline().strip() == "ready"
+    child.kill()
+    child.wait()
+    child.stdout.close()
+    leftovers = _registry_files(tmp_path)
+    assert len(leftovers) == 1  # what the killed writer left behind
+    os.utime(tmp_path / leftovers[0], (0, 0))
+
+    registry = LocalModelRegistry(tmp_path)
+    assert registry.get(1)["approval_status"] == "PendingManualApproval"  # the kill lost the change
+    registry.set_status(1, "Approved")
+    assert _registry_files(tmp_path) == []
+    assert registry.get(1)["approval_status"] == "Approved"
+
+
+def test_a_concurrent_writers_fresh_temp_file_is_left_alone(tmp_path: Path) -> None:
+    registry = LocalModelRegistry(tmp_path)
+    add_versions(registry, 1)
+    fresh = tmp_path / ".registry-inflight.json"
+    fresh.write_text("{}")
+    os.utime(fresh, (fresh.stat().st_atime, fresh.stat().st_mtime + 3600))  # newer than any lock
+    registry.set_status(1, "Approved")
+    assert fresh.exists()
+
+
+def test_writes_keep_the_registry_files_mode(tmp_path: Path) -> None:
+    registry = LocalModelRegistry(tmp_path)
+    old_umask = os.umask(0o022)
+    try:
+        add_versions(registry, 1)
+        assert registry.path.stat().st_mode & 0o777 == 0o644  # a new file honours the umask
+        registry.path.chmod(0o664)
+        registry.set_status(1, "Approved")
+        assert registry.path.stat().st_mode & 0o777 == 0o664
+    finally:
+        os.umask(old_umask)

@@ -377,3 +377,13 @@ def test_front_end_survives_vanishing_trickling_and_crowding_clients(artifact) -
     assert code == 0 and "stopped" in output, output
     assert "Traceback" not in output, output
     assert "connection lost" in output and "answered 408" in output and "refused with 503" in output
+
+
+def test_a_truncated_model_archive_is_refused_on_one_line(tmp_path) -> None:
+    archive = serve_fixtures.truncated_archive(tmp_path / "model.tar.gz")
+    result = run_cli("--model", str(archive), "--port", "0")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert f"cannot read the model archive {archive}: " in lines[0]

@@ -131,10 +131,10 @@ class _Run:
         self.workdir = workdir
         self.local_s3 = LocalS3(local_s3_root(workdir))
         self.registry = LocalModelRegistry(workdir)
-        self.cache = StepCache(workdir / "cache", self.local_s3) if use_cache else None
         self.stream = stream
         self.echo = stream if echo_logs else None
         self.progress = Progress(len(parsed.order), stream)
+        self.cache = StepCache(workdir / "cache", self.local_s3, self.progress.say) if use_cache else None
         self.result = ExecutionResult(execution_id, "Executing", execution_dir, values)
         self.chosen_branch: dict[str, str] = {}
         self._property_files: dict[tuple[str, str], Any] = {}
@@ -235,7 +235,7 @@ class _Run:
         cache_key = None
         if self.cache is not None and step.cache_enabled and step.type in _CACHEABLE:
             cache_key = self.cache.key(step.type, self._resolve_for_cache_key(step))
-            entry = self.cache.lookup(cache_key, step.cache_expire_after)
+            entry = self.cache.lookup(cache_key, step.cache_expire_after, step.name)
             if entry is not None:
                 self.result.properties[step.name] = entry["properties"]
                 return "Cached", f"reused the outputs of execution {entry['execution_id']}"
@@ -255,7 +255,10 @@ class _Run:
             raise StepFailedError(step.name, str(error), log_tail(context.log_path)) from None
         self.result.properties[step.name] = properties
         if cache_key is not None:
-            self.cache.store(cache_key, step.type, self.result.execution_id, properties)
+            try:
+                self.cache.store(cache_key, step.type, self.result.execution_id, properties)
+            except OSError as error:  # the step did its work; only its reuse is lost
+                self.progress.say(f"step {step.name!r}: could not store its cache entry ({error})")
         detail = f"version {properties['ModelPackageVersion']}" if step.type == "RegisterModel" else ""
         return "Succeeded", detail
 

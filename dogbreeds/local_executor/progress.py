@@ -18,6 +18,8 @@ from typing import TextIO
 from dogbreeds.local_executor.errors import StepFailedError
 
 LOG_TAIL_LINES = 40
+SUPERVISOR = Path(__file__).resolve().with_name("step_supervisor.py")
+SUPERVISOR_COULD_NOT_START = 127
 
 
 class Progress:
@@ -81,28 +83,39 @@ def run_logged(
 ) -> None:
     """Run a step's command with stdout and stderr into `log_path`; raise StepFailedError on failure."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    last_line = ""
     with log_path.open("a") as log:
         log.write(f"$ {' '.join(command)}\n")
         log.flush()
         try:
+            # The supervisor ends the command's whole process tree when the command ends or this
+            # process dies (kill -9 included), so no orphan writes into a finished execution.
             process = subprocess.Popen(
-                list(command),
+                [sys.executable, "-I", str(SUPERVISOR), str(os.getpid()), "--", *command],
                 cwd=cwd,
                 env=dict(environment),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,
                 errors="replace",
+                start_new_session=True,  # a terminal's Ctrl-C reaches us; we stop the step
             )
         except OSError as error:
             raise StepFailedError(step_name, f"could not start {command[0]!r}: {error}") from None
         with process:  # closes the pipe and reaps the child, also when reading is interrupted
             assert process.stdout is not None
-            for line in process.stdout:
-                log.write(line)
-                if echo is not None:
-                    echo.write(f"  {step_name} | {line}")
+            try:
+                for line in process.stdout:
+                    log.write(line)
+                    last_line = line
+                    if echo is not None:
+                        echo.write(f"  {step_name} | {line}")
+            except BaseException:  # Ctrl-C, or a failing write: stop the step's tree, then re-raise
+                process.terminate()
+                raise
             returncode = process.wait()
+    if returncode == SUPERVISOR_COULD_NOT_START and last_line.startswith("could not start "):
+        raise StepFailedError(step_name, last_line.strip())
     if returncode != 0:
         raise StepFailedError(
             step_name,

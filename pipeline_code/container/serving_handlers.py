@@ -22,6 +22,7 @@ import sys
 import tarfile
 import threading
 import traceback
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -60,8 +61,9 @@ def extract_model_archive(archive: Path, destination: Path) -> Path:
                     if not target.is_relative_to(destination.resolve()) or member.issym():
                         raise ModelLoadError(f"{archive}: unsafe member {member.name!r}")
                 tar.extractall(destination)
-    except (tarfile.TarError, OSError) as error:
-        raise ModelLoadError(f"{archive} is not a readable model.tar.gz: {error}") from error
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as error:
+        # A truncated gzip stream raises EOFError, corrupt deflate data zlib.error.
+        raise ModelLoadError(f"cannot read the model archive {archive}: {error}") from error
     return destination
 
 
