@@ -20,6 +20,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from stacks.naming import BUCKET_PURPOSES, MAX_BUCKET_NAME_LENGTH, Names
+
 DEFAULT_ENVIRONMENT = "dev"
 # Environments whose buckets and key must never be deleted with the stack.
 PROTECTED_ENVIRONMENTS = ("prod",)
@@ -28,13 +30,22 @@ PROTECTED_ENVIRONMENTS = ("prod",)
 _INSTANCE_TYPE = re.compile(r"ml\.[a-z][a-z0-9-]*\.([0-9]*x?large|medium|small|micro)")
 _ACCOUNT = re.compile(r"[0-9]{12}")
 _REGION = re.compile(r"[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]")
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+# ASCII only: the local part's characters of RFC 5322 (no spaces or control characters, which
+# break the template), then a domain name with at least one dot.
+_EMAIL = re.compile(
+    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@"
+    r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+"
+)
 # rate(N unit): singular for 1 ("rate(1 hour)"), plural otherwise, as EventBridge Scheduler wants.
 _RATE = re.compile(r"rate\(([1-9][0-9]*) (minute|hour|day)(s?)\)")
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 # Each run reads the capture since the previous one, and the alarms' periods follow the schedule;
 # CloudWatch allows periods of at most a day, so a longer interval would leave hours unmonitored.
 MAX_SCHEDULE_SECONDS = 86400
+# The longest name among the regions the project can deploy to (those with AWS's PyTorch images,
+# see stacks/dlc_registries.py); an environment-agnostic template may go to any of them, so names
+# that carry the region must fit with this one.
+LONGEST_REGION = "us-isof-south-1"
 _PREFIX = re.compile(r"[a-z][a-z0-9]{1,11}")
 _ENV_NAME = re.compile(r"[a-z][a-z0-9]{1,9}")
 
@@ -59,8 +70,37 @@ _instance_type = _matches(
     "must be a SageMaker instance type like ml.g4dn.xlarge or ml.m5.large (ml.<family>.<size>)",
 )
 _account = _matches(_ACCOUNT, "12-digit account id", "must be a 12-digit AWS account id")
-_region = _matches(_REGION, "region name, e.g. eu-west-1", "must be an AWS region name like eu-west-1")
-_email = _matches(_EMAIL, "e-mail address", "must be an e-mail address like team@example.com")
+_region_name = _matches(_REGION, "", "must be an AWS region name like eu-west-1")
+
+
+def supported_regions() -> tuple[str, ...]:
+    """Regions where AWS publishes the PyTorch images the pipelines and the endpoint run."""
+    # Imported here: the table is only needed when a region is pinned.
+    from stacks.dlc_registries import pytorch_registry_accounts
+
+    return tuple(pytorch_registry_accounts())
+
+
+def _region(value: str) -> str:
+    """region with AWS's PyTorch images, e.g. eu-west-1"""
+    _region_name(value)
+    supported = supported_regions()
+    if value not in supported:
+        raise ValueError(
+            "is not a region where AWS publishes the PyTorch images the pipelines and endpoint "
+            f"run (the template could not be deployed there). Allowed: {', '.join(supported)}"
+        )
+    return value
+
+
+_region.pattern = _REGION  # type: ignore[attr-defined]
+_region.choices = supported_regions  # type: ignore[attr-defined]
+_email = _matches(
+    _EMAIL,
+    "e-mail address (ASCII)",
+    "must be an e-mail address like team@example.com (ASCII letters, digits and "
+    "!#$%&'*+/=?^_`{|}~.- before the @, a domain name after it)",
+)
 _project_prefix = _matches(
     _PREFIX,
     "2-12 lowercase letters or digits, starting with a letter",
@@ -94,6 +134,9 @@ def _schedule(value: str) -> str:
             "longer interval would never be monitored)"
         )
     return value
+
+
+_schedule.pattern = _RATE  # type: ignore[attr-defined]  # the syntax; the day limit is checked above
 
 
 def _distinct_emails(emails: list[str]) -> list[str]:
@@ -299,6 +342,26 @@ class ProjectSettings(_Strict):
         Annotated[str, AfterValidator(_environment_name)], EnvironmentSettings
     ] = Field(min_length=1)
 
+    @model_validator(mode="after")
+    def _names_fit(self) -> ProjectSettings:
+        # Bucket names carry the project, environment, account and region, and S3 allows 63
+        # characters; without a pinned region the template may go to any region, so the longest.
+        purpose = max(BUCKET_PURPOSES, key=len)
+        for env_name, settings in self.environments.items():
+            names = Names(self.project, env_name)
+            region = settings.region or LONGEST_REGION
+            length = len(names.bucket("0" * 12, region, purpose))
+            if length > MAX_BUCKET_NAME_LENGTH:
+                spare = len(names.base) - (length - MAX_BUCKET_NAME_LENGTH)
+                unpinned = "" if settings.region else " (no region is pinned, so the longest counts)"
+                raise _cross_field(
+                    {"project": self.project, "environment": env_name, "region": settings.region},
+                    f"bucket {names.bucket('<account>', region, purpose)!r} would be {length} "
+                    f"characters{unpinned}; S3 allows {MAX_BUCKET_NAME_LENGTH}. Allowed: project and "
+                    f"environment name together (with the hyphen) at most {spare} characters",
+                )
+        return self
+
 
 class SettingsError(ValueError):
     """Bad cdk.json settings; the message lists every problem with key, value and what is allowed."""
@@ -320,8 +383,8 @@ def _describe(error: dict[str, Any]) -> str:
     if error["loc"][-1:] == ("[key]",):  # the key itself is bad: name its parent and the key
         where = _format_location(error["loc"][:-2]) or "(top level)"
         return f"{where}: key {error['input']!r}: {message}"
-    if error["type"] == "cross_field":
-        return f"{where}: {message}"  # the message names the fields involved and their values
+    if error["type"] == "cross_field":  # the message names the fields involved and their values
+        return f"{where}: {message}" if error["loc"] else message
     return f"{where} = {error['input']!r}: {message}"
 
 

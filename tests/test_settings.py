@@ -8,7 +8,13 @@ import re
 import pytest
 from cdk_helpers import project_context
 
-from stacks.settings import SettingsError, load_environment, parse_project_settings
+from stacks.settings import (
+    LONGEST_REGION,
+    SettingsError,
+    load_environment,
+    parse_project_settings,
+    supported_regions,
+)
 
 
 def test_every_shipped_environment_is_valid():
@@ -239,3 +245,49 @@ def test_cross_field_errors_name_only_the_fields_involved(block, expected):
     assert expected in message, message
     # The rest of the block is not dumped into the message.
     assert "data_retention_days" not in message and "epochs" not in message, message
+
+
+def _project_error(project: str, env_name: str, block: dict) -> str:
+    context = project_context()
+    context["project"] = project
+    context["environments"] = {env_name: block}
+    with pytest.raises(SettingsError) as caught:
+        load_environment(context, env_name)
+    return str(caught.value)
+
+
+def test_names_too_long_for_a_bucket_are_refused():
+    # 12 + 1 + 10 characters: the access-log bucket would be 64 characters in the longest region.
+    message = _project_error("a" * 12, "b" * 10, {})
+    assert "project = 'aaaaaaaaaaaa', environment = 'bbbbbbbbbb', region = None: " in message
+    assert "would be 64 characters (no region is pinned" in message and "S3 allows 63" in message
+    assert "at most 22 characters" in message
+    # Pinned to the longest region, the same names are as long.
+    block = {"account": "123456789012", "region": LONGEST_REGION}
+    message = _project_error("a" * 12, "b" * 10, block)
+    assert "region = 'us-isof-south-1': " in message and "would be 64 characters; S3 allows 63" in message
+
+
+def test_names_that_fit_the_pinned_region_are_accepted():
+    context = project_context()
+    context["project"] = "a" * 12
+    context["environments"] = {"b" * 10: {"account": "123456789012", "region": "eu-west-1"}}
+    prefix, settings = load_environment(context, "b" * 10)
+    assert prefix == "a" * 12 and settings.region == "eu-west-1"
+
+
+def test_a_pinned_region_must_have_the_pytorch_images():
+    message = _error_for({"account": "123456789012", "region": "tz-gov-east-9"})
+    assert "environments.dev.region = 'tz-gov-east-9': is not a region where AWS publishes" in message
+    assert "eu-west-1" in message  # the allowed regions are listed
+
+
+def test_the_longest_region_is_the_longest_the_project_supports():
+    assert LONGEST_REGION in supported_regions()
+    assert len(LONGEST_REGION) == max(len(region) for region in supported_regions())
+
+
+@pytest.mark.parametrize("email", ["ops\x94@example.com", "ops team@example.com", "ops@exämple.com"])
+def test_email_addresses_are_plain_ascii(email):
+    message = _error_for({"monitoring": {"alarm_emails": [email]}})
+    assert f"monitoring.alarm_emails.0 = {email!r}: must be an e-mail address" in message
