@@ -30,6 +30,13 @@ EXPIRING_PREFIXES = (CAPTURE_PREFIX, MONITORING_PREFIX)
 
 PRODUCTION_VARIANT = "AllTraffic"
 
+# The environment's buckets, by purpose: ``Names.bucket(account, region, purpose)``.
+DATA_BUCKET = "data"
+ACCESS_LOG_BUCKET = "access-logs"
+BUCKET_PURPOSES = (DATA_BUCKET, ACCESS_LOG_BUCKET)
+# S3 bucket names: 3 to 63 characters.
+MAX_BUCKET_NAME_LENGTH = 63
+
 
 @dataclass(frozen=True)
 class Names:
@@ -92,7 +99,7 @@ class Names:
     def alerts_topic(self) -> str:
         return f"{self.base}-alerts"
 
-    def bucket(self, account: str, region: str, purpose: str = "data") -> str:
+    def bucket(self, account: str, region: str, purpose: str = DATA_BUCKET) -> str:
         """Bucket names are global, so they carry the account and region (tokens in CDK)."""
         return f"{self.base}-{purpose}-{account}-{region}"
 

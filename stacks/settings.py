@@ -18,62 +18,146 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
+
+from stacks.naming import BUCKET_PURPOSES, MAX_BUCKET_NAME_LENGTH, Names
 
 DEFAULT_ENVIRONMENT = "dev"
 # Environments whose buckets and key must never be deleted with the stack.
 PROTECTED_ENVIRONMENTS = ("prod",)
 
-_INSTANCE_TYPE = re.compile(r"^ml\.[a-z][a-z0-9-]*\.([0-9]*x?large|medium|small|micro)$")
-_ACCOUNT = re.compile(r"^[0-9]{12}$")
-_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-# Minutes or hours, or once a day: each run reads the capture since the previous one, and the
-# alarms' periods follow the schedule, so the interval must be fixed and at most a day.
-_RATE = re.compile(r"^rate\((1 (minute|hour|day)|([2-9]|[1-9][0-9]+) (minutes|hours))\)$")
-_PREFIX = re.compile(r"^[a-z][a-z0-9]{1,11}$")
-_ENV_NAME = re.compile(r"^[a-z][a-z0-9]{1,9}$")
+# Every pattern must match the whole value (re.fullmatch): "$" would also accept a trailing newline.
+_INSTANCE_TYPE = re.compile(r"ml\.[a-z][a-z0-9-]*\.([0-9]*x?large|medium|small|micro)")
+_ACCOUNT = re.compile(r"[0-9]{12}")
+_REGION = re.compile(r"[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]")
+# ASCII only: the local part's characters of RFC 5322 (no spaces or control characters, which
+# break the template), then a domain name with at least one dot.
+_EMAIL = re.compile(
+    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@"
+    r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+"
+)
+# rate(N unit): singular for 1 ("rate(1 hour)"), plural otherwise, as EventBridge Scheduler wants.
+_RATE = re.compile(r"rate\(([1-9][0-9]*) (minute|hour|day)(s?)\)")
+_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+# Each run reads the capture since the previous one, and the alarms' periods follow the schedule;
+# CloudWatch allows periods of at most a day, so a longer interval would leave hours unmonitored.
+MAX_SCHEDULE_SECONDS = 86400
+# The longest name among the regions the project can deploy to (those with AWS's PyTorch images,
+# see stacks/dlc_registries.py); an environment-agnostic template may go to any of them, so names
+# that carry the region must fit with this one.
+LONGEST_REGION = "us-isof-south-1"
+_PREFIX = re.compile(r"[a-z][a-z0-9]{1,11}")
+_ENV_NAME = re.compile(r"[a-z][a-z0-9]{1,9}")
 
 
-def _instance_type(value: str) -> str:
-    """ml.<family>.<size>, e.g. ml.g4dn.xlarge"""
-    if not _INSTANCE_TYPE.match(value):
+def _matches(pattern: re.Pattern[str], rule: str, message: str):
+    """A validator that accepts exactly the strings ``pattern`` matches in full. Its docstring
+    (``rule``) is what the settings reference shows as allowed; ``.pattern`` is the regex."""
+
+    def check(value: str) -> str:
+        if not pattern.fullmatch(value):
+            raise ValueError(message)
+        return value
+
+    check.__doc__ = rule
+    check.pattern = pattern  # type: ignore[attr-defined]
+    return check
+
+
+_instance_type = _matches(
+    _INSTANCE_TYPE,
+    "ml.<family>.<size>, e.g. ml.g4dn.xlarge",
+    "must be a SageMaker instance type like ml.g4dn.xlarge or ml.m5.large (ml.<family>.<size>)",
+)
+_account = _matches(_ACCOUNT, "12-digit account id", "must be a 12-digit AWS account id")
+_region_name = _matches(_REGION, "", "must be an AWS region name like eu-west-1")
+
+
+def supported_regions() -> tuple[str, ...]:
+    """Regions where AWS publishes the PyTorch images the pipelines and the endpoint run."""
+    # Imported here: the table is only needed when a region is pinned.
+    from stacks.dlc_registries import pytorch_registry_accounts
+
+    return tuple(pytorch_registry_accounts())
+
+
+def _region(value: str) -> str:
+    """region with AWS's PyTorch images, e.g. eu-west-1"""
+    _region_name(value)
+    supported = supported_regions()
+    if value not in supported:
         raise ValueError(
-            "must be a SageMaker instance type like ml.g4dn.xlarge or ml.m5.large "
-            "(ml.<family>.<size>)"
+            "is not a region where AWS publishes the PyTorch images the pipelines and endpoint "
+            f"run (the template could not be deployed there). Allowed: {', '.join(supported)}"
         )
     return value
 
 
-def _account(value: str) -> str:
-    """12-digit account id"""
-    if not _ACCOUNT.match(value):
-        raise ValueError("must be a 12-digit AWS account id")
-    return value
+_region.pattern = _REGION  # type: ignore[attr-defined]
+_region.choices = supported_regions  # type: ignore[attr-defined]
+_email = _matches(
+    _EMAIL,
+    "e-mail address (ASCII)",
+    "must be an e-mail address like team@example.com (ASCII letters, digits and "
+    "!#$%&'*+/=?^_`{|}~.- before the @, a domain name after it)",
+)
+_project_prefix = _matches(
+    _PREFIX,
+    "2-12 lowercase letters or digits, starting with a letter",
+    "must be 2-12 lowercase letters or digits, starting with a letter",
+)
+_environment_name = _matches(
+    _ENV_NAME,
+    "2-10 lowercase letters or digits, starting with a letter",
+    "environment names must be 2-10 lowercase letters or digits, starting with a letter",
+)
 
 
-def _region(value: str) -> str:
-    """region name, e.g. eu-west-1"""
-    if not _REGION.match(value):
-        raise ValueError("must be an AWS region name like eu-west-1")
-    return value
-
-
-def _email(value: str) -> str:
-    """e-mail address"""
-    if not _EMAIL.match(value):
-        raise ValueError("must be an e-mail address like team@example.com")
-    return value
-
-
-def _schedule(value: str) -> str:
-    """rate(N minutes), rate(N hours) or rate(1 day)"""
-    if not _RATE.match(value):
+def schedule_seconds(expression: str) -> int:
+    """Seconds between two runs of ``rate(N unit)``; ValueError for any other expression."""
+    match = _RATE.fullmatch(expression)
+    if not match or (match.group(1) == "1") == (match.group(3) == "s"):
         raise ValueError(
             "must be a fixed EventBridge Scheduler rate of at most a day: rate(1 hour), "
             "rate(30 minutes), rate(6 hours) or rate(1 day) (each run reads the capture since the "
             "previous one, so cron and multi-day rates are not supported)"
         )
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def _schedule(value: str) -> str:
+    """rate(N minutes), rate(N hours) or rate(1 day), at most a day"""
+    if schedule_seconds(value) > MAX_SCHEDULE_SECONDS:
+        raise ValueError(
+            "is longer than a day. Allowed: at most a day, e.g. rate(24 hours), rate(1440 minutes) "
+            "or rate(1 day) (each run reads at most the last 24 hours of capture, so the rest of a "
+            "longer interval would never be monitored)"
+        )
     return value
+
+
+_schedule.pattern = _RATE  # type: ignore[attr-defined]  # the syntax; the day limit is checked above
+
+
+def _distinct_emails(emails: list[str]) -> list[str]:
+    """e-mail addresses, each at most once"""
+    seen: dict[str, str] = {}
+    for email in emails:
+        first = seen.get(email.lower())
+        if first is None:
+            seen[email.lower()] = email
+        else:
+            raise ValueError(
+                f"lists {email!r} again (already as {first!r}; addresses are compared "
+                "case-insensitively): list each address at most once"
+            )
+    return emails
+
+
+def _cross_field(fields: dict[str, Any], rule: str) -> PydanticCustomError:
+    """An error about several fields together: names each with its value, then the rule."""
+    involved = ", ".join(f"{name} = {value!r}" for name, value in fields.items())
+    return PydanticCustomError("cross_field", "{message}", {"message": f"{involved}: {rule}"})
 
 
 InstanceType = Annotated[str, AfterValidator(_instance_type)]
@@ -161,14 +245,18 @@ class EndpointSettings(_Strict):
     @model_validator(mode="after")
     def _instances_in_order(self) -> EndpointSettings:
         if self.min_instances > self.max_instances:
-            raise ValueError(
-                f"min_instances ({self.min_instances}) must not exceed "
-                f"max_instances ({self.max_instances})"
+            raise _cross_field(
+                {"min_instances": self.min_instances, "max_instances": self.max_instances},
+                "min_instances must not exceed max_instances",
             )
         if not self.min_instances <= self.initial_instance_count <= self.max_instances:
-            raise ValueError(
-                f"initial_instance_count ({self.initial_instance_count}) must lie between "
-                f"min_instances ({self.min_instances}) and max_instances ({self.max_instances})"
+            raise _cross_field(
+                {
+                    "initial_instance_count": self.initial_instance_count,
+                    "min_instances": self.min_instances,
+                    "max_instances": self.max_instances,
+                },
+                "initial_instance_count must lie between min_instances and max_instances",
             )
         return self
 
@@ -179,7 +267,7 @@ class MonitoringSettings(_Strict):
     enabled: bool = Field(True, description="Run the monitoring schedules.")
     schedule: ScheduleExpression = Field("rate(1 hour)", description="How often the monitors run.")
     instance_type: InstanceType = Field("ml.m5.large", description="Monitoring job instance type.")
-    alarm_emails: list[Email] = Field(
+    alarm_emails: Annotated[list[Email], AfterValidator(_distinct_emails)] = Field(
         default_factory=list, description="Addresses subscribed to the alerts topic."
     )
     psi_threshold: float = Field(
@@ -233,22 +321,46 @@ class EnvironmentSettings(_Strict):
     @model_validator(mode="after")
     def _consistent(self) -> EnvironmentSettings:
         if self.endpoint.kind == "serverless" and self.monitoring.enabled:
-            raise ValueError(
-                "endpoint.kind 'serverless' cannot be monitored: serverless endpoints have no data "
-                "capture. Set monitoring.enabled to false or endpoint.kind to 'realtime'"
+            raise _cross_field(
+                {"endpoint.kind": self.endpoint.kind, "monitoring.enabled": self.monitoring.enabled},
+                "a serverless endpoint cannot be monitored: serverless endpoints have no data "
+                "capture. Set monitoring.enabled to false or endpoint.kind to 'realtime'",
             )
         if (self.account is None) != (self.region is None):
-            raise ValueError("set both account and region, or neither (environment-agnostic)")
+            raise _cross_field(
+                {"account": self.account, "region": self.region},
+                "set both account and region, or neither (environment-agnostic)",
+            )
         return self
 
 
 class ProjectSettings(_Strict):
     """All of cdk.json's project context: the name prefix and every environment."""
 
-    project: Annotated[str, Field(pattern=_PREFIX.pattern)] = "dogbreeds"
+    project: Annotated[str, AfterValidator(_project_prefix)] = "dogbreeds"
     environments: dict[
-        Annotated[str, Field(pattern=_ENV_NAME.pattern)], EnvironmentSettings
+        Annotated[str, AfterValidator(_environment_name)], EnvironmentSettings
     ] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _names_fit(self) -> ProjectSettings:
+        # Bucket names carry the project, environment, account and region, and S3 allows 63
+        # characters; without a pinned region the template may go to any region, so the longest.
+        purpose = max(BUCKET_PURPOSES, key=len)
+        for env_name, settings in self.environments.items():
+            names = Names(self.project, env_name)
+            region = settings.region or LONGEST_REGION
+            length = len(names.bucket("0" * 12, region, purpose))
+            if length > MAX_BUCKET_NAME_LENGTH:
+                spare = len(names.base) - (length - MAX_BUCKET_NAME_LENGTH)
+                unpinned = "" if settings.region else " (no region is pinned, so the longest counts)"
+                raise _cross_field(
+                    {"project": self.project, "environment": env_name, "region": settings.region},
+                    f"bucket {names.bucket('<account>', region, purpose)!r} would be {length} "
+                    f"characters{unpinned}; S3 allows {MAX_BUCKET_NAME_LENGTH}. Allowed: project and "
+                    f"environment name together (with the hyphen) at most {spare} characters",
+                )
+        return self
 
 
 class SettingsError(ValueError):
@@ -256,7 +368,9 @@ class SettingsError(ValueError):
 
 
 def _format_location(location: tuple[Any, ...]) -> str:
-    return ".".join(str(part) for part in location if not str(part).startswith("function-"))
+    # A key that is not a plain name (a bad environment name, say) is shown quoted.
+    parts = [str(part) for part in location if not str(part).startswith("function-")]
+    return ".".join(part if re.fullmatch(r"[A-Za-z0-9_-]+", part) else repr(part) for part in parts)
 
 
 def _describe(error: dict[str, Any]) -> str:
@@ -266,8 +380,11 @@ def _describe(error: dict[str, Any]) -> str:
         return f"{where}: required key is missing"
     if error["type"] == "extra_forbidden":
         return f"{where}: unknown key (value {error['input']!r}); check the spelling"
-    if error["type"] == "string_pattern_mismatch" and where == "project":
-        message = "must be 2-12 lowercase letters or digits, starting with a letter"
+    if error["loc"][-1:] == ("[key]",):  # the key itself is bad: name its parent and the key
+        where = _format_location(error["loc"][:-2]) or "(top level)"
+        return f"{where}: key {error['input']!r}: {message}"
+    if error["type"] == "cross_field":  # the message names the fields involved and their values
+        return f"{where}: {message}" if error["loc"] else message
     return f"{where} = {error['input']!r}: {message}"
 
 

@@ -265,16 +265,22 @@ def test_retrain_on_drift_off_keeps_alarms_without_the_guard():
 @pytest.mark.parametrize(
     ("expression", "seconds"),
     [("rate(1 minute)", 300), ("rate(90 minutes)", 5400), ("rate(1 hour)", 3600),
-     ("rate(3 days)", 86400)],
+     ("rate(1 day)", 86400), ("rate(1440 minutes)", 86400)],
 )
 def test_alarm_period_follows_the_schedule_within_cloudwatch_limits(expression, seconds):
     assert schedule_period_seconds(expression) == seconds
 
 
 def test_unknown_schedule_is_rejected_with_the_allowed_forms():
-    for expression in ("every hour", "cron(0 * * * ? *)"):
-        with pytest.raises(ValueError, match=r"is not rate\(N unit\)"):
+    for expression in ("every hour", "cron(0 * * * ? *)", "rate(1 hour)\n"):
+        with pytest.raises(ValueError, match=r"must be a fixed EventBridge Scheduler rate"):
             schedule_period_seconds(expression)
+
+
+@pytest.mark.parametrize("expression", ["rate(3 days)", "rate(25 hours)"])
+def test_schedule_over_a_day_is_refused_rather_than_clamped(expression):
+    with pytest.raises(ValueError, match=r"longer than a day"):
+        schedule_period_seconds(expression)
 
 
 @pytest.fixture(scope="module")

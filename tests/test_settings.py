@@ -8,7 +8,13 @@ import re
 import pytest
 from cdk_helpers import project_context
 
-from stacks.settings import SettingsError, load_environment, parse_project_settings
+from stacks.settings import (
+    LONGEST_REGION,
+    SettingsError,
+    load_environment,
+    parse_project_settings,
+    supported_regions,
+)
 
 
 def test_every_shipped_environment_is_valid():
@@ -112,7 +118,7 @@ def _error_for(env_block: dict, env: str = "dev") -> str:
         ),
         (
             {"endpoint": {"min_instances": 3, "max_instances": 2, "initial_instance_count": 3}},
-            r"min_instances \(3\) must not exceed max_instances \(2\)",
+            r"min_instances = 3, max_instances = 2: min_instances must not exceed max_instances",
         ),
         (
             {"endpoint": {"kind": "serverless"}, "monitoring": {"enabled": True}},
@@ -156,3 +162,132 @@ def test_bad_project_prefix():
     context["project"] = "Dog Breeds!"
     with pytest.raises(SettingsError, match="project = 'Dog Breeds!': must be 2-12 lowercase"):
         load_environment(context, "dev")
+
+
+# --- values that used to pass validation and fail later --------------------------------------
+
+
+@pytest.mark.parametrize(
+    "schedule", ["rate(25 hours)", "rate(1000 hours)", "rate(1441 minutes)", "rate(2 days)"]
+)
+def test_schedule_longer_than_a_day_is_refused(schedule):
+    message = _error_for({"monitoring": {"schedule": schedule}})
+    assert f"environments.dev.monitoring.schedule = {schedule!r}: " in message, message
+    assert "at most a day" in message
+
+
+@pytest.mark.parametrize(
+    "schedule", ["rate(1 minute)", "rate(1440 minutes)", "rate(24 hours)", "rate(1 day)"]
+)
+def test_schedule_up_to_a_day_is_accepted(schedule):
+    context = project_context()
+    context["environments"]["dev"]["monitoring"]["schedule"] = schedule
+    _, settings = load_environment(context, "dev")
+    assert settings.monitoring.schedule == schedule
+
+
+@pytest.mark.parametrize(
+    ("block", "key"),
+    [
+        ({"endpoint": {"instance_type": "ml.m5.large\n"}}, "endpoint.instance_type"),
+        ({"training": {"instance_type": "ml.g4dn.xlarge\n"}}, "training.instance_type"),
+        ({"monitoring": {"alarm_emails": ["a@example.com\n"]}}, "monitoring.alarm_emails.0"),
+        ({"monitoring": {"schedule": "rate(1 hour)\n"}}, "monitoring.schedule"),
+        ({"account": "123456789012\n", "region": "eu-west-1"}, "account"),
+        ({"account": "123456789012", "region": "eu-west-1\n"}, "region"),
+    ],
+)
+def test_a_trailing_newline_is_not_a_valid_value(block, key):
+    message = _error_for(block)
+    assert f"environments.dev.{key} = '" in message and "\\n'" in message, message
+
+
+def test_a_trailing_newline_in_names_is_refused():
+    context = project_context()
+    context["project"] = "dogbreeds\n"
+    with pytest.raises(SettingsError, match=r"project = 'dogbreeds\\n': must be 2-12 lowercase"):
+        load_environment(context, "dev")
+    context = project_context()
+    context["environments"]["dev\n"] = {}
+    with pytest.raises(SettingsError, match=r"environments: key 'dev\\n': environment names must be 2-10"):
+        load_environment(context, "dev\n")
+
+
+def test_duplicate_alarm_emails_are_refused_naming_the_key():
+    message = _error_for(
+        {"monitoring": {"alarm_emails": ["ops@example.com", "team@example.com", "Ops@Example.com"]}}
+    )
+    assert "environments.dev.monitoring.alarm_emails" in message, message
+    assert "'Ops@Example.com'" in message and "ops@example.com" in message
+    assert "each address at most once" in message
+
+
+@pytest.mark.parametrize(
+    ("block", "expected"),
+    [
+        (
+            {"endpoint": {"kind": "serverless"}, "monitoring": {"enabled": True}},
+            "environments.dev: endpoint.kind = 'serverless', monitoring.enabled = True: ",
+        ),
+        (
+            {"account": "123456789012"},
+            "environments.dev: account = '123456789012', region = None: ",
+        ),
+        (
+            {"endpoint": {"min_instances": 3, "max_instances": 2, "initial_instance_count": 3}},
+            "environments.dev.endpoint: min_instances = 3, max_instances = 2: ",
+        ),
+    ],
+)
+def test_cross_field_errors_name_only_the_fields_involved(block, expected):
+    block = {**block, "data_retention_days": 77, "training": {"epochs": 3}}
+    message = _error_for(block)
+    assert expected in message, message
+    # The rest of the block is not dumped into the message.
+    assert "data_retention_days" not in message and "epochs" not in message, message
+
+
+def _project_error(project: str, env_name: str, block: dict) -> str:
+    context = project_context()
+    context["project"] = project
+    context["environments"] = {env_name: block}
+    with pytest.raises(SettingsError) as caught:
+        load_environment(context, env_name)
+    return str(caught.value)
+
+
+def test_names_too_long_for_a_bucket_are_refused():
+    # 12 + 1 + 10 characters: the access-log bucket would be 64 characters in the longest region.
+    message = _project_error("a" * 12, "b" * 10, {})
+    assert "project = 'aaaaaaaaaaaa', environment = 'bbbbbbbbbb', region = None: " in message
+    assert "would be 64 characters (no region is pinned" in message and "S3 allows 63" in message
+    assert "at most 22 characters" in message
+    # Pinned to the longest region, the same names are as long.
+    block = {"account": "123456789012", "region": LONGEST_REGION}
+    message = _project_error("a" * 12, "b" * 10, block)
+    assert "region = 'us-isof-south-1': " in message and "would be 64 characters; S3 allows 63" in message
+
+
+def test_names_that_fit_the_pinned_region_are_accepted():
+    context = project_context()
+    context["project"] = "a" * 12
+    context["environments"] = {"b" * 10: {"account": "123456789012", "region": "eu-west-1"}}
+    prefix, settings = load_environment(context, "b" * 10)
+    assert prefix == "a" * 12 and settings.region == "eu-west-1"
+
+
+def test_a_pinned_region_must_have_the_pytorch_images():
+    message = _error_for({"account": "123456789012", "region": "tz-gov-east-9"})
+    assert "environments.dev.region = 'tz-gov-east-9': is not a region where AWS publishes" in message
+    assert "eu-west-1" in message  # the allowed regions are listed
+
+
+def test_the_longest_region_is_the_longest_the_project_supports():
+    assert LONGEST_REGION in supported_regions()
+    assert len(LONGEST_REGION) == max(len(region) for region in supported_regions())
+
+
+@pytest.mark.parametrize("email", ["ops\x94@example.com", "ops team@example.com", "ops@exämple.com"])
+def test_email_addresses_are_plain_ascii(email):
+    message = _error_for({"monitoring": {"alarm_emails": [email]}})
+    assert f"monitoring.alarm_emails.0 = {email!r}: must be an e-mail address" in message

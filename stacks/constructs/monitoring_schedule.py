@@ -8,7 +8,6 @@ its own role that may start exactly this pipeline, and the project key for the s
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 
 from aws_cdk import Aws
@@ -18,31 +17,31 @@ from aws_cdk import aws_scheduler as scheduler
 from constructs import Construct
 
 from stacks.naming import Names
+from stacks.settings import schedule_seconds
 
 SCHEDULER_PRINCIPAL = "scheduler.amazonaws.com"
 # A missed run is not worth more than one retry window: the next scheduled run covers the data.
 MAX_EVENT_AGE_SECONDS = 3600
 RETRY_ATTEMPTS = 3
-_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
-_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 # Alarm periods must be a multiple of 60 s and at most a day.
 MIN_PERIOD_SECONDS = 300
 MAX_PERIOD_SECONDS = 86400
 
 
 def schedule_period_seconds(expression: str) -> int:
-    """The time between two monitoring runs, as an alarm period (clamped to 5 min .. 1 day).
+    """The time between two monitoring runs, as an alarm period (at least 5 minutes).
 
     Alarms on the monitors' metrics evaluate one run per period, so a period shorter than the
-    schedule would see empty periods between runs."""
-    match = _RATE.match(expression)
-    if not match:  # settings validation refuses these before synth gets here
-        raise ValueError(
-            f"schedule {expression!r} is not rate(N unit); allowed: rate(1 hour), rate(30 minutes)"
-        )
-    seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2).rstrip("s")]
+    schedule would see empty periods between runs. A schedule over a day is refused: the alarms'
+    periods and the monitors' windows stop at a day, so the rest of the interval would go unseen."""
+    try:
+        seconds = schedule_seconds(expression)
+    except ValueError as error:  # settings validation refuses these before synth gets here
+        raise ValueError(f"schedule {expression!r} {error}") from None
+    if seconds > MAX_PERIOD_SECONDS:
+        raise ValueError(f"schedule {expression!r} is longer than a day; allowed: at most rate(1 day)")
     rounded = -(-seconds // 60) * 60
-    return min(max(rounded, MIN_PERIOD_SECONDS), MAX_PERIOD_SECONDS)
+    return max(rounded, MIN_PERIOD_SECONDS)
 
 
 def declared_parameters(definition: str) -> dict[str, dict]:

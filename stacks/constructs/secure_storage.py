@@ -7,7 +7,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks.naming import EXPIRING_PREFIXES, Names
+from stacks.naming import ACCESS_LOG_BUCKET, DATA_BUCKET, EXPIRING_PREFIXES, Names
 
 
 class SecureStorage(Construct):
@@ -46,7 +46,7 @@ class SecureStorage(Construct):
         self.access_log_bucket = s3.Bucket(
             self,
             "AccessLogBucket",
-            bucket_name=names.bucket(account, region, "access-logs"),
+            bucket_name=names.bucket(account, region, ACCESS_LOG_BUCKET),
             encryption=s3.BucketEncryption.S3_MANAGED,
             enforce_ssl=True,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
@@ -62,7 +62,7 @@ class SecureStorage(Construct):
         self.bucket = s3.Bucket(
             self,
             "DataBucket",
-            bucket_name=names.bucket(account, region, "data"),
+            bucket_name=names.bucket(account, region, DATA_BUCKET),
             encryption=s3.BucketEncryption.KMS,
             encryption_key=self.key,
             bucket_key_enabled=True,
