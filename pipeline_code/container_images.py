@@ -33,7 +33,11 @@ here only makes the local guard refuse an import that would have worked, never t
 
 from __future__ import annotations
 
+import importlib.util
+import json
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 
 # ---- image tags (the one source of truth; pipeline_code.locations re-exports them) ----
 # Training <= 2.8 and inference <= 2.6 are what the pinned sagemaker SDK knows; the container code
@@ -363,3 +367,28 @@ def find_image(image_uri: str) -> ContainerImage | None:
         if image.repository == repository and tag in (image.tag, *image.tag_aliases):
             return image
     return None
+
+
+# Which AWS account publishes the PyTorch images in each region: the sagemaker SDK ships the table,
+# and reading it needs neither the SDK's import (seconds) nor the CDK.
+@cache
+def pytorch_registry_accounts() -> dict[str, str]:
+    """Region -> account id of AWS's PyTorch DLC registry, from the SDK's bundled image config."""
+    # find_spec locates the package without importing it (importing sagemaker costs seconds).
+    spec = importlib.util.find_spec("sagemaker")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("the sagemaker package is not installed; run `make setup`")
+    config_path = Path(spec.origin).parent / "image_uri_config" / "pytorch.json"
+    config = json.loads(config_path.read_text())
+    accounts: dict[str, str] = {}
+    for scope in ("training", "inference"):
+        versions = config[scope]["versions"]
+        # Newest first: early 1.x images lived in other accounts than today's DLC registries.
+        for key in sorted(versions, key=_version_key, reverse=True):
+            for region, account in versions[key].get("registries", {}).items():
+                accounts.setdefault(region, account)
+    return dict(sorted(accounts.items()))
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) if part.isdigit() else 0 for part in version.split("."))

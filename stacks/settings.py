@@ -20,6 +20,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from pipeline_code.container_images import pytorch_registry_accounts
 from stacks.naming import BUCKET_PURPOSES, MAX_BUCKET_NAME_LENGTH, Names
 
 DEFAULT_ENVIRONMENT = "dev"
@@ -75,9 +76,6 @@ _region_name = _matches(_REGION, "", "must be an AWS region name like eu-west-1"
 
 def supported_regions() -> tuple[str, ...]:
     """Regions where AWS publishes the PyTorch images the pipelines and the endpoint run."""
-    # Imported here: the table is only needed when a region is pinned.
-    from stacks.dlc_registries import pytorch_registry_accounts
-
     return tuple(pytorch_registry_accounts())
 
 
