@@ -24,6 +24,14 @@ from stacks.naming import DATASETS_PREFIX, PRETRAINED_WEIGHTS_PREFIX
 SHOWN_BAD_FILES = 20
 
 
+def _print_paths(heading: str, entries: list[tuple[Path, str]], file=None) -> None:
+    print(heading, file=file)
+    for path, reason in entries[:SHOWN_BAD_FILES]:
+        print(f"  {path}: {reason}", file=file)
+    if len(entries) > SHOWN_BAD_FILES:
+        print(f"  ... and {len(entries) - SHOWN_BAD_FILES} more", file=file)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("dataset", help="upload a dataset or pretrained weights to an environment")
     actions = parser.add_subparsers(dest="dataset_command", metavar="ACTION")
@@ -86,11 +94,11 @@ def _run_upload(args: argparse.Namespace) -> int:
         for breed, folders in report.merged_folders.items():
             print(f"  note: folders {', '.join(folders)} are all breed {breed!r} and are merged")
         if report.bad:
-            print(f"{len(report.bad)} files are not usable images and will not be uploaded:")
-            for path, reason in report.bad[:SHOWN_BAD_FILES]:
-                print(f"  {path}: {reason}")
-            if len(report.bad) > SHOWN_BAD_FILES:
-                print(f"  ... and {len(report.bad) - SHOWN_BAD_FILES} more")
+            _print_paths(f"{len(report.bad)} files are not usable images and will not be uploaded:",
+                         report.bad)
+        if report.skipped:
+            _print_paths(f"{len(report.skipped)} entries skipped (not a regular file in a class folder):",
+                         report.skipped)
         if not report.files:
             raise CommandError(f"nothing to upload: no valid images under {args.directory}")
         if args.dry_run:
