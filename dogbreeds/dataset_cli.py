@@ -13,6 +13,7 @@ from pathlib import Path
 
 from dogbreeds.dataset_upload import (
     SHA256_METADATA_KEY,
+    UploadInterrupted,
     dataset_fingerprint,
     existing_objects,
     scan_dataset,
@@ -115,6 +116,13 @@ def _run_upload(args: argparse.Namespace) -> int:
         )
         if stale:
             print(f"note: {len(stale)} objects under the prefix are not in {args.directory} (kept)")
+        if result.failed:
+            _print_paths(f"{len(result.failed)} files changed or vanished after they were validated:",
+                         result.failed, file=sys.stderr)
+            raise CommandError(
+                f"{len(result.failed)} files were not uploaded; run the command again (it validates "
+                "them afresh and sends only what is missing)"
+            )
         print(f"DatasetS3Uri: s3://{bucket}/{prefix}/")
         return 0
 
@@ -156,6 +164,19 @@ def _guarded(args: argparse.Namespace, work) -> int:
 
     try:
         return work()
+    except UploadInterrupted as interrupt:
+        done = interrupt.report
+        print(
+            f"interrupted: {done.uploaded} files uploaded and {done.skipped_unchanged} already there "
+            f"of {interrupt.total}; every object sent is complete, and running the same command again "
+            "sends the rest",
+            file=sys.stderr,
+        )
+        return 130
+    except KeyboardInterrupt:
+        print("interrupted: an object is stored only once it is sent whole; run the same command "
+              "again", file=sys.stderr)
+        return 130
     except (CommandError, NotADirectoryError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

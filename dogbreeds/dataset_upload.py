@@ -11,6 +11,11 @@ Memory stays small whatever the files are: a file's type and size come from ``ls
 before it is opened (a FIFO is never opened for reading, which would block), validation reads the
 header and then only what decoding needs, and hashing and uploading stream the file in chunks.
 
+An object claims a hash only for the content it has: each upload is one PUT that sends the SHA-256
+as S3's own ``ChecksumSHA256`` too (S3 refuses the PUT if the bytes differ), the body is hashed as it
+is sent and cut short if the file changed since it was validated, and an interrupted PUT stores
+nothing. A file is only skipped as unchanged when S3's verified checksum agrees as well.
+
 By default a dataset goes to a prefix named after its content (``datasets/<fingerprint>/``). The
 pipeline's step cache keys on the dataset URI, not on what lies under it, so a changed dataset must
 get a new URI or a rerun would reuse the old preprocessing and model.
@@ -18,6 +23,7 @@ get a new URI or a rerun would reuse the old preprocessing and model.
 
 from __future__ import annotations
 
+import base64
 import errno
 import hashlib
 import mimetypes
@@ -78,6 +84,21 @@ class UploadReport:
     uploaded: int = 0
     skipped_unchanged: int = 0
     bytes_sent: int = 0
+    failed: list[tuple[Path, str]] = field(default_factory=list)  # (file, reason): not uploaded
+
+
+class UploadInterrupted(KeyboardInterrupt):
+    """Ctrl-C during an upload; ``report`` says what had been done (every finished PUT is whole)."""
+
+    def __init__(self, report: UploadReport, total: int) -> None:
+        super().__init__()
+        self.report = report
+        self.total = total
+
+
+class ContentChangedError(CancelledError):
+    """The file's bytes are not those validated. A CancelledError so that botocore neither wraps
+    nor retries it: raised while the body is read, it ends the request before its last byte."""
 
 
 def dataset_fingerprint(files: Iterable[DatasetFile]) -> str:
@@ -302,6 +323,46 @@ def existing_objects(s3: Any, bucket: str, prefix: str) -> dict[str, int]:
     return sizes
 
 
+def _checksum_header(sha256_hex: str) -> str:
+    """The hex SHA-256 as S3's ChecksumSHA256 (base64 of the digest)."""
+    return base64.b64encode(bytes.fromhex(sha256_hex)).decode()
+
+
+class _VerifiedBody:
+    """A request body that hashes the file as it is read and never hands over its last bytes unless
+    they complete exactly the validated content: a file changed on disk is cut short (the PUT then
+    stores nothing). It stops at the next read once ``stop`` is set (Ctrl-C)."""
+
+    def __init__(self, handle: BinaryIO, item: DatasetFile, stop: threading.Event) -> None:
+        self._handle, self._item, self._stop = handle, item, stop
+        self._digest = hashlib.sha256()
+        self._position = 0
+
+    def read(self, amount: int | None = -1) -> bytes:
+        if self._stop.is_set():
+            raise CancelledError("upload interrupted")
+        if amount is None or amount < 0:
+            amount = max(self._item.size - self._position, 0) + 1
+        chunk = self._handle.read(amount)
+        self._digest.update(chunk)
+        self._position += len(chunk)
+        if self._position > self._item.size or (not chunk and self._position < self._item.size):
+            raise ContentChangedError("its size changed after it was validated")
+        if self._position == self._item.size and self._digest.hexdigest() != self._item.sha256:
+            raise ContentChangedError("its content changed after it was validated")
+        return chunk
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        position = self._handle.seek(offset, whence)
+        if position != 0:
+            raise OSError(0, "an upload body can only be rewound to its start")
+        self._digest, self._position = hashlib.sha256(), 0
+        return position
+
+    def tell(self) -> int:
+        return self._position
+
+
 def upload_dataset(
     s3: Any,
     bucket: str,
@@ -311,9 +372,14 @@ def upload_dataset(
     workers: int = 8,
     on_progress: Callable[[int], None] | None = None,
 ) -> UploadReport:
-    """Upload ``files`` not already present with the same content; returns what was done."""
+    """Upload ``files`` not already present with the same content; returns what was done.
+
+    A file whose bytes differ from what was validated is not uploaded (``failed``). Ctrl-C raises
+    ``UploadInterrupted`` once the PUTs under way are stopped.
+    """
     report = UploadReport()
     files = list(files)
+    lock = threading.Lock()  # workers count what they did, so a Ctrl-C report is exact
 
     def key_of(item: DatasetFile) -> str:
         return f"{prefix.strip('/')}/{item.relative_key}"
@@ -321,33 +387,51 @@ def upload_dataset(
     def unchanged(item: DatasetFile) -> bool:
         if existing.get(key_of(item)) != item.size:
             return False
-        head = s3.head_object(Bucket=bucket, Key=key_of(item))
-        return head.get("Metadata", {}).get(SHA256_METADATA_KEY) == item.sha256
+        head = s3.head_object(Bucket=bucket, Key=key_of(item), ChecksumMode="ENABLED")
+        # The metadata alone is what the uploader claimed; S3's checksum is what S3 verified.
+        return (
+            head.get("Metadata", {}).get(SHA256_METADATA_KEY) == item.sha256
+            and head.get("ChecksumSHA256") == _checksum_header(item.sha256)
+        )
 
-    def send(item: DatasetFile) -> tuple[bool, int]:
-        if unchanged(item):
-            return False, 0
-        content_type = mimetypes.guess_type(item.path.name)[0] or "application/octet-stream"
-        with item.path.open("rb") as body:
-            s3.put_object(
-                Bucket=bucket,
-                Key=key_of(item),
-                Body=body,
-                ContentType=content_type,
-                Metadata={SHA256_METADATA_KEY: item.sha256},
-            )
-        return True, item.size
-
-    with ThreadPoolExecutor(max_workers=workers) as pool, tqdm(
-        total=len(files), desc="upload", unit="img", disable=None
-    ) as bar:
-        for sent, size in pool.map(send, files):
-            if sent:
+    def send(item: DatasetFile, stop: threading.Event) -> None:
+        outcome, reason = put(item, stop)
+        with lock:
+            if outcome == "sent":
                 report.uploaded += 1
-                report.bytes_sent += size
-            else:
+                report.bytes_sent += item.size
+            elif outcome == "unchanged":
                 report.skipped_unchanged += 1
-            bar.update(1)
-            if on_progress:
-                on_progress(1)
+            else:
+                report.failed.append((item.path, reason))
+
+    def put(item: DatasetFile, stop: threading.Event) -> tuple[str, str]:
+        if stop.is_set():
+            raise CancelledError
+        if unchanged(item):
+            return "unchanged", ""
+        content_type = mimetypes.guess_type(item.path.name)[0] or "application/octet-stream"
+        try:
+            with open_regular_file(item.path) as handle:
+                s3.put_object(
+                    Bucket=bucket,
+                    Key=key_of(item),
+                    Body=_VerifiedBody(handle, item, stop),
+                    ContentLength=item.size,
+                    ContentType=content_type,
+                    ChecksumAlgorithm="SHA256",
+                    ChecksumSHA256=_checksum_header(item.sha256),
+                    Metadata={SHA256_METADATA_KEY: item.sha256},
+                )
+        except ContentChangedError as error:
+            return "failed", f"not uploaded: {error}"
+        except OSError as error:
+            return "failed", f"not uploaded: cannot be read ({_os_reason(error)})"
+        return "sent", ""
+
+    try:
+        _parallel(send, files, workers, "upload", lambda _: on_progress and on_progress(1))
+    except KeyboardInterrupt:
+        raise UploadInterrupted(report, len(files)) from None
+    report.failed.sort()
     return report

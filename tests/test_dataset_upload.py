@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import io
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import boto3
@@ -18,6 +21,7 @@ from moto_fixtures import ACCOUNT, REGION, aws, aws_environment, moto_server  # 
 from PIL import Image
 
 from dogbreeds.cli import main
+from dogbreeds.dataset_upload import scan_dataset, upload_dataset
 from dogbreeds.sample_data import generate
 from stacks.naming import Names
 
@@ -273,3 +277,66 @@ def test_rejection_reasons_say_what_is_wrong(aws, tmp_path, capsys):  # noqa: F8
     assert reasons[0] == "empty file", reasons
     assert reasons[1] == "not an image (cannot identify image file)", reasons
     assert reasons[2].startswith("truncated JPEG: image file is truncated"), reasons
+
+
+def test_a_file_changed_after_validation_is_never_stored_under_the_old_hash(bucket, dataset):
+    report = scan_dataset(dataset)
+    victim = report.files[0]
+    data = victim.path.read_bytes()
+    victim.path.write_bytes(bytes(reversed(data)))  # same size, different content
+    result = upload_dataset(bucket, BUCKET, "datasets/x", report.files, existing={}, workers=2)
+    for key in _keys(bucket):
+        stored = bucket.get_object(Bucket=BUCKET, Key=key)
+        assert hashlib.sha256(stored["Body"].read()).hexdigest() == stored["Metadata"]["sha256"], key
+    assert [path for path, _ in result.failed] == [victim.path]
+    assert f"datasets/x/{victim.relative_key}" not in _keys(bucket)
+
+
+def test_an_object_whose_metadata_s3_did_not_verify_is_sent_again(bucket, dataset, capsys):
+    args = ["dataset", "upload", str(dataset), "--env", "dev", "--prefix", "datasets/current"]
+    report = scan_dataset(dataset)
+    forged = report.files[0]
+    # As left by an older upload whose file changed on disk while it was being sent: the metadata
+    # names the hash of the file, the content is something else of the same size.
+    bucket.put_object(Bucket=BUCKET, Key=f"datasets/current/{forged.relative_key}",
+                      Body=bytes(forged.size), Metadata={"sha256": forged.sha256})
+    assert main(args) == 0
+    assert "uploaded 12 " in capsys.readouterr().out
+    stored = bucket.get_object(Bucket=BUCKET, Key=f"datasets/current/{forged.relative_key}")
+    assert stored["Body"].read() == forged.path.read_bytes()
+
+
+def test_ctrl_c_mid_upload_exits_130_with_one_line_and_a_rerun_finishes(aws, bucket, tmp_path, capsys):  # noqa: F811
+    root = tmp_path / "images"
+    generate(root, breeds=4, per_breed=150, size=(24, 24), seed=2, naming="plain", progress=False)
+    total = sum(1 for path in root.rglob("*") if path.is_file())
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dogbreeds", "dataset", "upload", str(root), "--env", "dev",
+         "--prefix", "datasets/current", "--workers", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_subprocess_env(aws),
+        cwd=REPO_ROOT,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while len(_keys(bucket)) < 10:  # mid-upload: some objects are there, most are not
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.02)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("interrupted: "), err
+    keys = _keys(bucket)
+    assert 10 <= len(keys) < total
+    for key in keys:  # whatever is there is whole and says so truthfully
+        stored = bucket.get_object(Bucket=BUCKET, Key=key)
+        assert hashlib.sha256(stored["Body"].read()).hexdigest() == stored["Metadata"]["sha256"]
+
+    assert main(["dataset", "upload", str(root), "--env", "dev", "--prefix", "datasets/current"]) == 0
+    out = capsys.readouterr().out
+    assert f"uploaded {total - len(keys)} " in out and f"skipped {len(keys)} unchanged" in out
+    assert len(_keys(bucket)) == total
