@@ -46,7 +46,7 @@ SHA256_METADATA_KEY = "sha256"
 
 # A file larger than this is refused from its size alone. A photo at the decoder's pixel limit
 # (40 MP) is at most 120 MB even stored uncompressed (8-bit RGB BMP or TIFF).
-DEFAULT_MAX_FILE_BYTES = 200 * 2**20
+DEFAULT_MAX_FILE_BYTES = 200_000_000
 CHUNK_BYTES = 2**20  # hashing reads the file this much at a time
 
 _Item = TypeVar("_Item")
