@@ -13,6 +13,7 @@ from pathlib import Path
 
 from dogbreeds.dataset_upload import (
     SHA256_METADATA_KEY,
+    UploadInterrupted,
     dataset_fingerprint,
     existing_objects,
     scan_dataset,
@@ -22,6 +23,14 @@ from dogbreeds.environment import CommandError, resolve_environment
 from stacks.naming import DATASETS_PREFIX, PRETRAINED_WEIGHTS_PREFIX
 
 SHOWN_BAD_FILES = 20
+
+
+def _print_paths(heading: str, entries: list[tuple[Path, str]], file=None) -> None:
+    print(heading, file=file)
+    for path, reason in entries[:SHOWN_BAD_FILES]:
+        print(f"  {path}: {reason}", file=file)
+    if len(entries) > SHOWN_BAD_FILES:
+        print(f"  ... and {len(entries) - SHOWN_BAD_FILES} more", file=file)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -86,11 +95,11 @@ def _run_upload(args: argparse.Namespace) -> int:
         for breed, folders in report.merged_folders.items():
             print(f"  note: folders {', '.join(folders)} are all breed {breed!r} and are merged")
         if report.bad:
-            print(f"{len(report.bad)} files are not usable images and will not be uploaded:")
-            for path, reason in report.bad[:SHOWN_BAD_FILES]:
-                print(f"  {path}: {reason}")
-            if len(report.bad) > SHOWN_BAD_FILES:
-                print(f"  ... and {len(report.bad) - SHOWN_BAD_FILES} more")
+            _print_paths(f"{len(report.bad)} files are not usable images and will not be uploaded:",
+                         report.bad)
+        if report.skipped:
+            _print_paths(f"{len(report.skipped)} entries skipped (not a regular file in a class folder):",
+                         report.skipped)
         if not report.files:
             raise CommandError(f"nothing to upload: no valid images under {args.directory}")
         if args.dry_run:
@@ -107,6 +116,13 @@ def _run_upload(args: argparse.Namespace) -> int:
         )
         if stale:
             print(f"note: {len(stale)} objects under the prefix are not in {args.directory} (kept)")
+        if result.failed:
+            _print_paths(f"{len(result.failed)} files changed or vanished after they were validated:",
+                         result.failed, file=sys.stderr)
+            raise CommandError(
+                f"{len(result.failed)} files were not uploaded; run the command again (it validates "
+                "them afresh and sends only what is missing)"
+            )
         print(f"DatasetS3Uri: s3://{bucket}/{prefix}/")
         return 0
 
@@ -148,6 +164,19 @@ def _guarded(args: argparse.Namespace, work) -> int:
 
     try:
         return work()
+    except UploadInterrupted as interrupt:
+        done = interrupt.report
+        print(
+            f"interrupted: {done.uploaded} files uploaded and {done.skipped_unchanged} already there "
+            f"of {interrupt.total}; every object sent is complete, and running the same command again "
+            "sends the rest",
+            file=sys.stderr,
+        )
+        return 130
+    except KeyboardInterrupt:
+        print("interrupted: an object is stored only once it is sent whole; run the same command "
+              "again", file=sys.stderr)
+        return 130
     except (CommandError, NotADirectoryError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -46,33 +47,37 @@ def aws_environment(url: str) -> dict[str, str]:
 def moto_server() -> Iterator[str]:
     executable = Path(sys.executable).parent / "moto_server"
     port = _free_port()
-    process = subprocess.Popen(
-        [str(executable), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    try:
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"moto_server exited: {process.stderr.read().decode()[-2000:]}")
-            try:
-                urllib.request.urlopen(f"{url}/moto-api/", timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"moto_server did not answer on {url} within 30 s") from None
-                time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
+    # The server logs a line per request to stderr: a file, not a pipe nobody drains (a full pipe
+    # would block the server after a few hundred requests).
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(
+            [str(executable), "-H", "127.0.0.1", "-p", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            while True:
+                if process.poll() is not None:
+                    log.seek(0)
+                    raise RuntimeError(f"moto_server exited: {log.read().decode()[-2000:]}")
+                try:
+                    urllib.request.urlopen(f"{url}/moto-api/", timeout=1).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"moto_server did not answer on {url} within 30 s") from None
+                    time.sleep(0.1)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 @pytest.fixture

@@ -5,13 +5,18 @@ Preprocessing, training-data validation, the serving handler and the monitors al
 seen identically at training time and at inference time (the seed system crashed on grayscale
 images). Every failure is an ``ImageDecodeError`` with a short machine-readable ``reason`` and a
 human message, so callers can count skipped files by reason or map them to an HTTP status.
+
+Both entry points take the bytes or a seekable binary file: from a file, PIL reads the header and
+then only what decoding needs, so validating a huge file does not load it into memory.
 """
 
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -35,10 +40,12 @@ class ImageDecodeError(ValueError):
         "too_many_pixels": "the image has more pixels than allowed",
     }
 
-    def __init__(self, reason: str, detail: str = "") -> None:
+    def __init__(self, reason: str, detail: str = "", *, image_format: str | None = None) -> None:
         if reason not in self.REASONS:
             raise ValueError(f"unknown decode failure reason {reason!r}")
         self.reason = reason
+        self.detail = detail
+        self.image_format = image_format  # the container format, where the header was readable
         message = self.REASONS[reason]
         super().__init__(f"{message}: {detail}" if detail else message)
 
@@ -61,7 +68,7 @@ class DecodedImage:
 
 
 def decode_image(
-    data: bytes,
+    data: bytes | BinaryIO,
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     allowed_formats: tuple[str, ...] = ALLOWED_FORMATS,
@@ -111,7 +118,7 @@ class OpenedImage:
         except Image.DecompressionBombError as error:
             raise ImageTooLargeError(str(error)) from error
         except (OSError, SyntaxError, ValueError, TypeError) as error:
-            raise ImageDecodeError("truncated", str(error)) from error
+            raise ImageDecodeError("truncated", str(error), image_format=self.format) from error
         return DecodedImage(
             image=rgb, format=self.format, original_mode=original_mode, num_bytes=self.num_bytes
         )
@@ -123,22 +130,37 @@ def _check_draft_size(draft_size: tuple[int, int]) -> None:
 
 
 def open_image(
-    data: bytes,
+    data: bytes | BinaryIO,
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     allowed_formats: tuple[str, ...] = ALLOWED_FORMATS,
 ) -> OpenedImage:
-    """Read and check the header of ``data`` (format, pixel count) without decoding pixels."""
-    if not data:
+    """Read and check the header of ``data`` (format, pixel count) without decoding pixels.
+
+    ``data`` is the bytes or a seekable binary file, read from its current position; a file must
+    stay open until the image is decoded.
+    """
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        num_bytes = len(data)
+        stream: BinaryIO = io.BytesIO(data)
+    else:
+        stream = data
+        start = stream.tell()
+        num_bytes = stream.seek(0, os.SEEK_END) - start
+        stream.seek(start)
+    if not num_bytes:
         raise ImageDecodeError("empty")
     try:
         with warnings.catch_warnings():
             # PIL warns (then errors) on large images by its own global limit; ours is explicit.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(stream)
     except Image.DecompressionBombError as error:
         raise ImageTooLargeError(str(error)) from error
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+    except UnidentifiedImageError as error:
+        # PIL's message ends with the repr of the file object (<_io.BytesIO object at 0x...>).
+        raise ImageDecodeError("not_an_image", "cannot identify image file") from error
+    except (OSError, SyntaxError, ValueError) as error:
         raise ImageDecodeError("not_an_image", str(error)) from error
 
     image_format = str(image.format)
@@ -151,8 +173,8 @@ def open_image(
     if width * height > max_pixels:
         raise ImageTooLargeError(f"{width}x{height} is over the limit of {max_pixels} pixels")
     if width == 0 or height == 0:
-        raise ImageDecodeError("truncated", f"size {width}x{height}")
-    return OpenedImage(_image=image, format=image_format, size=(width, height), num_bytes=len(data))
+        raise ImageDecodeError("truncated", f"size {width}x{height}", image_format=image_format)
+    return OpenedImage(_image=image, format=image_format, size=(width, height), num_bytes=num_bytes)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
