@@ -370,6 +370,12 @@ class CloudAssembly:
             return pseudo[name]
         parameters = stack.template.get("Parameters", {})
         if name in parameters:
+            if str(parameters[name].get("Type", "")).startswith("AWS::SSM::Parameter::"):
+                # CloudFormation passes the SSM parameter's stored value; the default is its name.
+                raise AssemblyError(
+                    f"{stack.name}: parameter {name} is read from SSM Parameter Store at deploy time; "
+                    "its value is not in the assembly"
+                )
             if "Default" not in parameters[name]:
                 raise AssemblyError(f"{stack.name}: parameter {name} has no default value")
             return parameters[name]["Default"]

@@ -26,6 +26,7 @@ CONSUMER = {
     "Parameters": {
         "Stage": {"Type": "String", "Default": "dev"},
         "Required": {"Type": "String"},
+        "Stored": {"Type": "AWS::SSM::Parameter::Value<String>", "Default": "/app/stored"},
     },
     "Resources": {
         "Data": {
@@ -122,6 +123,8 @@ def test_resources_are_resolved(assembly):
         ({"Fn::GetAtt": ["Function", "SnapStartResponse"]}, "Function.SnapStartResponse is not modelled"),
         ({"Ref": "Permission"}, "AWS::Lambda::Permission is not modelled"),
         ({"Ref": "Required"}, "parameter Required has no default value"),
+        # The default of an SSM-typed parameter is the SSM name, not the value CloudFormation passes.
+        ({"Ref": "Stored"}, "parameter Stored is read from SSM Parameter Store"),
         ({"Fn::If": ["IsProd", "a", "b"]}, "Fn::If is not supported"),
     ],
 )
