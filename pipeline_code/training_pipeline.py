@@ -215,6 +215,8 @@ def build_training_pipeline(
                   for arg in (f"--{name}-dir", path)],
                 # Cached images are a little larger than the model input, for random crops.
                 "--cache-size", str(cache_size(settings.image_size)),
+                # Where SageMaker describes the cluster (passed, so local mode maps it too).
+                "--resource-config", "/opt/ml/config/resourceconfig.json",
             ),
         ),
         cache_config=CACHE,
