@@ -10,6 +10,8 @@ import argparse
 import importlib
 import sys
 
+from dogbreeds.aws_errors import configure_retries, run_guarded
+
 # Modules (in this package) that register sub-commands, in the order `--help` shows them.
 # `local` groups the commands that run the system on this machine (see local_cli.py).
 COMMAND_MODULES: list[str] = [
@@ -35,12 +37,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
-    return int(args.func(args) or 0)
+    """Parse ``argv`` and run the command; AWS mistakes and Ctrl-C end as one line (aws_errors)."""
+    configure_retries()
+
+    def dispatch() -> int:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
+        return int(args.func(args) or 0)
+
+    words = [word for word in (sys.argv[1:] if argv is None else argv) if not word.startswith("-")]
+    return run_guarded(words[0] if words else "", dispatch)
 
 
 if __name__ == "__main__":

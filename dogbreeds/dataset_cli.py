@@ -160,8 +160,6 @@ def _run_stage_weights(args: argparse.Namespace) -> int:
 
 
 def _guarded(args: argparse.Namespace, work) -> int:
-    from botocore.exceptions import ClientError, NoCredentialsError
-
     try:
         return work()
     except UploadInterrupted as interrupt:
@@ -180,15 +178,4 @@ def _guarded(args: argparse.Namespace, work) -> int:
     except (CommandError, NotADirectoryError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except NoCredentialsError:
-        print(
-            f"error: no AWS credentials found for environment {args.env!r}: set AWS_PROFILE or run "
-            "`aws sso login` first",
-            file=sys.stderr,
-        )
-        return 2
-    except ClientError as error:
-        info = error.response.get("Error", {})
-        print(f"error: AWS refused {error.operation_name}: {info.get('Code')}: {info.get('Message')}",
-              file=sys.stderr)
-        return 1
+    # botocore errors (credentials, region, access, throttling) go up to aws_errors, via cli.main.

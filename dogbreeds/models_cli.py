@@ -51,13 +51,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from botocore.exceptions import (
-        ClientError,
-        EndpointConnectionError,
-        NoCredentialsError,
-        NoRegionError,
-    )
-
     try:
         names, region = _environment(args.env, args.cdk_json)
         registry = Registry(names, region)
@@ -69,29 +62,7 @@ def _run(args: argparse.Namespace) -> int:
     except CommandError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except NoCredentialsError:
-        print(
-            f"error: no AWS credentials found for environment {args.env!r}. `dogbreeds models` calls the "
-            "SageMaker Model Registry: set AWS_PROFILE (or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), or "
-            "run `aws sso login` first",
-            file=sys.stderr,
-        )
-        return 2
-    except NoRegionError:
-        print(
-            f"error: no AWS region for environment {args.env!r}: set environments.{args.env}.region in "
-            "cdk.json, or AWS_DEFAULT_REGION",
-            file=sys.stderr,
-        )
-        return 2
-    except EndpointConnectionError as error:
-        print(f"error: cannot reach AWS: {error}", file=sys.stderr)
-        return 1
-    except ClientError as error:
-        info = error.response.get("Error", {})
-        print(f"error: AWS refused {error.operation_name}: {info.get('Code')}: {info.get('Message')}",
-              file=sys.stderr)
-        return 1
+    # botocore errors (credentials, region, access, throttling) go up to aws_errors, via cli.main.
 
 
 def _environment(env_name: str, cdk_json: Path | None) -> tuple[Names, str | None]:

@@ -95,7 +95,7 @@ def test_without_credentials_it_says_how_to_provide_them():
         },
     )
     assert result.returncode == 2
-    assert "no AWS credentials found for environment 'dev'" in result.stderr
+    assert "no AWS credentials: set AWS_PROFILE" in result.stderr
     assert "Traceback" not in result.stderr
 
 
