@@ -19,6 +19,7 @@ COMMAND_MODULES: list[str] = [
     "sample_data",
     "dataset_cli",
     "models_cli",
+    "pipeline_cli",
     "traffic",
     "ground_truth",
     "demo",

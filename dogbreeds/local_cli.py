@@ -6,7 +6,13 @@ import argparse
 import importlib
 
 # Modules (in this package) that register `local` sub-commands via ``register(subparsers)``.
-LOCAL_COMMAND_MODULES: list[str] = ["local_run", "local_registry", "local_serve", "local_monitor"]
+LOCAL_COMMAND_MODULES: list[str] = [
+    "local_run",
+    "local_registry",
+    "local_serve",
+    "local_monitor",
+    "local_pipeline",
+]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -114,17 +114,11 @@ class PipelineDefinition:
 
     def resolve_parameters(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Defaults overlaid with `overrides`, each checked against its parameter's type."""
-        overrides = dict(overrides or {})
-        unknown = sorted(set(overrides) - set(self.parameters))
-        if unknown:
-            raise DefinitionError(
-                f"unknown parameter(s) {', '.join(unknown)}; this pipeline has: "
-                + ", ".join(sorted(self.parameters))
-            )
+        overrides = check_overrides(self.parameters, overrides)
         values: dict[str, Any] = {}
         for name, parameter in self.parameters.items():
             if name in overrides:
-                values[name] = parameter.coerce(overrides[name])
+                values[name] = overrides[name]
             elif parameter.default is not None:
                 values[name] = parameter.coerce(parameter.default)
             else:
@@ -134,13 +128,31 @@ class PipelineDefinition:
         return values
 
 
+def check_overrides(
+    parameters: Mapping[str, Parameter], overrides: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """`overrides` checked against `parameters`: unknown names and ill-typed values are refused."""
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - set(parameters))
+    if unknown:
+        raise DefinitionError(
+            f"unknown parameter(s) {', '.join(unknown)}; this pipeline has: " + ", ".join(sorted(parameters))
+        )
+    return {name: parameters[name].coerce(value) for name, value in overrides.items()}
+
+
+def parse_parameters(document: Mapping[str, Any]) -> dict[str, Parameter]:
+    """The declared parameters of a definition document, without checking its steps."""
+    return {p["Name"]: _parse_parameter(p) for p in document.get("Parameters", [])}
+
+
 def parse_definition(definition: str | Mapping[str, Any]) -> PipelineDefinition:
     """Parse and check a definition: refuses unsupported step types before anything runs."""
     document = json.loads(definition) if isinstance(definition, str) else dict(definition)
     version = document.get("Version")
     if version != SUPPORTED_VERSION:
         raise DefinitionError(f"definition Version is {version!r}; only {SUPPORTED_VERSION!r} is supported")
-    parameters = {p["Name"]: _parse_parameter(p) for p in document.get("Parameters", [])}
+    parameters = parse_parameters(document)
     steps: dict[str, Step] = {}
     for raw in _walk_steps(document.get("Steps", []), None):
         step = _parse_step(*raw)

@@ -293,6 +293,7 @@ class _Run:
             "failed_step": self.result.failed_step,
             "failure_reason": self.result.failure_reason,
             "parameters": self.result.parameters,
+            "defaults": {name: p.default for name, p in self.parsed.parameters.items()},
             "finished": time.time(),
             "steps": {name: asdict(outcome) for name, outcome in self.result.steps.items()},
             "properties": self.result.properties,
