@@ -357,7 +357,8 @@ def _print_show(registry: LocalModelRegistry, package: dict[str, Any], workdir: 
     execution = execution_of(package, workdir)
     print(f"{group} version {version}: {package['approval_status']}")
     print(f"model: {package['model_data_url']}")
-    print(f"serve: dogbreeds local serve {serve_location(package, workdir)}")
+    archive = serve_location(package, workdir).split(None, 2)[2]
+    print(f"serve: dogbreeds local serve --version {version}  (or --model {archive})")
     if live is None:
         live_label, live_metrics = None, None
         print("live: none (no Approved version)")

@@ -1,4 +1,4 @@
-"""`dogbreeds models list|approve|reject` as a real subprocess against a moto server, and its errors
+"""`dogbreeds models list|show|approve|reject` as a real subprocess against a moto server, and its errors
 without credentials or with bad input."""
 
 from __future__ import annotations

@@ -90,6 +90,8 @@ def test_show_compares_with_live_and_names_baselines_source_and_history(tmp_path
     baselines = out.split("baselines:")[1].splitlines()[1].split()
     assert baselines == ["ModelQuality.Constraints", f"s3://{BUCKET}/runs/run2/quality/constraints.json"]
     assert "training execution: run2" in out
+    archive = f"{tmp_path}/s3/{BUCKET}/runs/run2/model.tar.gz"
+    assert f"serve: dogbreeds local serve --version 2  (or --model {archive})" in out
     assert f"dataset: s3://{BUCKET}/datasets/run2/" in out
     history = out.split("approval history:")[1].split()
     assert history[1::2][:2] == ["PendingManualApproval", "Rejected"] and "(too slow)" in out

@@ -1,4 +1,4 @@
-"""The local model registry and `dogbreeds local models list|approve|reject`."""
+"""The local model registry and `dogbreeds local models list|show|approve|reject`."""
 
 from __future__ import annotations
 
