@@ -216,14 +216,64 @@ def _uris(section: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return flat
 
 
-# -- CLI: dogbreeds local models list|approve|reject [VERSION] ------------------------------------
+# -- the evidence behind an approval ----------------------------------------------------------
+def evaluation_of(package: Mapping[str, Any], workdir: Path | str) -> dict[str, Any] | None:
+    """The version's evaluation.json (its ModelMetrics ModelQuality.Statistics) from the local S3
+    folder, or None when it names none or the file is missing or unreadable."""
+    from dogbreeds.local_executor.executor import local_s3_root
+    from dogbreeds.local_executor.s3_mapping import LocalS3, S3MappingError
+    from dogbreeds.model_evidence import EVALUATION_KEY
+
+    uri = (package.get("metrics_uris") or {}).get(EVALUATION_KEY)
+    if not uri:
+        return None
+    try:
+        document = LocalS3(local_s3_root(workdir)).read_json(uri)
+    except (OSError, ValueError, S3MappingError):
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def execution_of(package: Mapping[str, Any], workdir: Path | str) -> dict[str, Any] | None:
+    """The execution.json of the pipeline execution that registered the version, if it is still there."""
+    execution_id = (package.get("source") or {}).get("pipeline_execution_id")
+    if not execution_id:
+        return None
+    path = Path(workdir) / "executions" / str(execution_id) / "execution.json"
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def live_package(registry: LocalModelRegistry, group: str) -> dict[str, Any] | None:
+    """Local mode has no endpoint that outlives `local serve`: the newest Approved version is live."""
+    return registry.latest(group, "Approved")
+
+
+def serve_location(package: Mapping[str, Any], workdir: Path | str) -> str:
+    """How `local serve` takes this version: `--version N`, and the model archive's local path."""
+    from dogbreeds.local_executor.executor import local_s3_root
+    from dogbreeds.local_executor.s3_mapping import LocalS3, S3MappingError
+
+    url = package.get("model_data_url", "")
+    try:
+        path = str(LocalS3(local_s3_root(workdir)).path_for(url))
+    except S3MappingError:
+        path = url
+    return f"--version {package['version']}  {path}"
+
+
+# -- CLI: dogbreeds local models list|show|approve|reject [VERSION] -------------------------------
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "models", help="list, approve or reject model versions in the local registry"
+        "models", help="list, show, approve or reject model versions in the local registry"
     )
     actions = parser.add_subparsers(dest="models_action", metavar="ACTION")
     for action, help_text in (
-        ("list", "show every version with its approval status and metrics"),
+        ("list", "every version with its status, metrics, threshold, and which one is live"),
+        ("show", "one version: metrics against the live one, baselines, source execution, history"),
         ("approve", "approve a version (default: the newest)"),
         ("reject", "reject a version (default: the newest)"),
     ):
@@ -234,7 +284,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         sub.add_argument(
             "--group", default=None, help="model package group (needed only when there are several)"
         )
-        if action != "list":
+        if action == "show":
+            sub.add_argument("version", type=int, help="version number (see `local models list`)")
+        elif action != "list":
             sub.add_argument("version", nargs="?", type=int, help="version number (default: the newest)")
             sub.add_argument("--reason", default="", help="why, kept in the version's status history")
         sub.set_defaults(func=_run_models)
@@ -249,12 +301,11 @@ def _run_models(args: argparse.Namespace) -> int:
             if not packages:
                 print(f"no model packages in {registry.path}")
                 return 0
-            print(f"{'GROUP':<32} {'VERSION':>7}  {'STATUS':<22} {'CREATED':<26} MODEL")
-            for package in packages:
-                print(
-                    f"{package['group']:<32} {package['version']:>7}  {package['approval_status']:<22} "
-                    f"{package['created_at']:<26} {package['model_data_url']}"
-                )
+            for group in sorted({p["group"] for p in packages}):
+                _print_list(registry, group, [p for p in packages if p["group"] == group], args.workdir)
+            return 0
+        if args.models_action == "show":
+            _print_show(registry, registry.get(args.version, args.group), args.workdir)
             return 0
         status = "Approved" if args.models_action == "approve" else "Rejected"
         package = registry.set_status(args.version, status, args.group, args.reason)
@@ -263,3 +314,73 @@ def _run_models(args: argparse.Namespace) -> int:
         return 1
     print(f"{package['group']} version {package['version']}: {package['approval_status']}")
     return 0
+
+
+def _threshold(execution: Mapping[str, Any] | None) -> str:
+    value = ((execution or {}).get("parameters") or {}).get("AccuracyThreshold")
+    return "n/a" if value is None else str(value)
+
+
+def _print_list(
+    registry: LocalModelRegistry, group: str, packages: list[dict[str, Any]], workdir: Path | str
+) -> None:
+    from dogbreeds.model_evidence import metric_columns, metric_header, newer_marker
+
+    live = live_package(registry, group)
+    live_version = live["version"] if live else None
+    print(f"group {group}")
+    print(f"{'VERSION':>7}  {'STATUS':<22} {'CREATED':<26} {metric_header()}  {'THRESHOLD':>9}  "
+          f"{'LIVE':<15}  SERVE")  # fmt: skip
+    for package in packages:
+        metrics = metrics_of_package(package, workdir)
+        marker = newer_marker(package["version"], live_version, package["approval_status"])
+        print(
+            f"{package['version']:>7}  {package['approval_status']:<22} {package['created_at']:<26} "
+            f"{metric_columns(metrics)}  {_threshold(execution_of(package, workdir)):>9}  {marker:<15}  "
+            f"{serve_location(package, workdir)}"
+        )
+    if live is None:
+        print("No version is live: local mode serves the newest Approved version, and none is approved yet.")
+
+
+def metrics_of_package(package: Mapping[str, Any], workdir: Path | str) -> dict[str, float | None]:
+    from dogbreeds.model_evidence import metrics_of
+
+    return metrics_of(evaluation_of(package, workdir))
+
+
+def _print_show(registry: LocalModelRegistry, package: dict[str, Any], workdir: Path | str) -> None:
+    from dogbreeds.model_evidence import comparison_lines
+
+    group, version = package["group"], package["version"]
+    live = live_package(registry, group)
+    execution = execution_of(package, workdir)
+    print(f"{group} version {version}: {package['approval_status']}")
+    print(f"model: {package['model_data_url']}")
+    archive = serve_location(package, workdir).split(None, 2)[2]
+    print(f"serve: dogbreeds local serve --version {version}  (or --model {archive})")
+    if live is None:
+        live_label, live_metrics = None, None
+        print("live: none (no Approved version)")
+    elif live["version"] == version:
+        live_label, live_metrics = None, None
+        print("live: this version")
+    else:
+        live_label, live_metrics = f"live v{live['version']}", metrics_of_package(live, workdir)
+        print(f"live: version {live['version']}")
+    print(f"metrics (from {package.get('metrics_uris', {}).get('ModelQuality.Statistics', 'n/a')}):")
+    for line in comparison_lines(metrics_of_package(package, workdir), live_metrics, live_label):
+        print(line)
+    print(f"  threshold passed {_threshold(execution)}")
+    print("baselines:")
+    for name, uri in sorted((package.get("baseline_uris") or {}).items()) or [("none", "")]:
+        print(f"  {name:<30} {uri}".rstrip())
+    source = package.get("source") or {}
+    parameters = (execution or {}).get("parameters") or {}
+    print(f"training execution: {source.get('pipeline_execution_id') or 'unknown'}"
+          + ("" if execution or not source.get("pipeline_execution_id") else " (its execution.json is gone)"))
+    print(f"dataset: {parameters.get('DatasetS3Uri') or 'unknown'}")
+    print("approval history:")
+    for entry in package.get("status_history") or []:
+        reason = f"  ({entry['reason']})" if entry.get("reason") else ""
+        print(f"  {entry.get('at', '?'):<26} {entry.get('status', '?')}{reason}")

@@ -27,6 +27,9 @@ DATASET_PARAMETER = "DatasetS3Uri"
 WEIGHTS_PREFIX_PARAMETER = "PretrainedWeightsS3Prefix"
 BACKBONE_PARAMETER = "Backbone"
 WEIGHT_SUFFIXES = (".pt", ".pth", ".bin")
+# Step names of that definition (EVALUATE_STEP, FAIL_STEP there), read back for the closing summary.
+EVALUATE_STEP = "Evaluate"
+FAIL_STEP = "AccuracyBelowThreshold"
 DEFAULT_ENV = "dev"
 
 
@@ -177,4 +180,44 @@ def _run(args: argparse.Namespace) -> int:
     except (DefinitionError, AssemblyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    return report(result)
+    code = report(result)
+    print(evaluation_summary(result, Path(args.workdir)))
+    return code
+
+
+def evaluation_summary(result: ExecutionResult, workdir: Path) -> str:
+    """`evaluate: accuracy 0.8125; registered <group> version 3 (PendingManualApproval)`, or why not."""
+    from dogbreeds.local_registry import LocalModelRegistry, RegistryError, evaluation_of
+    from dogbreeds.model_evidence import metrics_of, number
+
+    try:
+        registered = [
+            p for p in LocalModelRegistry(workdir).packages()
+            if (p.get("source") or {}).get("pipeline_execution_id") == result.execution_id
+        ]  # fmt: skip
+    except RegistryError:
+        registered = []
+    if registered:
+        package = registered[-1]
+        accuracy = metrics_of(evaluation_of(package, workdir))["accuracy"]
+        return (
+            f"evaluate: accuracy {number(accuracy)}; registered {package['group']} version "
+            f"{package['version']} ({package['approval_status']}): dogbreeds local models show "
+            f"{package['version']}"
+        )
+    evaluate = result.properties.get(EVALUATE_STEP) or {}
+    outputs = evaluate.get("ProcessingOutputConfig", {}).get("Outputs", [])
+    uris = [o.get("S3Output", {}).get("S3Uri", "") for o in outputs if o.get("OutputName") == "evaluation"]
+    accuracy = None
+    if uris:
+        package = {"metrics_uris": {"ModelQuality.Statistics": uris[0].rstrip("/") + "/evaluation.json"}}
+        accuracy = metrics_of(evaluation_of(package, workdir))["accuracy"]
+    if result.failed_step == FAIL_STEP:
+        why = f"{result.failure_reason}" if result.failure_reason else "accuracy below the threshold"
+    elif not result.succeeded:
+        why = f"the run failed at step {result.failed_step!r}"
+    else:
+        why = "the run registered no version"
+    evaluated = f"accuracy {number(accuracy)}" if uris else "the evaluate step did not run"
+    return f"evaluate: {evaluated}; no version registered: {why}"
+

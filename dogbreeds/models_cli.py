@@ -1,4 +1,8 @@
-"""`dogbreeds models list|approve|reject --env NAME [VERSION]`: the model registry of an AWS environment.
+"""`dogbreeds models list|show|approve|reject --env NAME [VERSION]`: an AWS environment's model registry.
+
+`list` and `show` put the evidence next to the decision: each version's accuracy, top-5 and F1 from
+the evaluation.json its ModelMetrics name (read from S3), the AccuracyThreshold of the pipeline
+execution that registered it, and which version is live on the endpoint.
 
 Approving a version is the deployment: the environment's EventBridge rule hands the decision to the
 deploy Lambda, which rolls the version out to the endpoint (blue/green canary, alarms roll it back).
@@ -34,9 +38,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             help="cdk.json to read names from (default: ./cdk.json, else the project's)",
         )
 
-    list_parser = actions.add_parser("list", help="versions, their approval status, and which one is live")
+    list_parser = actions.add_parser(
+        "list", help="versions with status, metrics and threshold, and which one is live"
+    )
     common(list_parser)
     list_parser.set_defaults(func=_run)
+    show_parser = actions.add_parser(
+        "show", help="one version: metrics against the live one, baselines, source execution, approval"
+    )
+    common(show_parser)
+    show_parser.add_argument("version", type=int, help="model package version number (see `models list`)")
+    show_parser.set_defaults(func=_run)
     for action, status in DECISIONS.items():
         sub = actions.add_parser(
             action,
@@ -55,7 +67,9 @@ def _run(args: argparse.Namespace) -> int:
         names, region = _environment(args.env, args.cdk_json)
         registry = Registry(names, region)
         if args.models_command == "list":
-            _print_versions(registry.versions(), registry.live_version(), names)
+            _print_versions(registry, registry.versions(), registry.live_version(), names)
+        elif args.models_command == "show":
+            _show(registry, names, args.version)
         else:
             _decide(registry, names, args.version, DECISIONS[args.models_command], args.description)
         return 0
@@ -78,6 +92,7 @@ class Registry:
 
         self.names = names
         self.sagemaker = boto3.client("sagemaker", region_name=region)
+        self.s3 = boto3.client("s3", region_name=region)
 
     def versions(self) -> list[dict[str, Any]]:
         summaries: list[dict[str, Any]] = []
@@ -87,6 +102,9 @@ class Registry:
         return sorted(summaries, key=lambda s: s["ModelPackageVersion"])
 
     def live_version(self) -> int | None:
+        """The version the endpoint serves: its main variant's model names its package in the
+        DOGBREEDS_MODEL_VERSION variable (the deploy Lambda sets it to the package ARN), else the
+        version in the endpoint config's name; None without an endpoint."""
         from botocore.exceptions import ClientError
 
         try:
@@ -95,13 +113,89 @@ class Registry:
             if "Could not find" in error.response.get("Error", {}).get("Message", ""):
                 return None
             raise
-        return live_version_of(self.names, endpoint["EndpointConfigName"])
+        config_name = endpoint["EndpointConfigName"]
+        try:
+            config = self.sagemaker.describe_endpoint_config(EndpointConfigName=config_name)
+            variants = config.get("ProductionVariants") or []
+            if variants:
+                # The variant with the most traffic is the live model (a canary shares it for minutes).
+                variant = max(variants, key=lambda v: float(v.get("InitialVariantWeight", 1.0)))
+                model = self.sagemaker.describe_model(ModelName=variant["ModelName"])
+                containers = [model["PrimaryContainer"]] if model.get("PrimaryContainer") else model.get(
+                    "Containers", []
+                )
+                for container in containers:
+                    arn = (container.get("Environment") or {}).get(MODEL_VERSION_VARIABLE, "")
+                    version = version_of_arn(arn, self.names.model_package_group)
+                    if version is not None:
+                        return version
+        except ClientError:
+            pass  # a config or model removed mid-rollout: fall back to the config's name
+        return live_version_of(self.names, config_name)
+
+    def describe(self, arn: str) -> dict[str, Any]:
+        return self.sagemaker.describe_model_package(ModelPackageName=arn)
+
+    def evaluation(self, package: dict[str, Any]) -> dict[str, Any] | None:
+        """The package's evaluation.json (ModelMetrics ModelQuality.Statistics), or None."""
+        import json
+
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        uri = evaluation_uri(package)
+        if not uri or not uri.startswith("s3://"):
+            return None
+        bucket, _, key = uri[len("s3://") :].partition("/")
+        try:
+            document = json.loads(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        except (ClientError, BotoCoreError, ValueError):
+            return None
+        return document if isinstance(document, dict) else None
+
+    def execution_parameters(self, package: dict[str, Any]) -> dict[str, str] | None:
+        """The parameters of the pipeline execution that registered the package (its
+        MetadataProperties.GeneratedBy), or None when it names none or it is gone."""
+        from botocore.exceptions import ClientError
+
+        execution = pipeline_execution_of(package)
+        if not execution:
+            return None
+        parameters: dict[str, str] = {}
+        request: dict[str, Any] = {"PipelineExecutionArn": execution}
+        try:
+            while True:
+                page = self.sagemaker.list_pipeline_parameters_for_execution(**request)
+                parameters.update({p["Name"]: p["Value"] for p in page.get("PipelineParameters", [])})
+                if not page.get("NextToken"):
+                    return parameters
+                request["NextToken"] = page["NextToken"]
+        except ClientError:
+            return None
 
     def decide(self, arn: str, status: str, description: str | None) -> None:
         request = {"ModelPackageArn": arn, "ModelApprovalStatus": status}
         if description:
             request["ApprovalDescription"] = description
         self.sagemaker.update_model_package(**request)
+
+
+MODEL_VERSION_VARIABLE = "DOGBREEDS_MODEL_VERSION"  # lambdas/deploy_endpoint/endpoint_rollout.py
+
+
+def version_of_arn(arn: str, group: str) -> int | None:
+    match = re.fullmatch(rf"arn:[^:]+:sagemaker:[^:]*:[^:]*:model-package/{re.escape(group)}/([0-9]+)", arn)
+    return int(match.group(1)) if match else None
+
+
+def evaluation_uri(package: dict[str, Any]) -> str | None:
+    return (
+        (package.get("ModelMetrics") or {}).get("ModelQuality", {}).get("Statistics", {}).get("S3Uri")
+    )
+
+
+def pipeline_execution_of(package: dict[str, Any]) -> str | None:
+    generated_by = (package.get("MetadataProperties") or {}).get("GeneratedBy", "")
+    return generated_by if re.search(r":pipeline/[^/]+/execution/", generated_by) else None
 
 
 def live_version_of(names: Names, endpoint_config_name: str) -> int | None:
@@ -112,18 +206,89 @@ def live_version_of(names: Names, endpoint_config_name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _print_versions(versions: list[dict[str, Any]], live: int | None, names: Names) -> None:
+def _print_versions(
+    registry: Registry, versions: list[dict[str, Any]], live: int | None, names: Names
+) -> None:
+    from dogbreeds.model_evidence import metric_columns, metric_header, metrics_of, newer_marker
+
     if not versions:
         print(f"No versions registered in {names.model_package_group} yet (run the training pipeline).")
         return
-    print(f"{'VERSION':>7}  {'STATUS':<22}  {'CREATED':<20}  LIVE")
+    print(f"{'VERSION':>7}  {'STATUS':<22}  {'CREATED':<20}  {metric_header()}  {'THRESHOLD':>9}  LIVE")
     for summary in versions:
         version = summary["ModelPackageVersion"]
+        status = summary.get("ModelApprovalStatus", "")
         created = summary["CreationTime"].strftime("%Y-%m-%d %H:%M:%S")
-        marker = f"live on {names.endpoint}" if version == live else ""
-        print(f"{version:>7}  {summary.get('ModelApprovalStatus', ''):<22}  {created:<20}  {marker}".rstrip())
+        package = registry.describe(summary["ModelPackageArn"])
+        metrics = metrics_of(registry.evaluation(package))
+        threshold = (registry.execution_parameters(package) or {}).get("AccuracyThreshold", "n/a")
+        marker = newer_marker(version, live, status)
+        if marker == "live":
+            marker = f"live on {names.endpoint}"
+        print(
+            f"{version:>7}  {status:<22}  {created:<20}  {metric_columns(metrics)}  {threshold:>9}  "
+            f"{marker}".rstrip()
+        )
     if live is None:
         print(f"\nNo version is live: {names.endpoint} does not exist yet. Approve a version to create it.")
+
+
+def _show(registry: Registry, names: Names, version: int) -> None:
+    from dogbreeds.model_evidence import comparison_lines, metrics_of
+
+    summaries = {s["ModelPackageVersion"]: s for s in registry.versions()}
+    if version not in summaries:
+        known = ", ".join(str(v) for v in sorted(summaries)) or "none"
+        raise CommandError(
+            f"version {version} is not in {names.model_package_group}; registered versions: {known}"
+        )
+    package = registry.describe(summaries[version]["ModelPackageArn"])
+    live = registry.live_version()
+    print(f"{names.model_package_group} version {version}: {package.get('ModelApprovalStatus', '')}")
+    print(f"arn: {package['ModelPackageArn']}")
+    containers = package.get("InferenceSpecification", {}).get("Containers", [])
+    print(f"model: {containers[0].get('ModelDataUrl', 'unknown') if containers else 'unknown'}")
+    live_label, live_metrics = None, None
+    if live is None:
+        print(f"live: none ({names.endpoint} serves no version of this group)")
+    elif live == version:
+        print(f"live: this version, on {names.endpoint}")
+    else:
+        print(f"live: version {live} on {names.endpoint}")
+        if live in summaries:
+            live_label = f"live v{live}"
+            live_package = registry.describe(summaries[live]["ModelPackageArn"])
+            live_metrics = metrics_of(registry.evaluation(live_package))
+    print(f"metrics (from {evaluation_uri(package) or 'n/a'}):")
+    for line in comparison_lines(metrics_of(registry.evaluation(package)), live_metrics, live_label):
+        print(line)
+    parameters = registry.execution_parameters(package)
+    print(f"  threshold passed {(parameters or {}).get('AccuracyThreshold', 'n/a')}")
+    print("baselines:")
+    baselines = _flatten_uris(package.get("DriftCheckBaselines") or {})
+    for name, uri in sorted(baselines.items()) or [("none", "")]:
+        print(f"  {name:<30} {uri}".rstrip())
+    print(f"training execution: {pipeline_execution_of(package) or 'unknown'}")
+    print(f"dataset: {(parameters or {}).get('DatasetS3Uri', 'unknown')}")
+    print("approval history (the registry keeps the latest decision only; CloudTrail has every change):")
+    print(f"  {package['CreationTime'].isoformat(timespec='seconds'):<26} registered")
+    if package.get("LastModifiedTime"):
+        note = f"  ({package['ApprovalDescription']})" if package.get("ApprovalDescription") else ""
+        who = (package.get("LastModifiedBy") or {}).get("UserProfileName")
+        by = f" by {who}" if who else ""
+        print(f"  {package['LastModifiedTime'].isoformat(timespec='seconds'):<26} "
+              f"{package.get('ModelApprovalStatus', '')}{by}{note}")  # fmt: skip
+
+
+def _flatten_uris(section: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    flat: dict[str, str] = {}
+    for key, value in section.items():
+        if isinstance(value, dict):
+            if isinstance(value.get("S3Uri"), str):
+                flat[prefix + key] = value["S3Uri"]
+            else:
+                flat.update(_flatten_uris(value, prefix + key + "."))
+    return flat
 
 
 def _decide(registry: Registry, names: Names, version: int, status: str, description: str | None) -> None:

@@ -1,4 +1,4 @@
-"""`dogbreeds models list|approve|reject` as a real subprocess against a moto server, and its errors
+"""`dogbreeds models list|show|approve|reject` as a real subprocess against a moto server, and its errors
 without credentials or with bad input."""
 
 from __future__ import annotations
@@ -10,8 +10,16 @@ import sys
 import boto3
 import pytest
 from cdk_helpers import REPO_ROOT
-from deploy_helpers import environment, lambda_module, package_event, register_versions
-from moto_fixtures import aws, aws_environment, moto_server  # noqa: F401
+from deploy_helpers import (
+    BUCKET,
+    IMAGE,
+    ROLE_ARN,
+    environment,
+    lambda_module,
+    package_event,
+    register_versions,
+)
+from moto_fixtures import REGION, aws, aws_environment, moto_server  # noqa: F401
 
 GROUP = "dogbreeds-dev-models"
 
@@ -103,3 +111,110 @@ def test_unknown_environment_lists_the_defined_ones():
     result = dogbreeds("list", "--env", "qa")
     assert result.returncode == 2
     assert "Unknown environment 'qa'" in result.stderr and "dev, prod, staging" in result.stderr
+
+
+# -- the evidence: metrics from evaluation.json in S3, threshold, live version, source, approval --------
+EVALUATIONS = {1: (0.75, 0.95, 0.7), 2: (0.8125, 0.9875, 0.8)}  # version 3 has no evaluation.json
+
+
+@pytest.fixture
+def evidence(aws):  # noqa: F811
+    """Three versions registered by one pipeline execution (AccuracyThreshold 0.6) with ModelMetrics
+    naming evaluation.json objects in a moto bucket; v1 approved and live on an endpoint whose model
+    names its package in DOGBREEDS_MODEL_VERSION (under a config name the Lambda did not make)."""
+    import json
+
+    sagemaker, s3 = boto3.client("sagemaker"), boto3.client("s3")
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    sagemaker.create_pipeline(
+        PipelineName="dogbreeds-dev-training", RoleArn=ROLE_ARN,
+        PipelineDefinition=json.dumps({"Version": "2020-12-01", "Parameters": [], "Steps": []}),
+    )
+    execution = sagemaker.start_pipeline_execution(
+        PipelineName="dogbreeds-dev-training",
+        PipelineParameters=[
+            {"Name": "AccuracyThreshold", "Value": "0.6"},
+            {"Name": "DatasetS3Uri", "Value": f"s3://{BUCKET}/datasets/abc123/"},
+        ],
+    )["PipelineExecutionArn"]
+    sagemaker.create_model_package_group(ModelPackageGroupName=GROUP)
+    arns = []
+    for version in (1, 2, 3):
+        run = f"s3://{BUCKET}/pipeline-runs/run{version}"
+        if version in EVALUATIONS:
+            accuracy, top5, f1 = EVALUATIONS[version]
+            metrics = {"accuracy": {"value": accuracy}, "top_5_accuracy": {"value": top5},
+                       "macro_f1": {"value": f1}}  # fmt: skip
+            s3.put_object(
+                Bucket=BUCKET, Key=f"pipeline-runs/run{version}/evaluation/evaluation.json",
+                Body=json.dumps({"multiclass_classification_metrics": metrics}).encode(),
+            )
+        arns.append(sagemaker.create_model_package(
+            ModelPackageGroupName=GROUP,
+            ModelApprovalStatus="PendingManualApproval",
+            InferenceSpecification={
+                "Containers": [{"Image": IMAGE, "ModelDataUrl": f"{run}/model.tar.gz"}],
+                "SupportedContentTypes": ["image/jpeg"], "SupportedResponseMIMETypes": ["application/json"],
+            },
+            ModelMetrics={"ModelQuality": {"Statistics": {
+                "ContentType": "application/json", "S3Uri": f"{run}/evaluation/evaluation.json"}}},
+            DriftCheckBaselines={"ModelQuality": {"Constraints": {
+                "ContentType": "application/json", "S3Uri": f"{run}/quality/constraints.json"}}},
+            MetadataProperties={"GeneratedBy": execution},
+        )["ModelPackageArn"])  # fmt: skip
+    sagemaker.update_model_package(
+        ModelPackageArn=arns[0], ModelApprovalStatus="Approved", ApprovalDescription="beats the baseline"
+    )
+    sagemaker.create_model(
+        ModelName="hand-made-model", ExecutionRoleArn=ROLE_ARN,
+        PrimaryContainer={"Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/pipeline-runs/run1/model.tar.gz",
+                          "Environment": {"DOGBREEDS_MODEL_VERSION": arns[0]}},
+    )  # fmt: skip
+    sagemaker.create_endpoint_config(
+        EndpointConfigName="hand-made-config",
+        ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": "hand-made-model",
+                             "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}],
+    )  # fmt: skip
+    sagemaker.create_endpoint(EndpointName="dogbreeds-dev-endpoint", EndpointConfigName="hand-made-config")
+    return aws, execution
+
+
+def test_list_shows_metrics_threshold_and_live_from_the_model_environment(evidence):
+    url, _ = evidence
+    listed = dogbreeds("list", "--env", "dev", aws_url=url)
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert lines[0].split() == ["VERSION", "STATUS", "CREATED", "ACCURACY", "TOP5", "F1", "THRESHOLD", "LIVE"]
+    rows = {line.split()[0]: line.split() for line in lines[1:] if line.strip()}
+    assert rows["1"][1] == "Approved" and rows["1"][4:] == [
+        "0.7500", "0.9500", "0.7000", "0.6", "live", "on", "dogbreeds-dev-endpoint"
+    ]
+    assert rows["2"][4:] == ["0.8125", "0.9875", "0.8000", "0.6", "newer", "than", "live"]
+    assert rows["3"][4:] == ["n/a", "n/a", "n/a", "0.6", "newer", "than", "live"]
+
+
+def test_show_compares_with_live_and_names_baselines_execution_dataset_approval(evidence):
+    url, execution = evidence
+    shown = dogbreeds("show", "--env", "dev", "2", aws_url=url)
+    assert shown.returncode == 0, shown.stderr
+    out = shown.stdout
+    assert "dogbreeds-dev-models version 2: PendingManualApproval" in out
+    assert "live: version 1 on dogbreeds-dev-endpoint" in out
+    assert "accuracy         0.8125  (live v1: 0.7500, +0.0625)" in out
+    assert "top_5_accuracy   0.9875  (live v1: 0.9500, +0.0375)" in out
+    assert "macro_f1         0.8000  (live v1: 0.7000, +0.1000)" in out
+    assert "threshold passed 0.6" in out
+    assert out.split("baselines:")[1].splitlines()[1].split() == [
+        "ModelQuality.Constraints", f"s3://{BUCKET}/pipeline-runs/run2/quality/constraints.json"
+    ]
+    assert f"training execution: {execution}" in out
+    assert f"dataset: s3://{BUCKET}/datasets/abc123/" in out
+
+    approved = dogbreeds("show", "--env", "dev", "1", aws_url=url).stdout
+    assert "live: this version, on dogbreeds-dev-endpoint" in approved
+    assert "accuracy         0.7500" in approved and "(live" not in approved
+    assert "Approved" in approved.split("approval history")[1] and "(beats the baseline)" in approved
+
+    missing = dogbreeds("show", "--env", "dev", "3", aws_url=url)
+    assert missing.returncode == 0, missing.stderr
+    assert "accuracy         n/a  (live v1: 0.7500, n/a)" in missing.stdout

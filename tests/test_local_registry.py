@@ -1,4 +1,4 @@
-"""The local model registry and `dogbreeds local models list|approve|reject`."""
+"""The local model registry and `dogbreeds local models list|show|approve|reject`."""
 
 from __future__ import annotations
 
@@ -103,8 +103,9 @@ def test_models_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert "dogs version 2: Rejected" in capsys.readouterr().out
     assert main(["local", "models", "list", *workdir]) == 0
     listing = capsys.readouterr().out.splitlines()
-    assert listing[1].split()[:3] == ["dogs", "1", "Approved"]
-    assert listing[2].split()[:3] == ["dogs", "2", "Rejected"]
+    assert listing[0] == "group dogs"
+    assert listing[2].split()[:2] == ["1", "Approved"]
+    assert listing[3].split()[:2] == ["2", "Rejected"]
     assert main(["local", "models", "approve", "9", *workdir]) == 1
     assert "has no version 9" in capsys.readouterr().out
 

@@ -18,10 +18,11 @@ from pathlib import Path
 import pytest
 from ml_fixtures import job_env, make_dataset
 
+from dogbreeds import local_run as local_run_module
 from dogbreeds.cloud_assembly import synthesize
 from dogbreeds.local_executor.s3_mapping import LocalS3
 from dogbreeds.local_registry import LocalModelRegistry
-from pipeline_code.training_pipeline import FAIL_STEP
+from pipeline_code.training_pipeline import EVALUATE_STEP, FAIL_STEP
 
 WORKTREE = Path(__file__).resolve().parents[1]
 SMALL_RUN = [
@@ -66,7 +67,12 @@ def test_full_local_run_passes_the_gate_and_registers_version_1(first_run) -> No
     for uri in [*package["metrics_uris"].values(), *package["baseline_uris"].values()]:
         assert s3.path_for(uri).is_file(), uri
     report = json.loads(s3.path_for(package["metrics_uris"]["ModelQuality.Statistics"]).read_text())
-    assert report["multiclass_classification_metrics"]["accuracy"]["value"] >= 0.3
+    accuracy = report["multiclass_classification_metrics"]["accuracy"]["value"]
+    assert accuracy >= 0.3
+    assert result.stdout.splitlines()[-1] == (
+        f"evaluate: accuracy {accuracy:.4f}; registered dogbreeds-dev-models version 1 "
+        "(PendingManualApproval): dogbreeds local models show 1"
+    )
 
     with tarfile.open(s3.path_for(package["model_data_url"])) as archive:
         names = set(archive.getnames())
@@ -88,6 +94,13 @@ def test_impossible_threshold_ends_in_the_fail_step_reusing_cached_steps(first_r
         assert f"{step}: Cached" in result.stdout
     assert f"pipeline failed at step '{FAIL_STEP}': Test accuracy" in result.stdout
     assert "is below the threshold 1.01 - the model was not registered." in result.stdout
+    closing = result.stdout.splitlines()[-1]
+    assert re.fullmatch(
+        r"evaluate: accuracy [01]\.[0-9]{4}; no version registered: Test accuracy \S+ is below the "
+        r"threshold 1\.01 - the model was not registered\.",
+        closing,
+    ), closing
+    assert (local_run_module.EVALUATE_STEP, local_run_module.FAIL_STEP) == (EVALUATE_STEP, FAIL_STEP)
     assert [p["version"] for p in LocalModelRegistry(workdir).packages()] == [1]
 
 
