@@ -41,12 +41,12 @@ setup: $(VENV)/.installed node_modules/.installed
 # The local lifecycle (dogbreeds/demo.py), then the CDK app for dev, as a user would deploy it.
 demo: setup
 	$(PY) -m dogbreeds demo --workdir .local/demo
-	npx --no-install cdk synth -q -c env=dev
-	@echo "CDK templates for dev are in cdk.out/; 'make clean' removes .local and cdk.out"
+	npx --no-install cdk synth -q -c env=dev -o cdk.out/dev
+	@echo "CDK templates for dev are in cdk.out/dev/; 'make clean' removes .local and cdk.out"
 
 synth: setup
-	npx --no-install cdk synth -q -c env=$(ENV)
-	@echo "Templates for $(ENV) are in cdk.out/"
+	npx --no-install cdk synth -q -c env=$(ENV) -o cdk.out/$(ENV)
+	@echo "Templates for $(ENV) are in cdk.out/$(ENV)/ (one folder per environment, so they never mix)"
 
 # Test files run in parallel, each file on one worker (its module fixtures, such as the synthesised
 # environments, are built once). TEST_WORKERS=0 runs everything in this process.
