@@ -210,7 +210,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="send images to an endpoint (name or local URL), optionally drifted, and record the ids",
         description=__doc__.split("\n\n")[0],
     )
-    parser.add_argument("--endpoint", required=True, help="SageMaker endpoint name, or http(s):// URL")
+    parser.add_argument(
+        "--endpoint",
+        required=True,
+        help="SageMaker endpoint name, or a URL (http(s)://host:port; host:port means http://)",
+    )
     parser.add_argument("--images", required=True, type=Path, help="ImageFolder tree to send from")
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument(
@@ -222,11 +226,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=_run)
 
 
+def endpoint_url(endpoint: str) -> str | None:
+    """The URL ``--endpoint`` names, or None for a SageMaker endpoint name.
+
+    Endpoint names are letters, digits and hyphens only, so anything with ``:``, ``.`` or ``/`` is
+    an address; ``localhost:8080`` means ``http://localhost:8080``.
+    """
+    if endpoint.startswith(("http://", "https://")):
+        return endpoint
+    if any(character in endpoint for character in ":./"):
+        return f"http://{endpoint}"
+    return None
+
+
 def _run(args: argparse.Namespace) -> int:
     try:
         images = find_images(args.images)
-        is_url = args.endpoint.startswith(("http://", "https://"))
-        send = url_sender(args.endpoint) if is_url else endpoint_sender(args.endpoint)
+        url = endpoint_url(args.endpoint)
+        send = url_sender(url) if url else endpoint_sender(args.endpoint)
         summary = send_traffic(
             send,
             images,

@@ -291,3 +291,12 @@ def test_a_server_that_is_down_is_recorded_as_no_response_not_a_crash():
         port = sock.getsockname()[1]
     status, body = url_sender(f"http://127.0.0.1:{port}")(b"jpeg", "image/jpeg", "id-1")
     assert status == 0 and "no response" in body
+
+
+def test_endpoint_addresses_without_a_scheme_are_urls_and_names_stay_names():
+    from dogbreeds.traffic import endpoint_url
+
+    assert endpoint_url("localhost:8080") == "http://localhost:8080"
+    assert endpoint_url("127.0.0.1:9/") == "http://127.0.0.1:9/"
+    assert endpoint_url("https://example.com/x") == "https://example.com/x"
+    assert endpoint_url("dogbreeds-dev-endpoint") is None
