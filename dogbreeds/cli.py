@@ -11,6 +11,7 @@ import importlib
 import sys
 
 from dogbreeds.aws_errors import configure_retries, run_guarded
+from dogbreeds.cli_help import Parser
 
 # Modules (in this package) that register sub-commands, in the order `--help` shows them.
 # `local` groups the commands that run the system on this machine (see local_cli.py).
@@ -27,7 +28,8 @@ COMMAND_MODULES: list[str] = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    # Parser's formatter (each option's help shows its default) passes to every sub-parser.
+    parser = Parser(
         prog="dogbreeds",
         description="Operate the dog-breed MLOps system: locally, or against an AWS environment.",
     )

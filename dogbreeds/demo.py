@@ -41,6 +41,16 @@ DEFAULTS = {
     "threshold": 0.6,
 }
 
+OPTION_HELP = {
+    "breeds": "breeds in the generated dataset",
+    "per_breed": "generated images per breed",
+    "size": "nominal WIDTHxHEIGHT of the generated images",
+    "epochs": "training epochs (pipeline parameter Epochs)",
+    "image_size": "training image size (pipeline parameter ImageSize)",
+    "traffic": "requests sent in each traffic phase",
+    "threshold": "accuracy a version needs to be registered (AccuracyThreshold)",
+}
+
 
 class DemoError(RuntimeError):
     """A demo step failed; the message names the step and shows the end of its output."""
@@ -279,9 +289,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "demo", help="run the whole lifecycle locally: train, register, approve, serve, monitor"
     )
-    parser.add_argument("--workdir", type=Path, default=Path(".local/demo"))
+    parser.add_argument("--workdir", type=Path, default=Path(".local/demo"), help="folder the demo works in")
     for key, value in DEFAULTS.items():
-        parser.add_argument(f"--{key.replace('_', '-')}", type=type(value), default=value)
+        parser.add_argument(f"--{key.replace('_', '-')}", type=type(value), default=value,
+                            help=OPTION_HELP[key])
     parser.set_defaults(func=_run)
 
 

@@ -94,8 +94,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--records", required=True, type=Path, help="file written by `dogbreeds traffic --record`"
     )
     parser.add_argument("--out", required=True, help="s3://bucket/prefix or a folder; hour folders go below")
-    parser.add_argument("--wrong-fraction", type=float, default=0.0)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--wrong-fraction", type=float, default=0.0, help="share of labels made wrong on purpose (0-1)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed for which labels are wrong")
     parser.add_argument("--time", default="", help="ISO time whose hour folder to write (default: now)")
     parser.set_defaults(func=_run)
 

@@ -90,14 +90,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "monitor", help="run the data- and model-quality monitors over local capture and ground truth"
     )
     add_assembly_arguments(parser)
-    parser.add_argument("--workdir", type=Path, default=Path(".local"))
+    parser.add_argument("--workdir", type=Path, default=Path(".local"), help="local mode's working folder")
     parser.add_argument(
         "--endpoint-name", default="", help="endpoint whose capture to judge (default: the environment's)"
     )
     parser.add_argument("--capture-dir", type=Path, default=None, help="serve's --capture-dir")
     parser.add_argument("--ground-truth-dir", type=Path, default=None, help="ground-truth --out")
     parser.add_argument("--baseline-uri", default="", help="run prefix or package .json")
-    parser.add_argument("--window-hours", type=int, default=1)
+    parser.add_argument("--window-hours", type=int, default=1, help="length of the judged window in hours")
     parser.add_argument("--window-end", default="", help="ISO time; default: the next full hour")
     parser.set_defaults(func=_run)
 

@@ -279,7 +279,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ):
         sub = actions.add_parser(action, help=help_text)
         sub.add_argument(
-            "--workdir", default=DEFAULT_WORKDIR, help="local mode's working folder (default .local)"
+            "--workdir", default=DEFAULT_WORKDIR, help="local mode's working folder (default: %(default)s)"
         )
         sub.add_argument(
             "--group", default=None, help="model package group (needed only when there are several)"

@@ -155,7 +155,7 @@ def add_assembly_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--env",
         default=DEFAULT_ENV,
-        help=f"cdk.json environment whose synthesised pipeline runs (default {DEFAULT_ENV})",
+        help="cdk.json environment whose synthesised pipeline runs (default: %(default)s)",
     )
     parser.add_argument(
         "--assembly",

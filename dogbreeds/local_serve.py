@@ -662,7 +662,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--workdir", default=DEFAULT_WORKDIR,
-        help="local mode's working folder (with --version; default .local)",
+        help="local mode's working folder (with --version; default: %(default)s)",
     )  # fmt: skip
     parser.add_argument(
         "--env", action="append", default=[], metavar="NAME=VALUE",
@@ -679,12 +679,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--header-timeout", type=float, default=DEFAULT_HEADER_TIMEOUT, metavar="SECONDS",
         help="time a client has to send a whole request head (request line and headers) once the "
-        "server waits for it; a slower one gets 408 and is closed (default %(default)g)",
+        "server waits for it; a slower one gets 408 and is closed (default: %(default)g)",
     )  # fmt: skip
     parser.add_argument(
         "--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS, metavar="N",
         help="connections served at once, a thread each; one more gets 503 and is closed "
-        "(default %(default)s)",
+        "(default: %(default)s)",
     )  # fmt: skip
     parser.add_argument("--verbose", action="store_true", help="log every request")
     parser.set_defaults(func=serve)

@@ -435,7 +435,9 @@ def register_local(subparsers: argparse._SubParsersAction) -> None:
     listing = actions.add_parser("list", help="local executions, newest first")
     listing.add_argument("--limit", type=int, default=10, help="how many (default: %(default)s)")
     for sub in (status, listing):
-        sub.add_argument("--workdir", default=".local", help="local mode's working folder (default .local)")
+        sub.add_argument(
+            "--workdir", default=".local", help="local mode's working folder (default: %(default)s)"
+        )
     status.set_defaults(func=_usage_errors(_local_status))
     listing.set_defaults(func=_usage_errors(_local_list))
     parser.set_defaults(func=lambda args: parser.print_help() or 2)

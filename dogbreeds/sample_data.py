@@ -293,7 +293,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--breeds", type=int, default=10, help="number of classes (2-50)")
     parser.add_argument("--per-breed", type=int, default=20, help="images per class")
     parser.add_argument("--size", default="64x64", help="nominal WIDTHxHEIGHT; sizes vary ±25%%")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same files)")
     parser.add_argument("--naming", choices=NAMINGS, default="plain", help="class folder style")
     parser.add_argument("--broken", type=int, default=0, metavar="K", help="add K broken files")
     parser.add_argument("--no-odd", action="store_true", help="only plain RGB JPEGs")

@@ -216,13 +216,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="SageMaker endpoint name, or a URL (http(s)://host:port; host:port means http://)",
     )
     parser.add_argument("--images", required=True, type=Path, help="ImageFolder tree to send from")
-    parser.add_argument("--count", type=int, default=100)
+    parser.add_argument("--count", type=int, default=100, help="requests to send")
     parser.add_argument(
         "--rate", type=float, default=0.0, help="requests per second (0: as fast as possible)"
     )
-    parser.add_argument("--drift", choices=DRIFTS, default=None)
+    parser.add_argument("--drift", choices=DRIFTS, default=None, help="distort every image this way")
     parser.add_argument("--record", type=Path, default=None, help="append one JSON line per request here")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="random seed for image choice and drift")
     parser.set_defaults(func=_run)
 
 

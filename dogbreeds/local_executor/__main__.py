@@ -6,17 +6,17 @@ entry point runs a definition someone already has, which helps when debugging on
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
+from dogbreeds.cli_help import Parser
 from dogbreeds.local_executor.command_line import add_execution_arguments, parse_param_overrides, report
 from dogbreeds.local_executor.errors import DefinitionError
 from dogbreeds.local_executor.executor import run_pipeline
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dogbreeds.local_executor", description=__doc__)
+    parser = Parser(prog="python -m dogbreeds.local_executor", description=__doc__)
     parser.add_argument("definition", type=Path, help="pipeline definition JSON file")
     parser.add_argument("--pipeline-name", default="local-pipeline", help="value of Execution.PipelineName")
     add_execution_arguments(parser)

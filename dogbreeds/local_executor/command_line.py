@@ -32,7 +32,9 @@ def add_execution_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME=VALUE",
         help="override a pipeline parameter (repeatable); the value is checked against its type",
     )
-    parser.add_argument("--workdir", default=".local", help="local mode's working folder (default .local)")
+    parser.add_argument(
+        "--workdir", default=".local", help="local mode's working folder (default: %(default)s)"
+    )
     parser.add_argument(
         "--no-cache", action="store_true", help="run every step even if a cached result exists"
     )
