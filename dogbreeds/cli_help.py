@@ -24,8 +24,25 @@ class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+class RawEpilogHelpFormatter(argparse.RawDescriptionHelpFormatter, DefaultsHelpFormatter):
+    """``DefaultsHelpFormatter`` that prints the description and epilog as written (tables)."""
+
+
 class Parser(argparse.ArgumentParser):
-    """``ArgumentParser`` with ``DefaultsHelpFormatter``, inherited by its sub-parsers."""
+    """``ArgumentParser`` with ``DefaultsHelpFormatter``, inherited by its sub-parsers.
+
+    ``epilog`` may be a function, called only when the help is printed (it may read files).
+    """
 
     def __init__(self, *args, formatter_class: type = DefaultsHelpFormatter, **kwargs) -> None:
         super().__init__(*args, formatter_class=formatter_class, **kwargs)
+
+    def format_help(self) -> str:
+        epilog = self.epilog
+        if not callable(epilog):
+            return super().format_help()
+        self.epilog = epilog()
+        try:
+            return super().format_help()
+        finally:
+            self.epilog = epilog

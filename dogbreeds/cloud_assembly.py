@@ -117,6 +117,12 @@ def source_fingerprint(root: Path = PROJECT_ROOT) -> str:
     return digest.hexdigest()[:16]
 
 
+def cached_assembly(env_name: str, *, cache_dir: Path = ASSEMBLY_CACHE) -> Path | None:
+    """The assembly ``synthesize`` would return at once (the sources' cached one), or None."""
+    target = cache_dir / f"{env_name}-{source_fingerprint()}"
+    return target if (target / "manifest.json").is_file() else None
+
+
 def synthesize(
     env_name: str, *, stream: TextIO | None = sys.stdout, cache_dir: Path = ASSEMBLY_CACHE
 ) -> Path:

@@ -13,11 +13,13 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-from dogbreeds.cloud_assembly import AssemblyError, CloudAssembly, synthesize
+from dogbreeds.cli_help import RawEpilogHelpFormatter
+from dogbreeds.cloud_assembly import AssemblyError, CloudAssembly, cached_assembly, synthesize
 from dogbreeds.local_executor import DefinitionError, ExecutionResult, local_s3_root, run_pipeline
 from dogbreeds.local_executor.command_line import add_execution_arguments, parse_param_overrides, report
 from dogbreeds.local_executor.s3_mapping import LocalS3
@@ -138,7 +140,10 @@ def run_local_training(
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "run", help="run the training pipeline definition on this machine (no AWS, no Docker)"
+        "run",
+        help="run the training pipeline definition on this machine (no AWS, no Docker)",
+        formatter_class=RawEpilogHelpFormatter,
+        epilog=parameters_epilog,  # called when --help prints, not on every command line
     )
     parser.add_argument(
         "--data", type=Path, default=None, help="ImageFolder tree to train on (one folder per breed)"
@@ -148,7 +153,48 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_assembly_arguments(parser)
     add_execution_arguments(parser)
+    parser.add_argument(
+        "--list-params", action="store_true",
+        help="print the pipeline's parameters (name, type, default) for --env and exit, run nothing",
+    )  # fmt: skip
     parser.set_defaults(func=_run)
+
+
+def pipeline_parameters(assembly_dir: Path) -> list[dict[str, Any]]:
+    """The training definition's ``Parameters`` (Name, Type, DefaultValue) in an assembly."""
+    return list(CloudAssembly.load(assembly_dir).training_pipeline()[1].get("Parameters", []))
+
+
+def parameter_table(parameters: list[Mapping[str, Any]]) -> str:
+    """One aligned line per parameter: name, type, default ('-' when it has none)."""
+    rows = [("NAME", "TYPE", "DEFAULT")] + [
+        (str(p["Name"]), str(p.get("Type", "String")), str(p["DefaultValue"]) if "DefaultValue" in p else "-")
+        for p in parameters
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(2)]
+    return "\n".join(f"  {n:<{widths[0]}}  {t:<{widths[1]}}  {d}".rstrip() for n, t, d in rows)
+
+
+def parameters_epilog(env_name: str = DEFAULT_ENV) -> str:
+    """--help's closing part: the parameters from the cached assembly, or how to list them."""
+    how = f"`dogbreeds local run --env {env_name} --list-params`"
+    assembly = cached_assembly(env_name)
+    if assembly is not None:
+        try:
+            table = parameter_table(pipeline_parameters(assembly))
+        except (AssemblyError, KeyError, OSError, ValueError):
+            table = None
+        if table is not None:
+            intro = (
+                f"pipeline parameters ({env_name}, from the cached cloud assembly; set with "
+                f"--param NAME=VALUE; other environments: {how.replace(env_name, 'ENV', 1)}):"
+            )
+            return textwrap.fill(intro, 78, break_on_hyphens=False) + "\n" + table
+    return textwrap.fill(
+        f"pipeline parameters (set with --param NAME=VALUE): run {how} to list them with their types "
+        f"and defaults (it synthesises the {env_name} cloud assembly first, which takes a while)",
+        78, break_on_hyphens=False,
+    )
 
 
 def add_assembly_arguments(parser: argparse.ArgumentParser) -> None:
@@ -166,6 +212,14 @@ def add_assembly_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.list_params:
+        try:
+            parameters = pipeline_parameters(args.assembly or synthesize(args.env))
+        except AssemblyError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        print(parameter_table(parameters))
+        return 0
     try:
         result = run_local_training(
             workdir=Path(args.workdir),

@@ -31,7 +31,7 @@ def test_the_walk_reaches_nested_commands():
 
 @pytest.mark.parametrize("path,parser", PARSERS, ids=[path for path, _ in PARSERS])
 def test_every_option_has_help_showing_its_default(path, parser):
-    assert parser.formatter_class is DefaultsHelpFormatter, f"`{path}` does not show defaults"
+    assert issubclass(parser.formatter_class, DefaultsHelpFormatter), f"`{path}` does not show defaults"
     formatter = parser._get_formatter()
     problems = []
     for action in parser._actions:
