@@ -8,6 +8,7 @@ traffic: the target is >= 500 images/s for a 500x375 JPEG, decode included, on o
 
 from __future__ import annotations
 
+import argparse
 import io
 import sys
 import time
@@ -44,6 +45,7 @@ def per_image_seconds(function, repeat: int) -> float:  # noqa: ANN001
 
 
 def main() -> int:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()  # --help only
     print("| JPEG | bytes | decode ms | features ms | total images/s |")
     print("|---|---|---|---|---|")
     for width, height in SIZES:
