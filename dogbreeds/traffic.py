@@ -1,15 +1,21 @@
 """`dogbreeds traffic`: send real requests to an endpoint and record which image got which id.
 
-    dogbreeds traffic --endpoint NAME|URL --images DIR [--count N] [--rate R]
+    dogbreeds traffic --endpoint NAME|URL --images DIR [--env dev] [--count N] [--rate R]
                       [--drift brightness|blur|noise|crop] [--record FILE] [--seed S]
 
 ``--endpoint`` is a SageMaker endpoint name (boto3 ``invoke_endpoint`` with an ``InferenceId``)
 or the URL of ``dogbreeds local serve`` (HTTP POST to ``/invocations`` with the
-``X-Amzn-SageMaker-Inference-Id`` header). Images come from an ImageFolder tree (the class folder
-is the true label, normalised like preprocess does) and are sent round-robin. ``--drift`` alters
-every image first, so the data-quality monitor has something to find. ``--record`` appends one JSON
-line per request (inference id, image, true label, drift, status, predicted breed) for
-`dogbreeds ground-truth`.
+``X-Amzn-SageMaker-Inference-Id`` header). For a name, the region comes from cdk.json's ``--env``
+block, like the other AWS commands (else the usual AWS_DEFAULT_REGION / profile). Images come from
+an ImageFolder tree (the class folder is the true label, normalised like preprocess does) and are
+sent round-robin. ``--drift`` alters every image first, so the data-quality monitor has something
+to find. ``--record`` appends one JSON line per request (inference id, image, true label, drift,
+status, reason, predicted breed) for `dogbreeds ground-truth`.
+
+A request that fails is counted by its reason (connection refused or timeout with the URL, or the
+HTTP status and the first line of the answer), each new reason is printed once on stderr, and the
+summary counts them. Setup mistakes (no credentials or region, rejected or expired credentials,
+access denied) end the run with the one line of `dogbreeds.aws_errors` instead.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import socket
 import sys
 import time
 import urllib.error
@@ -29,6 +36,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter
 
+from dogbreeds.environment import CommandError, resolve_environment
 from pipeline_code.container import class_names, image_decoding
 
 DRIFTS = ("brightness", "blur", "noise", "crop")
@@ -40,6 +48,7 @@ BLUR_RADIUS = 2.5
 NOISE_SIGMA = 40.0
 CROP_FRACTION = 0.5
 HTTP_TIMEOUT_S = 30
+REASON_MAX_CHARS = 200
 
 
 def apply_drift(data: bytes, kind: str | None, rng: np.random.Generator) -> tuple[bytes, str]:
@@ -92,7 +101,16 @@ def find_images(images_dir: Path) -> list[tuple[Path, str | None]]:
     return [(path, label) for _, path, label in sorted(keyed, key=lambda item: (item[0], str(item[1])))]
 
 
+# (status, answer): the decoded JSON for 200, else the reason as one line; status 0 means no answer.
 Sender = Callable[[bytes, str, str], tuple[int, Any]]
+
+
+def first_line(text: str | bytes) -> str:
+    """The first non-blank line of an answer body, shortened to one readable reason."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    line = next((line.strip() for line in text.splitlines() if line.strip()), "(empty body)")
+    return line if len(line) <= REASON_MAX_CHARS else line[: REASON_MAX_CHARS - 3] + "..."
 
 
 def url_sender(url: str) -> Sender:
@@ -116,22 +134,43 @@ def url_sender(url: str) -> Sender:
             with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as error:
-            return error.code, error.read().decode("utf-8", "replace")
+            return error.code, f"HTTP {error.code}: {first_line(error.read())}"
         except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
             # Status 0: the request never got an answer (server down, refused, timed out).
-            return 0, f"no response: {error}"
+            return 0, _no_answer(error, target)
 
     return send
 
 
+def _no_answer(error: BaseException, target: str) -> str:
+    cause = error.reason if isinstance(error, urllib.error.URLError) else error
+    if isinstance(cause, ConnectionRefusedError):
+        return f"connection refused: {target}"
+    if isinstance(cause, (TimeoutError, socket.timeout)):
+        return f"timeout after {HTTP_TIMEOUT_S}s: {target}"
+    return f"no response from {target}: {cause}"
+
+
+def runtime_client(region: str | None) -> Any:
+    """The sagemaker-runtime client for ``region`` (None: boto3's own resolution)."""
+    import boto3
+
+    return boto3.client("sagemaker-runtime", region_name=region)
+
+
 def endpoint_sender(endpoint_name: str, runtime: Any = None) -> Sender:
-    """boto3 ``invoke_endpoint`` on a SageMaker endpoint, with the inference id for ground truth."""
+    """boto3 ``invoke_endpoint`` on a SageMaker endpoint, with the inference id for ground truth.
+
+    A per-request failure (model error, throttled after retries, missing endpoint, timeout) is a
+    reason; a setup mistake (credentials, region, access) is raised for aws_errors to report.
+    """
     import botocore.exceptions
 
-    if runtime is None:
-        import boto3
+    from dogbreeds import aws_errors
 
-        runtime = boto3.client("sagemaker-runtime")
+    setup_codes = aws_errors.ACCESS_DENIED | aws_errors.EXPIRED | aws_errors.BAD_CREDENTIALS
+    if runtime is None:
+        runtime = runtime_client(None)
 
     def send(body: bytes, content_type: str, inference_id: str) -> tuple[int, Any]:
         try:
@@ -143,12 +182,19 @@ def endpoint_sender(endpoint_name: str, runtime: Any = None) -> Sender:
                 InferenceId=inference_id,
             )
         except runtime.exceptions.ModelError as error:
-            return int(error.response.get("OriginalStatusCode", 500)), str(error)
+            status = int(error.response.get("OriginalStatusCode", 500))
+            message = error.response.get("OriginalMessage") or error.response["Error"].get("Message", "")
+            return status, f"HTTP {status}: model error: {first_line(str(message))}"
         except botocore.exceptions.ClientError as error:  # throttling, validation, missing endpoint
-            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-            return int(status), str(error)
-        except botocore.exceptions.BotoCoreError as error:  # connection problems
-            return 0, f"no response: {error}"
+            info = error.response.get("Error", {})
+            if info.get("Code") in setup_codes:
+                raise
+            status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+            message = first_line(str(info.get("Message") or ""))
+            return status, f"HTTP {status}: {info.get('Code', 'error')}: {message}"
+        except (botocore.exceptions.ConnectTimeoutError, botocore.exceptions.ReadTimeoutError) as error:
+            return 0, f"timeout: {error.kwargs.get('endpoint_url', endpoint_name)}"
+        # Any other BotoCoreError (no credentials or region, AWS unreachable) ends the run.
         return 200, json.loads(response["Body"].read())
 
     return send
@@ -169,10 +215,15 @@ def send_traffic(
         raise ValueError(f"--count must be at least 1, got {count}")
     if rate < 0:
         raise ValueError(f"--rate must be 0 (no limit) or positive, got {rate}")
+    from tqdm import tqdm
+
     rng = np.random.default_rng(seed)
     statuses: dict[str, int] = {}
+    reasons: dict[str, int] = {}
     started = time.monotonic()
     handle = record.open("a", encoding="utf-8") if record else None
+    # disable=None: a bar only when stderr is a terminal, so logs and tests get none.
+    bar = tqdm(total=count, unit="req", file=sys.stderr, disable=None, desc="traffic")
     try:
         for number in range(count):
             if rate:
@@ -184,9 +235,15 @@ def send_traffic(
             inference_id = str(uuid.uuid4())
             status, answer = send(body, content_type, inference_id)
             statuses[str(status)] = statuses.get(str(status), 0) + 1
-            predicted = None
+            predicted = reason = None
             if status == 200 and isinstance(answer, dict) and answer.get("predictions"):
                 predicted = answer["predictions"][0].get("breed")
+            elif status != 200:
+                reason = str(answer)
+                if reason not in reasons:
+                    bar.write(f"dogbreeds traffic: request {number + 1} failed: {reason}", file=sys.stderr)
+                reasons[reason] = reasons.get(reason, 0) + 1
+            bar.update()
             if handle:
                 entry = {
                     "inference_id": inference_id,
@@ -194,14 +251,22 @@ def send_traffic(
                     "true_label": label,
                     "drift": drift,
                     "status": status,
+                    "reason": reason,
                     "predicted_breed": predicted,
                 }
                 handle.write(json.dumps(entry) + "\n")
     finally:
+        bar.close()
         if handle:
             handle.close()
     elapsed = time.monotonic() - started
-    return {"sent": count, "statuses": statuses, "seconds": round(elapsed, 3), "drift": drift}
+    return {
+        "sent": count,
+        "statuses": statuses,
+        "reasons": reasons,
+        "seconds": round(elapsed, 3),
+        "drift": drift,
+    }
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -216,6 +281,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="SageMaker endpoint name, or a URL (http(s)://host:port; host:port means http://)",
     )
     parser.add_argument("--images", required=True, type=Path, help="ImageFolder tree to send from")
+    parser.add_argument(
+        "--env",
+        default="dev",
+        help="environment in cdk.json whose region an endpoint name is called in (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--cdk-json", type=Path, default=None,
+        help="cdk.json to read the region from (./cdk.json, else the project's)",
+    )
     parser.add_argument("--count", type=int, default=100, help="requests to send")
     parser.add_argument(
         "--rate", type=float, default=0.0, help="requests per second (0: as fast as possible)"
@@ -243,7 +317,11 @@ def _run(args: argparse.Namespace) -> int:
     try:
         images = find_images(args.images)
         url = endpoint_url(args.endpoint)
-        send = url_sender(url) if url else endpoint_sender(args.endpoint)
+        if url:
+            send = url_sender(url)
+        else:
+            _, settings = resolve_environment(args.env, args.cdk_json)
+            send = endpoint_sender(args.endpoint, runtime_client(settings.region))
         summary = send_traffic(
             send,
             images,
@@ -253,8 +331,9 @@ def _run(args: argparse.Namespace) -> int:
             record=args.record,
             seed=args.seed,
         )
-    except ValueError as error:  # ImageDecodeError is one
+    except (ValueError, CommandError) as error:  # ImageDecodeError is a ValueError
         print(f"dogbreeds traffic: error: {error}", file=sys.stderr)
         return 2
+    # botocore setup errors (credentials, region, access) go up to aws_errors, via cli.main.
     print(json.dumps(summary, sort_keys=True))
     return 0 if set(summary["statuses"]) == {"200"} else 1

@@ -235,3 +235,13 @@ def test_ctrl_c_ends_a_command_with_one_line_and_130(tmp_path):
     assert "Traceback" not in stderr and stderr.strip().splitlines() == [
         "dogbreeds models: interrupted (Ctrl-C)"
     ]
+
+
+def test_traffic_to_an_endpoint_name_without_credentials_ends_with_one_line(dataset):
+    """Per-request catching must not swallow a setup mistake as a failed request."""
+    result = dogbreeds(
+        "traffic", "--endpoint", "dogbreeds-dev-endpoint", "--images", str(dataset), "--count", "3", **REGION
+    )
+    assert_one_line(result, "dogbreeds traffic: error: no AWS credentials")
+    assert result.stdout == ""
+

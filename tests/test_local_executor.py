@@ -84,6 +84,10 @@ def test_full_run_passes_gate_and_registers_version_1(toy_definition: str, workd
     }
     assert "Bias" not in package["model_metrics"]
     assert "[5/6] Register-RegisterModel: Succeeded, version 1" in output
+    # Without --verbose the console still shows training's per-epoch metric lines, and only those.
+    assert "  Train | epoch=1 train_loss=1.000000 val_accuracy=0.800000\n" in output
+    assert "  Train | epoch=2 train_loss=0.500000 val_accuracy=0.800000\n" in output
+    assert " | " not in output.replace("  Train | epoch=", "")
     record = json.loads((result.execution_dir / "execution.json").read_text())
     assert record["status"] == "Succeeded" and record["parameters"]["AccuracyThreshold"] == 0.5
 

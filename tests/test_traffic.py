@@ -4,6 +4,7 @@ is installed)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import subprocess
@@ -14,6 +15,7 @@ import monitor_fixtures
 import numpy as np
 import pytest
 from monitor_fixtures import WORKTREE, run_monitor, subprocess_env
+from moto_fixtures import aws, moto_server  # noqa: F401
 from serve_fixtures import image_files, start_server
 
 from dogbreeds.traffic import DRIFTS, apply_drift
@@ -290,13 +292,117 @@ def test_a_server_that_is_down_is_recorded_as_no_response_not_a_crash():
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     status, body = url_sender(f"http://127.0.0.1:{port}")(b"jpeg", "image/jpeg", "id-1")
-    assert status == 0 and "no response" in body
+    assert (status, body) == (0, f"connection refused: http://127.0.0.1:{port}/invocations")
 
 
-def test_endpoint_addresses_without_a_scheme_are_urls_and_names_stay_names():
-    from dogbreeds.traffic import endpoint_url
+@pytest.fixture(scope="module")
+def few_images(tmp_path_factory):
+    from dogbreeds import sample_data
 
-    assert endpoint_url("localhost:8080") == "http://localhost:8080"
-    assert endpoint_url("127.0.0.1:9/") == "http://127.0.0.1:9/"
-    assert endpoint_url("https://example.com/x") == "https://example.com/x"
-    assert endpoint_url("dogbreeds-dev-endpoint") is None
+    root = tmp_path_factory.mktemp("few") / "data"
+    sample_data.generate(root, breeds=2, per_breed=1, size=(32, 32), seed=1, odd=False, progress=False)
+    return root
+
+
+def _records(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_a_closed_port_is_named_with_its_url_on_stderr_in_the_record_and_summary(few_images, tmp_path):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    record = tmp_path / "r.jsonl"
+    result = _cli(
+        "traffic", "--endpoint", f"127.0.0.1:{port}", "--images", str(few_images), "--count", "3",
+        "--record", str(record),
+    )
+    reason = f"connection refused: http://127.0.0.1:{port}/invocations"
+    assert result.returncode == 1
+    assert result.stderr == f"dogbreeds traffic: request 1 failed: {reason}\n"  # each reason once
+    summary = json.loads(result.stdout)
+    assert summary["statuses"] == {"0": 3} and summary["reasons"] == {reason: 3}
+    assert [(e["status"], e["reason"]) for e in _records(record)] == [(0, reason)] * 3
+
+
+def test_an_error_answer_is_counted_by_its_status_and_first_body_line(few_images, tmp_path):
+    import http.server
+    import threading
+
+    class Refusing(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = b"\nunsupported content type: image/jpeg\nTraceback (most recent call last): ...\n"
+            self.send_response(415)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refusing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        record = tmp_path / "r.jsonl"
+        result = _cli(
+            "traffic", "--endpoint", f"http://127.0.0.1:{server.server_address[1]}",
+            "--images", str(few_images), "--count", "2", "--record", str(record),
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    reason = "HTTP 415: unsupported content type: image/jpeg"
+    assert result.returncode == 1 and reason in result.stderr and "Traceback" not in result.stderr
+    assert json.loads(result.stdout)["reasons"] == {reason: 2}
+    assert [(e["status"], e["reason"]) for e in _records(record)] == [(415, reason)] * 2
+
+
+def test_endpoint_names_are_called_in_the_region_cdk_json_pins_for_the_env(
+    aws, few_images, tmp_path, monkeypatch  # noqa: F811 - the moto fixture
+):
+    """moto has no invoke_endpoint: the Stubber answers, on the client the command builds."""
+    import io
+
+    from botocore.response import StreamingBody
+    from botocore.stub import ANY, Stubber
+
+    from dogbreeds import traffic
+
+    context = json.loads((WORKTREE / "cdk.json").read_text())
+    context["context"]["environments"]["staging"].update(account="123456789012", region="eu-central-1")
+    cdk_json = tmp_path / "cdk.json"
+    cdk_json.write_text(json.dumps(context))
+    answer = json.dumps({"predictions": [{"breed": "pug"}]}).encode()
+    build, built = traffic.runtime_client, []
+
+    def stubbed_client(region):
+        runtime = build(region)
+        stub = Stubber(runtime)
+        stub.add_response(
+            "invoke_endpoint",
+            {"Body": StreamingBody(io.BytesIO(answer), len(answer))},
+            {
+                "EndpointName": "dogbreeds-x", "Body": ANY, "ContentType": ANY, "Accept": ANY,
+                "InferenceId": ANY,
+            },
+        )
+        stub.activate()
+        built.append((runtime, stub))
+        return runtime
+
+    monkeypatch.setattr(traffic, "runtime_client", stubbed_client)
+    parser = argparse.ArgumentParser()
+    traffic.register(parser.add_subparsers())
+    pinned = ["--env", "staging", "--cdk-json", str(cdk_json)]
+    # The pinned region wins over AWS_DEFAULT_REGION; unpinned (dev), boto3's own: moto's eu-west-1.
+    for extra, region in [(pinned, "eu-central-1"), ([], "eu-west-1")]:
+        args = parser.parse_args(
+            ["traffic", "--endpoint", "dogbreeds-x", "--images", str(few_images), "--count", "1", *extra]
+        )
+        assert args.func(args) == 0
+        runtime, stub = built[-1]
+        stub.assert_no_pending_responses()
+        assert runtime.meta.region_name == region

@@ -231,7 +231,9 @@ class _Run:
             raise _FailStepReachedError(str(message))
 
         job_name = _job_name(self.result.execution_id, step.name)
-        context = StepContext(step.name, arguments, job_name, step_dir, self.local_s3, self.echo)
+        context = StepContext(
+            step.name, arguments, job_name, step_dir, self.local_s3, self.echo, self.stream
+        )
         cache_key = None
         if self.cache is not None and step.cache_enabled and step.type in _CACHEABLE:
             cache_key = self.cache.key(step.type, self._resolve_for_cache_key(step))

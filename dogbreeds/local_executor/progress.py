@@ -7,6 +7,7 @@ many steps stays readable, and the end of the log only when a step fails.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -20,6 +21,9 @@ from dogbreeds.local_executor.errors import StepFailedError
 LOG_TAIL_LINES = 40
 SUPERVISOR = Path(__file__).resolve().with_name("step_supervisor.py")
 SUPERVISOR_COULD_NOT_START = 127
+# The per-epoch line of pipeline_code/container/train.py's metric_line (and the estimator's metric
+# definitions): `epoch=3 train_loss=... val_accuracy=... images_per_second=...`.
+EPOCH_METRIC_LINE = re.compile(r"^epoch=\d+ .*\bval_accuracy=")
 
 
 class Progress:
@@ -80,8 +84,13 @@ def run_logged(
     cwd: Path,
     log_path: Path,
     echo: TextIO | None = None,
+    metrics: TextIO | None = None,
 ) -> None:
-    """Run a step's command with stdout and stderr into `log_path`; raise StepFailedError on failure."""
+    """Run a step's command with stdout and stderr into `log_path`; raise StepFailedError on failure.
+
+    `echo` gets every line (--verbose); otherwise `metrics` gets the per-epoch metric lines only, so
+    a long training step shows its progress as it goes.
+    """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     last_line = ""
     with log_path.open("a") as log:
@@ -110,6 +119,9 @@ def run_logged(
                     last_line = line
                     if echo is not None:
                         echo.write(f"  {step_name} | {line}")
+                    elif metrics is not None and EPOCH_METRIC_LINE.match(line):
+                        metrics.write(f"  {step_name} | {line.rstrip()}\n")
+                        metrics.flush()
             except BaseException:  # Ctrl-C, or a failing write: stop the step's tree, then re-raise
                 process.terminate()
                 raise

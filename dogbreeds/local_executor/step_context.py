@@ -19,6 +19,7 @@ class StepContext:
     step_dir: Path
     local_s3: LocalS3
     echo: TextIO | None = None
+    console: TextIO | None = None  # the run's progress stream: per-epoch metric lines go there
 
     @property
     def paths(self) -> ContainerPaths:

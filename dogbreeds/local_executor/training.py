@@ -181,6 +181,7 @@ def run_training(context: StepContext) -> dict[str, Any]:
             cwd=context.step_dir,
             log_path=context.log_path,
             echo=context.echo,
+            metrics=context.console,
         )
     except StepFailedError as failure:
         reason = _failure_reason(output_dir)
