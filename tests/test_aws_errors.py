@@ -129,17 +129,21 @@ def commands(dataset: Path, records: Path, bucket: str = "no-such-bucket") -> di
         "models": ["models", "list", "--env", "dev"],
         "dataset": ["dataset", "upload", str(dataset), "--env", "dev", "--bucket", bucket],
         "ground-truth": ["ground-truth", "--records", str(records), "--out", f"s3://{bucket}/gt"],
+        "pipeline": ["pipeline", "list", "--env", "dev"],
+        "traffic": [
+            "traffic", "--endpoint", "dogbreeds-dev-endpoint", "--images", str(dataset), "--count", "1"
+        ],
     }
 
 
 KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 REGION = {"AWS_DEFAULT_REGION": "eu-west-1"}
-NAMES = ["models", "dataset", "ground-truth"]
+NAMES = ["models", "dataset", "ground-truth", "pipeline", "traffic"]
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_no_region(name, dataset, records):
-    if name != "models":
+    if name in ("dataset", "ground-truth"):
         pytest.skip("S3 with an explicit bucket needs no region")
     assert_one_line(dogbreeds(*commands(dataset, records)[name], **KEYS), "no AWS region", "cdk.json")
 
