@@ -209,3 +209,20 @@ def test_local_status_and_list_read_the_execution_records(tmp_path, capsys):
 
     assert main(["local", "pipeline", "status", "--workdir", str(tmp_path), "nope"]) == 2
     assert "no execution 'nope'" in capsys.readouterr().err
+
+
+def test_watch_refreshes_the_status_until_the_execution_ends(stubbed, capsys):
+    stub, _ = stubbed
+    arn = f"{PIPELINE_ARN}/execution/w1"
+    for status in ("Executing", "Succeeded"):
+        stub.add_response("describe_pipeline_execution", _describe(arn, status),
+                          {"PipelineExecutionArn": arn})
+        stub.add_response("list_pipeline_execution_steps",
+                          {"PipelineExecutionSteps": _steps("Succeeded")[:1]},
+                          {"PipelineExecutionArn": arn, "SortOrder": "Ascending"})
+
+    assert main(["pipeline", "watch", "--env", "dev", arn, "--poll-seconds", "0"]) == 0
+    out = capsys.readouterr().out
+    assert out.count(f"execution {arn}: ") == 2  # the table, printed on each check
+    assert f"waiting for {arn} (Executing)" in out
+    assert out.rstrip().endswith("execution ended: Succeeded")
