@@ -1,5 +1,7 @@
 """`dogbreeds models list|show|approve|reject --env NAME [VERSION]`: an AWS environment's model registry.
 
+`deploy-log` and `teardown-endpoint` (dogbreeds/endpoint_ops.py) follow and remove the deploy Lambda's work.
+
 `list` and `show` put the evidence next to the decision: each version's accuracy, top-5 and F1 from
 the evaluation.json its ModelMetrics name (read from S3), the AccuracyThreshold of the pipeline
 execution that registered it, and which version is live on the endpoint.
@@ -59,7 +61,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         sub.add_argument("version", type=int, help="model package version number (see `models list`)")
         sub.add_argument("--description", default=None, help="approval note stored with the version")
         sub.set_defaults(func=_run)
+    log_parser = actions.add_parser(
+        "deploy-log", help="print the deploy Lambda's CloudWatch log events (--follow polls until Ctrl-C)"
+    )
+    common(log_parser)
+    log_parser.add_argument(
+        "--since", type=float, default=60.0, metavar="MINUTES", help="print events from this many minutes ago"
+    )
+    log_parser.add_argument("--follow", action="store_true", help="keep polling for new events until Ctrl-C")
+    log_parser.set_defaults(func=_run_endpoint_ops)
+    teardown_parser = actions.add_parser(
+        "teardown-endpoint",
+        help="delete the endpoint the deploy Lambda created, then its endpoint configs and models",
+    )
+    common(teardown_parser)
+    teardown_parser.add_argument(
+        "--yes", action="store_true", help="delete without asking (required when stdin is not a terminal)"
+    )
+    teardown_parser.set_defaults(func=_run_endpoint_ops)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
+
+
+def _run_endpoint_ops(args: argparse.Namespace) -> int:
+    from dogbreeds import endpoint_ops
+
+    try:
+        names, region = _environment(args.env, args.cdk_json)
+    except CommandError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.models_command == "deploy-log":
+        return endpoint_ops.print_deploy_log(names, region, args.since, args.follow)
+    return endpoint_ops.teardown_endpoint(names, region, args.yes)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -304,4 +337,4 @@ def _decide(registry: Registry, names: Names, version: int, status: str, descrip
         print(f"The deploy Lambda rolls it out to {names.endpoint} (blue/green canary, alarms roll back).")
     else:
         print(f"If it was live, the deploy Lambda rolls {names.endpoint} back to the newest approved one.")
-    print(f"Follow it with: aws logs tail /aws/lambda/{names.deploy_function} --follow")
+    print(f"Follow it with: dogbreeds models deploy-log --env {names.env} --follow")
