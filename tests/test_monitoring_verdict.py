@@ -4,6 +4,7 @@ several seeds, through the real data-quality job and the alarms of the dev assem
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from datetime import timedelta
 
 import monitor_fixtures
@@ -21,6 +22,17 @@ FEATURE_DRIFT = "dogbreeds-dev-monitoring-feature-drift"
 # The alarms a data-quality run alone decides (no-capture-data needs two periods of runs; the
 # accuracy alarm reads the model-quality monitor).
 DATA_QUALITY_ALARMS = (FEATURE_DRIFT, "dogbreeds-dev-monitoring-prediction-drift")
+
+
+@pytest.fixture(scope="module")
+def small_baseline_case(monitor_case, tmp_path_factory):
+    """The monitor case with the demo's proportions: prediction baselines from a test split of a
+    few dozen images (the PSI of such a small sample against a window of 180 is large by chance)."""
+    run = tmp_path_factory.mktemp("small-baseline") / "pipeline-runs" / "exec-1"
+    shutil.copytree(monitor_case.run / "Preprocess", run / "Preprocess")
+    test_split = generate(run.parent / "test-split", seed=5, per_breed=10)
+    monitor_fixtures.write_evaluation_baselines(monitor_case.service, test_split, run, monitor_case.classes)
+    return dataclasses.replace(monitor_case, run=run)
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +61,9 @@ def _judge(case, capture_root, out, alarms):
 
 @pytest.mark.parametrize("seed", [21, 22, 23])
 def test_clean_traffic_keeps_every_alarm_ok_and_drift_fires_the_drift_alarm(
-    monitor_case, alarms, tmp_path, seed
+    small_baseline_case, alarms, tmp_path, seed
 ):
-    case = monitor_case
+    case = small_baseline_case
     images = generate(tmp_path / "images", seed=seed, per_breed=60)  # unseen pictures of the breeds
     case_for_seed = dataclasses.replace(case, clean_dir=images)
     clean_capture = tmp_path / "clean"
@@ -65,4 +77,4 @@ def test_clean_traffic_keeps_every_alarm_ok_and_drift_fires_the_drift_alarm(
     capture_traffic(case_for_seed, drifted_capture, drift="brightness")
     stdout, states = _judge(case, drifted_capture, tmp_path / "drift-run", alarms)
     assert states[FEATURE_DRIFT].state == ALARM, (stdout, states[FEATURE_DRIFT].reason)
-    assert "drifted=" in stdout and "brightness" in stdout
+    assert "brightness" in stdout
