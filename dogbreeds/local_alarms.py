@@ -404,8 +404,8 @@ def _reason(alarm: AlarmDefinition, pairs: Sequence[tuple[datetime, float | None
     words = COMPARISONS[alarm.comparison][1]
     if not present:
         return (
-            f"Insufficient Data: {alarm.evaluation_periods} datapoints were unknown "
-            f"(missing data treated as {alarm.treat_missing_data})."
+            f"No datapoints in the last {len(pairs)} periods; missing data is treated as "
+            f"{alarm.treat_missing_data}."
         )
     shown = ", ".join(f"{value:g} ({start:%d/%m/%y %H:%M:%S})" for start, value in reversed(present))
     count = len(present)
@@ -493,6 +493,6 @@ def format_states(evaluations: Sequence[Evaluation]) -> str:
     width = max((len(e.alarm.name) for e in evaluations), default=10)
     lines = []
     for e in evaluations:
-        change = f" (was {e.previous})" if e.changed else ""
-        lines.append(f"  {e.alarm.name:<{width}}  {e.state:<17}{change}  {e.reason}")
+        change = f"was {e.previous}" if e.changed else ""
+        lines.append(f"  {e.alarm.name:<{width}}  {e.state:<17} {change:<21} {e.reason}")
     return "\n".join(lines)
