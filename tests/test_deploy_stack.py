@@ -152,7 +152,14 @@ def test_lambda_permissions_are_scoped_to_this_environment(dev):
     assert "SageMakerExecution" not in json.dumps(statements)
     # Wildcard resources only where the API has no resource-level permissions.
     wildcard = {sid for sid, s in statements.items() if s["Resource"] == "*"}
-    assert wildcard == {"ListOwnResources", "ReadScaling", "ScaleOwnEndpoint"}
+    assert wildcard == {"ListOwnResources", "ReadScaling", "ScaleOwnEndpoint", "PublishLiveModelVersion"}
+    # PutMetricData takes no resource: only the deployment namespace, the one the Lambda is given.
+    assert statements["PublishLiveModelVersion"]["Condition"] == {
+        "StringEquals": {"cloudwatch:namespace": "dogbreeds/dev/deployment"}
+    }
+    assert _function(template)["Environment"]["Variables"]["DEPLOY_METRIC_NAMESPACE"] == (
+        "dogbreeds/dev/deployment"
+    )
     # Scaling writes only for SageMaker variants' instance counts, the values the Lambda sends.
     autoscaling = lambda_module("endpoint_autoscaling")
     assert statements["ScaleOwnEndpoint"]["Condition"] == {
@@ -163,6 +170,7 @@ def test_lambda_permissions_are_scoped_to_this_environment(dev):
     }
     for sid in wildcard:
         actions = statements[sid]["Action"]
+        actions = [actions] if isinstance(actions, str) else actions
         assert all(a.split(":")[1].startswith(("List", "Describe", "Register", "Deregister", "Put"))
                    for a in actions), actions
     every_action = {a for s in statements.values() for a in ([s["Action"]] if isinstance(s["Action"], str)
