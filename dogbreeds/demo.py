@@ -131,14 +131,14 @@ class Demo:
         }
 
     # -- running the CLI -------------------------------------------------------------------
-    def cli(self, step: str, *args: str) -> str:
+    def cli(self, step: str, *args: str, shown_lines: int = 12) -> str:
         print(f"\n>>> {step}: dogbreeds {' '.join(args)}", flush=True)
         result = subprocess.run(
             [sys.executable, "-m", "dogbreeds", *args],
             env=self.env, cwd=self.workdir, capture_output=True, text=True,
         )
         output = result.stdout + result.stderr
-        print("\n".join(line for line in result.stdout.splitlines()[-12:]), flush=True)
+        print("\n".join(line for line in result.stdout.splitlines()[-shown_lines:]), flush=True)
         if result.returncode != 0:
             tail = "\n".join(output.splitlines()[-30:])
             raise DemoError(f"step '{step}' failed (exit {result.returncode}):\n{tail}")
@@ -293,8 +293,9 @@ class Demo:
         self.cli("write ground truth", "ground-truth", "--records", record, "--out", str(out))
 
     def _monitor(self, step: str) -> dict[str, Any]:
+        # The whole summary: what the monitors found, every alarm's state, what a change set off.
         self.cli(step, "local", "monitor", "--workdir", ".", "--assembly", str(self.assembly),
-                 "--window-hours", "2")
+                 "--window-hours", "2", shown_lines=40)
         run = json.loads((self.workdir / "monitoring" / LAST_RUN_FILE).read_text())
         result: dict[str, Any] = {
             "reports": [], "alarms": run["alarm_states"], "changes": run["state_changes"],
