@@ -7,9 +7,13 @@
         [--psi-threshold 0.2] [--ks-threshold 0.2] [--prediction-distance-threshold 0.2]
         [--completeness-tolerance 0.01] [--min-records 30] [--workers 0] [--chunk-records 128]
 
-Streams every capture line of the window (memory stays flat: fixed-size accumulators, a bounded
-number of chunks in flight), measures each image with ``image_features`` and each response's
-top-1 breed and confidence, and compares them with the data-quality and prediction baselines.
+Streams every capture line of the window (memory stays flat but for 8 bytes per distinct record
+id: fixed-size accumulators, a bounded number of objects in flight), measures each image with
+``image_features`` and each response's top-1 breed and confidence, and compares them with the
+data-quality and prediction baselines. Input it cannot trust is counted in summary.json, with
+examples, never raised: corrupt lines, lines longer than any endpoint writes (skipped unread),
+records whose inferenceId (else eventId) was already seen in the window (analysed once), and
+records of an eventVersion the parser does not know (analysed, and counted per version).
 Writes statistics.json, constraint_violations.json, report.html and summary.json under
 ``<output-uri>/yyyy/mm/dd/hh`` (the window's end) and publishes the ``monitoring_metrics`` names.
 Exit 0 whenever the analysis ran, violations or not; exit 1 only when it could not run (no
@@ -102,35 +106,27 @@ def analyse_window(
     """Fold every capture object of the window into one set of accumulators.
 
     With several workers each object is analysed in a worker process (it reads the object
-    itself), at most 2 x workers objects in flight, so memory stays flat however long the window.
+    itself and returns compact feature rows), at most 2 x workers objects in flight; the main
+    process folds them in listing order, counting a record whose id it has seen before once.
+    Memory stays flat with window length except for deduplication's 8 bytes per distinct record
+    (``monitor_capture.SeenIds``).
     """
-    accumulators = monitor_capture.build_accumulators(*baselines)
-    totals = monitor_capture.ChunkResult()
-
-    def fold(result: tuple[dict[str, Any], monitor_capture.ChunkResult]) -> None:
-        partial, counts = result
-        for name, accumulator in partial.items():
-            accumulators[name].merge(accumulator)
-        totals.merge(counts)
-
+    fold = monitor_capture.WindowFold(*baselines)
     if workers <= 1:
-        monitor_capture.init_worker(*baselines)
         for location in objects:
-            fold(monitor_capture.analyse_object(location, window.start, window.end, chunk_records))
-        return accumulators, totals
+            fold.add(*monitor_capture.analyse_object(location, window.start, window.end, chunk_records))
+        return fold.accumulators, fold.totals
     pending: list[Future] = []
-    with ProcessPoolExecutor(
-        max_workers=workers, initializer=monitor_capture.init_worker, initargs=baselines
-    ) as pool:
+    with ProcessPoolExecutor(max_workers=workers) as pool:
         for location in objects:
             pending.append(
                 pool.submit(monitor_capture.analyse_object, location, window.start, window.end, chunk_records)
             )
             if len(pending) >= 2 * workers:
-                fold(pending.pop(0).result())
+                fold.add(*pending.pop(0).result())
         for future in pending:
-            fold(future.result())
-    return accumulators, totals
+            fold.add(*future.result())
+    return fold.accumulators, fold.totals
 
 
 def check_constraints(
@@ -280,6 +276,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "images_analysed": totals.images,
         "corrupt_records": totals.corrupt,
         "corrupt_examples": totals.errors,
+        "duplicate_records": totals.duplicates,
+        "duplicate_examples": totals.duplicate_examples,
+        "oversized_records": totals.oversized,
+        "oversized_examples": totals.oversized_examples,
+        "unknown_event_versions": dict(sorted(totals.unknown_versions.items())),
+        "unknown_event_version_examples": totals.unknown_version_examples,
         "undecodable": dict(sorted(totals.decode_failures.items())),
         "records_outside_window": totals.outside_window,
         "judged": totals.images >= args.min_records,
@@ -349,7 +351,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(
         f"records_analysed={summary['records_analysed']} images_analysed={summary['images_analysed']} "
-        f"corrupt_records={summary['corrupt_records']} violations={summary['violation_count']} "
+        f"corrupt_records={summary['corrupt_records']} duplicate_records={summary['duplicate_records']} "
+        f"oversized_records={summary['oversized_records']} "
+        f"unknown_event_versions={sum(summary['unknown_event_versions'].values())} "
+        f"violations={summary['violation_count']} "
         f"max_feature_psi={summary['max_feature_psi']:.4f}"
     )
     for location in summary["report_files"]:
