@@ -142,10 +142,19 @@ def check_constraints(
             by_name[feature["name"]] = feature
             configs[feature["name"]] = document.get("monitoring_config", {})
     judged = images >= args.min_records
+    # Model Monitor writes: "There are missing columns in current dataset. Number of columns in
+    # current dataset: 8, Number of columns in baseline constraints: 9" (and "extra" likewise).
+    columns = (
+        f"Number of columns in current dataset: {len(accumulators)}, "
+        f"Number of columns in baseline constraints: {len(by_name)}"
+    )
     for name in sorted(set(by_name) - set(accumulators)):
         violations.append(
             monitor_report.violation(
-                name, "missing_column_check", f"baseline feature {name} is not measured by this monitor"
+                name,
+                "missing_column_check",
+                f"There are missing columns in current dataset. {columns}. "
+                f"Baseline feature {name} is not measured by this monitor.",
             )
         )
     for name, acc in accumulators.items():
@@ -155,7 +164,10 @@ def check_constraints(
             if images:
                 violations.append(
                     monitor_report.violation(
-                        name, "extra_column_check", f"feature {name} has no baseline constraint"
+                        name,
+                        "extra_column_check",
+                        f"There are extra columns in current dataset. {columns}. "
+                        f"Feature {name} has no baseline constraint.",
                     )
                 )
             continue
@@ -168,18 +180,30 @@ def check_constraints(
                         name,
                         "completeness_check",
                         (
-                            f"completeness {completeness:.4f} is below the baseline's "
-                            f"{constraint['completeness']:.4f} "
-                            f"(tolerance {args.completeness_tolerance})"
+                            "Data completeness requirement is not met. Expected completeness: "
+                            f"{_percent(float(constraint['completeness']))}%. "
+                            f"Observed: Only {_percent(completeness)}% of data is complete. "
+                            f"({present} of {total} values present; tolerance "
+                            f"{args.completeness_tolerance})"
                         ),
                     )
                 )
-        if total and acc.type_errors / total > float(config.get("datatype_check_threshold", 0.1)):
+        type_threshold = float(config.get("datatype_check_threshold", 0.1))
+        if total and acc.type_errors / total > type_threshold:
+            # Model Monitor writes: "Data type match requirement is not met. Expected data type:
+            # Integral, Expected match: 100.0%. Observed: Only 0.0% of data is Integral."
+            # Our threshold is the share of mismatches allowed, so the match expected is 1 - it.
+            matched = (total - acc.type_errors) / total
             violations.append(
                 monitor_report.violation(
                     name,
                     "data_type_check",
-                    (f"{acc.type_errors} of {total} values are not {acc.inferred_type}"),
+                    (
+                        "Data type match requirement is not met. Expected data type: "
+                        f"{acc.inferred_type}, Expected match: {_percent(1 - type_threshold)}%. "
+                        f"Observed: Only {_percent(matched)}% of data is {acc.inferred_type}. "
+                        f"({acc.type_errors} of {total} values are not {acc.inferred_type})"
+                    ),
                 )
             )
         non_negative = (constraint.get("num_constraints") or {}).get("is_non_negative")
@@ -199,15 +223,20 @@ def check_constraints(
             # is reported in the distances but is not a violation.
             beyond_chance = p_value is not None and p_value < args.drift_significance
             if judged and beyond_threshold and beyond_chance:
+                # Model Monitor writes: "Baseline drift distance: <d> exceeds threshold: <t>". The
+                # distance named first is the one over its threshold (KS when both are).
+                over_ks = ks > args.ks_threshold
+                distance, limit = (ks, args.ks_threshold) if over_ks else (psi, args.psi_threshold)
                 violations.append(
                     monitor_report.violation(
                         name,
                         "baseline_drift_check",
                         (
-                            f"{name} drifted from the baseline: PSI {psi:.4f} "
-                            f"(threshold {args.psi_threshold}), "
-                            f"KS {ks:.4f} (threshold {args.ks_threshold}, p={p_value:.2g}) "
-                            f"over {acc.count} images"
+                            f"Baseline drift distance: {distance} exceeds threshold: {limit}. "
+                            f"({'KS' if over_ks else 'PSI'} distance; KS {ks:.4f} "
+                            f"(threshold {args.ks_threshold}, p-value {p_value:.2g}), "
+                            f"PSI {psi:.4f} (threshold {args.psi_threshold}), "
+                            f"over {acc.count} images)"
                         ),
                     )
                 )
@@ -218,12 +247,18 @@ def check_constraints(
             if domain and acc.count:
                 outside = acc.outside_domain(domain)
                 share = outside / acc.count
-                if share > float(config.get("domain_content_threshold", 0.1)):
+                domain_threshold = float(config.get("domain_content_threshold", 0.1))
+                if share > domain_threshold:
                     violations.append(
                         monitor_report.violation(
                             name,
                             "categorical_values_check",
-                            (f"{outside} of {acc.count} values of {name} are outside the baseline's domain"),
+                            (
+                                "Categorical value match requirement is not met. Expected match: "
+                                f"{_percent(1 - domain_threshold)}%. Observed: Only "
+                                f"{_percent(1 - share)}% of data is within the baseline domain. "
+                                f"({outside} of {acc.count} values of {name} are outside it)"
+                            ),
                         )
                     )
             # One L-infinity threshold for every categorical feature (predicted breed, format, mode).
@@ -234,12 +269,18 @@ def check_constraints(
                         name,
                         "baseline_drift_check",
                         (
-                            f"{name} shares moved from the baseline: L-infinity distance {distance:.4f} "
-                            f"(threshold {limit}) over {acc.count} values"
+                            f"Baseline drift distance: {distance} exceeds threshold: {limit}. "
+                            f"(L-infinity distance of the value shares over {acc.count} values)"
                         ),
                     )
                 )
     return violations, distances
+
+
+def _percent(share: float) -> str:
+    """A share as Model Monitor prints a percentage (``100.0``, ``99.71751412429379``), without
+    float noise such as ``90.00000000000001``."""
+    return str(round(share * 100, 10))
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -178,12 +178,19 @@ def check_constraints(metrics: dict, constraints: dict, args: argparse.Namespace
             operator == "GreaterThanThreshold" and value > threshold + args.quality_tolerance
         )
         if broken:
+            # Model Monitor writes: "Metric <name> with <value> was <operator> <threshold>". The
+            # threshold named is the one compared with: the baseline's, moved by the tolerance.
+            moved = (
+                threshold - args.quality_tolerance
+                if operator == "LessThanThreshold"
+                else (threshold + args.quality_tolerance)
+            )
             violations.append(
                 monitor_report.metric_violation(
                     name,
                     operator,
-                    f"Metric {name} with {value:.4f} was {operator} {threshold:.4f} "
-                    f"(baseline, tolerance {args.quality_tolerance})",
+                    f"Metric {name} with {value} was {operator} {round(moved, 10)}. "
+                    f"(baseline {threshold}, tolerance {args.quality_tolerance})",
                 )
             )
     accuracy = float(metrics["accuracy"]["value"])
@@ -192,7 +199,7 @@ def check_constraints(metrics: dict, constraints: dict, args: argparse.Namespace
             monitor_report.metric_violation(
                 "accuracy",
                 "LessThanThreshold",
-                f"Metric accuracy with {accuracy:.4f} was LessThanThreshold {args.accuracy_threshold} "
+                f"Metric accuracy with {accuracy} was LessThanThreshold {args.accuracy_threshold}. "
                 "(the environment's accuracy threshold)",
             )
         )
