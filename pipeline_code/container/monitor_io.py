@@ -121,15 +121,15 @@ class OversizedLine:
 
     length: int
 
-    def describe(self, location: str, line_number: int, cap: int = MAX_LINE_BYTES) -> str:
+    def describe(self, location: str, line_number: int) -> str:
         return (
             f"{location}:{line_number}: line of {self.length} bytes is longer than the "
-            f"{cap}-byte cap (no endpoint writes a capture line that long); skipped unread"
+            f"{MAX_LINE_BYTES}-byte cap (no endpoint writes a capture line that long); skipped unread"
         )
 
 
 def split_lines(
-    read: Callable[[int], bytes], max_line_bytes: int = MAX_LINE_BYTES
+    read: Callable[[int], bytes], max_line_bytes: int | None = None
 ) -> Iterator[bytes | OversizedLine]:
     """Lines (newline kept) from a ``read(n)`` stream, ``STREAM_CHUNK_BYTES`` at a time.
 
@@ -137,6 +137,7 @@ def split_lines(
     first ``max_line_bytes`` are buffered, then dropped, and the rest is read and discarded up to
     its newline, so memory never holds more than the cap plus one chunk whatever a line's length.
     """
+    max_line_bytes = MAX_LINE_BYTES if max_line_bytes is None else max_line_bytes
     parts: list[bytes] = []
     held = 0  # bytes of the current line in ``parts``
     skipped = -1  # >= 0 while discarding an over-long line: its length so far
@@ -171,7 +172,7 @@ def split_lines(
         yield b"".join(parts)
 
 
-def iter_lines(location: str, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[bytes | OversizedLine]:
+def iter_lines(location: str, max_line_bytes: int | None = None) -> Iterator[bytes | OversizedLine]:
     """The lines of one object, streamed: memory holds one chunk and one line at a time.
 
     Local files and S3 objects are both read in ``STREAM_CHUNK_BYTES`` reads and split here, so a
