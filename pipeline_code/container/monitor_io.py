@@ -124,7 +124,8 @@ class OversizedLine:
     def describe(self, location: str, line_number: int) -> str:
         return (
             f"{location}:{line_number}: line of {self.length} bytes is longer than the "
-            f"{MAX_LINE_BYTES}-byte cap (no endpoint writes a capture line that long); skipped unread"
+            f"{MAX_LINE_BYTES}-byte cap (no real capture or ground-truth line is that long); "
+            "skipped unread"
         )
 
 
