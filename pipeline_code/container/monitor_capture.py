@@ -314,13 +314,7 @@ def record_rows(record: capture_format.CaptureRecord, rows: FeatureRows, line_nu
 def read_record(
     source: str, number: int, line: bytes | monitor_io.OversizedLine, result: ChunkResult
 ) -> capture_format.CaptureRecord | None:
-    """Parse one line, or count why it cannot be used (corrupt, oversized) and return None.
-
-    A record of an unknown eventVersion is counted per version and still returned: the parser
-    has checked every field the monitors read, and the version field is the only thing unknown,
-    so dropping it would lose real traffic (all of it, the day a new version ships) for a risk
-    the count already makes visible.
-    """
+    """Parse one line, or count why it cannot be used (corrupt, oversized) and return None."""
     if isinstance(line, monitor_io.OversizedLine):
         result.oversized += 1
         keep_example(result.oversized_examples, line.describe(source, number))
@@ -331,6 +325,18 @@ def read_record(
         result.corrupt += 1
         keep_example(result.errors, str(error))
         return None
+    return record
+
+
+def note_version(
+    record: capture_format.CaptureRecord, source: str, number: int, result: ChunkResult
+) -> None:
+    """Count an in-window record of an eventVersion capture_format does not know, per version.
+
+    The record is still analysed: the parser has checked every field the monitors read, and the
+    version is the only thing unknown, so dropping it would lose real traffic (all of it, the day
+    a new version ships) for a risk the count already makes visible.
+    """
     if not record.known_version:
         result.unknown_versions[record.event_version] += 1
         keep_example(
@@ -338,7 +344,6 @@ def read_record(
             f"{source}:{number}: eventVersion {record.event_version!r} is not one of "
             f"{sorted(capture_format.KNOWN_EVENT_VERSIONS)}; analysed with the known fields",
         )
-    return record
 
 
 def analyse_lines(
@@ -359,6 +364,7 @@ def analyse_lines(
         ):
             result.outside_window += 1
             continue
+        note_version(record, source, number, result)
         result.records += 1
         record_rows(record, rows, number)
     return rows, result

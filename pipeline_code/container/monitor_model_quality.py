@@ -135,6 +135,7 @@ def join_window(capture_uri: str, window: monitor_window.Window, labels: dict[st
             record = monitor_capture.read_record(location, number, line, joined.counts)
             if record is None or not window.contains(record.inference_time):
                 continue
+            monitor_capture.note_version(record, location, number, joined.counts)
             if not seen.first_seen([monitor_capture.id_digest(record.join_id)])[0]:
                 joined.counts.duplicates += 1
                 monitor_capture.keep_example(
