@@ -19,6 +19,11 @@ def test_demo_core_runs_the_lifecycle_and_reports_the_drift(tmp_path):
     assert "brightness" in summary.drifted_features
     assert "brightness" not in summary.clean_violations
     assert summary.live_accuracy is not None and summary.live_accuracy > 0.4
+    # The synthesised alarms, evaluated as CloudWatch would: clean traffic leaves every one OK...
+    assert summary.clean_alarms and set(summary.clean_alarms.values()) == {"OK"}, summary.clean_alarms
+    # ...the drifted traffic fires the feature-drift alarm, and its change reaches the retrain guard.
+    assert summary.drift_alarms["dogbreeds-dev-monitoring-feature-drift"] == "ALARM"
+    assert any("feature-drift" in decision for decision in summary.retrain_decisions)
     assert len(summary.reports) == 2 and all(path.endswith("report.html") for path in summary.reports)
     for path in summary.reports:
         assert "<html" in Path(path).read_text().lower()

@@ -74,6 +74,10 @@ def test_clean_traffic_from_unseen_images_raises_no_violation(monitor_case, clea
     assert 0 < summary["max_feature_psi"] < 0.2
     assert metric_values(metrics, "RecordsAnalysed") == {None: 300.0}
     assert metric_values(metrics, "Violations") == {None: 0.0}
+    # The verdict the alarms read: judged, nothing drifted.
+    assert summary["judged"] and summary["drifted_features"] == [] and not summary["prediction_drifted"]
+    assert metric_values(metrics, "Judged") == {None: 1.0}
+    assert metric_values(metrics, "DriftedFeatures") == {None: 0.0}
     psi = metric_values(metrics, "FeaturePSI")
     assert {"brightness", "sharpness", "confidence"} <= set(psi) and max(psi.values()) < 0.2
     # Every request is the exact put_metric_data shape, batched.
@@ -119,7 +123,8 @@ def test_brightness_drift_is_detected_and_the_violation_names_the_feature(monito
     assert not {"width", "height", "aspect_ratio"} & set(drifted)
     assert metric_values(metrics, "FeaturePSI")["brightness"] > 1.0
     assert metric_values(metrics, "Violations")[None] == len(violations)
-    assert metric_values(metrics, "MaxFeaturePSI")[None] == summary["max_feature_psi"]
+    assert "brightness" in summary["drifted_features"]
+    assert metric_values(metrics, "DriftedFeatures")[None] == len(summary["drifted_features"]) >= 1
     html = (folder / "report.html").read_text()
     assert "brightness" in html and 'class="bad">drift' in html
 
@@ -163,7 +168,9 @@ def test_empty_window_reports_zero_records(monitor_case, clean_capture, tmp_path
     assert summary["records_analysed"] == 0 and summary["images_analysed"] == 0
     assert violations == []
     assert metric_values(metrics, "RecordsAnalysed") == {None: 0.0}
-    assert metric_values(metrics, "MaxFeaturePSI") == {}  # no data is not "no drift"
+    # No data is not "no drift": not judged, and nothing an alarm reads is published.
+    assert metric_values(metrics, "Judged") == {None: 0.0}
+    assert metric_values(metrics, "DriftedFeatures") == {} and metric_values(metrics, "FeaturePSI") == {}
     # A capture folder that does not exist yet (no traffic ever) is an empty window too.
     summary, _, _, _ = _run(tmp_path / "nothing-here", monitor_case, tmp_path / "second")
     assert summary["records_analysed"] == 0
@@ -383,3 +390,19 @@ def test_a_categorical_drift_names_its_distance_and_threshold():
         "Baseline drift distance: 0.4 exceeds threshold: 0.25. "
         "(L-infinity distance of the value shares over 10 values)"
     ]
+
+
+def test_a_window_too_small_to_judge_publishes_counts_but_no_drift(monitor_case, tmp_path):
+    """Drifted images, but fewer than --min-records: the distances are in the summary for a person
+    to read, and the metrics the alarms watch are not published at all."""
+    capture_root = tmp_path / "capture"
+    capture_traffic(monitor_case, capture_root, drift="brightness", limit=20)
+    summary, violations, metrics, _ = _run(capture_root, monitor_case, tmp_path, "--min-records", "30")
+    assert summary["images_analysed"] == 20 and not summary["judged"]
+    assert summary["distances"]["brightness"]["psi"] > 1.0  # measured, reported...
+    assert summary["drifted_features"] == [] and not summary["prediction_drifted"]  # ...not judged
+    assert not [v for v in violations if v["constraint_check_type"] == "baseline_drift_check"]
+    assert metric_values(metrics, "RecordsAnalysed") == {None: 20.0}
+    assert metric_values(metrics, "Judged") == {None: 0.0}
+    for name in ("DriftedFeatures", "FeaturePSI", "FeatureKS", "PredictedBreedDistance"):
+        assert metric_values(metrics, name) == {}, name

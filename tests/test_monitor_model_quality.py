@@ -142,6 +142,25 @@ def test_no_ground_truth_reports_zero_coverage_and_no_accuracy(monitor_case, cle
     assert violations == []
     assert metric_values(metrics, "GroundTruthCoverage") == {None: 0.0}
     assert metric_values(metrics, "Accuracy") == {}  # unknown is not zero
+    assert metric_values(metrics, "Judged") == {None: 0.0}
+
+
+def test_too_few_labels_are_reported_but_not_published_as_accuracy(monitor_case, clean_capture, tmp_path):
+    """Five labels, all wrong: accuracy 0 in the summary, but the window is not judged, so the
+    accuracy alarm (which reads the metric) has nothing to fire on."""
+    capture_root, sent = clean_capture
+    records = read_records(_record_file(sent[::60], tmp_path / "few.jsonl"))  # several breeds
+    write_ground_truth(records, str(tmp_path / "gt"), when=LABELLED_AT, wrong_fraction=1.0)
+    summary, violations, metrics, _ = _run(
+        capture_root, tmp_path / "gt", monitor_case, tmp_path, "--min-labelled", "10"
+    )
+    assert summary["labelled_records"] == 5 and not summary["judged"]
+    assert summary["metrics"]["accuracy"]["window"] == 0.0
+    assert violations == []
+    assert metric_values(metrics, "LabelledRecords") == {None: 5.0}
+    assert metric_values(metrics, "Judged") == {None: 0.0}
+    for name in ("Accuracy", "MacroF1", "Top5Accuracy"):
+        assert metric_values(metrics, name) == {}, name
 
 
 def test_ground_truth_command_rejects_bad_input(tmp_path, capsys):

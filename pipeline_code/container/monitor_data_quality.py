@@ -39,6 +39,7 @@ import monitor_window
 import monitoring_metrics
 
 NAMESPACE_DEFAULT = "dogbreeds/dev"
+DRIFT_CHECK = "baseline_drift_check"
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -230,7 +231,7 @@ def check_constraints(
                 violations.append(
                     monitor_report.violation(
                         name,
-                        "baseline_drift_check",
+                        DRIFT_CHECK,
                         (
                             f"Baseline drift distance: {distance} exceeds threshold: {limit}. "
                             f"({'KS' if over_ks else 'PSI'} distance; KS {ks:.4f} "
@@ -267,7 +268,7 @@ def check_constraints(
                 violations.append(
                     monitor_report.violation(
                         name,
-                        "baseline_drift_check",
+                        DRIFT_CHECK,
                         (
                             f"Baseline drift distance: {distance} exceeds threshold: {limit}. "
                             f"(L-infinity distance of the value shares over {acc.count} values)"
@@ -308,6 +309,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "features": [acc.statistics() for acc in accumulators.values()],
     }
     numeric_psi = [d["psi"] for d in distances.values() if d.get("psi") is not None]
+    drifted = sorted(
+        {v["feature_name"] for v in violations if v["constraint_check_type"] == DRIFT_CHECK}
+    )
     summary = {
         "monitor": monitoring_metrics.MONITOR_DATA_QUALITY,
         "endpoint": args.endpoint_name,
@@ -333,9 +337,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         },
         "distances": distances,
         "max_feature_psi": max(numeric_psi, default=0.0),
+        # The verdict the alarms read: features judged drifted (the predicted breed has its own).
+        "drifted_features": [name for name in drifted if name != monitoring_metrics.PREDICTION_FEATURE],
+        "prediction_drifted": monitoring_metrics.PREDICTION_FEATURE in drifted,
         "violation_count": len(violations),
     }
-    flagged = {v["feature_name"] for v in violations if v["constraint_check_type"] == "baseline_drift_check"}
+    flagged = set(drifted)
     sections = [
         monitor_report.feature_section(name, acc.histogram(), distances.get(name, {}), name in flagged)
         for name, acc in accumulators.items()
@@ -366,20 +373,23 @@ def publish_metrics(args: argparse.Namespace, window: monitor_window.Window, sum
         monitoring_metrics.MONITOR_DATA_QUALITY,
         window.end,
     )
+    """Counts always; distances and the drift verdict only for a judged window (an alarm must not
+    read a window the monitor declined to judge as drift)."""
     count = monitor_metrics_sink.COUNT
     publisher.add(monitoring_metrics.RECORDS_ANALYSED, summary["records_analysed"], count)
     publisher.add(monitoring_metrics.IMAGES_ANALYSED, summary["images_analysed"], count)
     publisher.add(monitoring_metrics.CORRUPT_RECORDS, summary["corrupt_records"], count)
     publisher.add(monitoring_metrics.VIOLATIONS, summary["violation_count"], count)
-    for name, distance in summary["distances"].items():
-        if name == "predicted_label" and distance.get("l_infinity") is not None:
-            publisher.add(monitoring_metrics.PREDICTION_DISTANCE, distance["l_infinity"])
-        if distance.get("psi") is not None:
-            publisher.add(monitoring_metrics.FEATURE_PSI, distance["psi"], feature=name)
-        if distance.get("ks") is not None:
-            publisher.add(monitoring_metrics.FEATURE_KS, distance["ks"], feature=name)
-    if summary["images_analysed"]:
-        publisher.add(monitoring_metrics.MAX_FEATURE_PSI, summary["max_feature_psi"])
+    publisher.add(monitoring_metrics.JUDGED, 1.0 if summary["judged"] else 0.0)
+    if summary["judged"]:
+        publisher.add(monitoring_metrics.DRIFTED_FEATURES, len(summary["drifted_features"]), count)
+        for name, distance in summary["distances"].items():
+            if name == monitoring_metrics.PREDICTION_FEATURE and distance.get("l_infinity") is not None:
+                publisher.add(monitoring_metrics.PREDICTION_DISTANCE, distance["l_infinity"])
+            if distance.get("psi") is not None:
+                publisher.add(monitoring_metrics.FEATURE_PSI, distance["psi"], feature=name)
+            if distance.get("ks") is not None:
+                publisher.add(monitoring_metrics.FEATURE_KS, distance["ks"], feature=name)
     publisher.publish()
 
 
@@ -396,7 +406,8 @@ def main(argv: list[str] | None = None) -> int:
         f"oversized_records={summary['oversized_records']} "
         f"unknown_event_versions={sum(summary['unknown_event_versions'].values())} "
         f"violations={summary['violation_count']} "
-        f"max_feature_psi={summary['max_feature_psi']:.4f}"
+        f"judged={summary['judged']} drifted={','.join(summary['drifted_features']) or 'none'} "
+        f"prediction_drifted={summary['prediction_drifted']}"
     )
     for location in summary["report_files"]:
         print(f"wrote {location}")

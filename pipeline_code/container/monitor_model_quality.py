@@ -337,15 +337,18 @@ def publish_metrics(args: argparse.Namespace, window: monitor_window.Window, sum
         monitoring_metrics.MONITOR_MODEL_QUALITY,
         window.end,
     )
+    """Counts and coverage always; quality values only for a judged window (enough labels), so the
+    accuracy alarm never fires on a handful of labelled records the monitor declined to judge."""
     count = monitor_metrics_sink.COUNT
     publisher.add(monitoring_metrics.RECORDS_ANALYSED, summary["records_analysed"], count)
     publisher.add(monitoring_metrics.CORRUPT_RECORDS, summary["corrupt_records"], count)
     publisher.add(monitoring_metrics.CORRUPT_GROUND_TRUTH, summary["corrupt_ground_truth"], count)
     publisher.add(monitoring_metrics.LABELLED_RECORDS, summary["labelled_records"], count)
     publisher.add(monitoring_metrics.VIOLATIONS, summary["violation_count"], count)
+    publisher.add(monitoring_metrics.JUDGED, 1.0 if summary["judged"] else 0.0)
     if summary["records_analysed"]:
         publisher.add(monitoring_metrics.GROUND_TRUTH_COVERAGE, summary["ground_truth_coverage"])
-    if summary["labelled_records"]:
+    if summary["judged"]:
         publisher.add(monitoring_metrics.ACCURACY, summary["metrics"]["accuracy"]["window"])
         publisher.add(monitoring_metrics.MACRO_F1, summary["metrics"]["macro_f1"]["window"])
         publisher.add(monitoring_metrics.TOP5_ACCURACY, summary["top_k_accuracy"])
@@ -366,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         f"duplicate_records={summary['duplicate_records']} oversized_records={summary['oversized_records']} "
         f"oversized_ground_truth={summary['oversized_ground_truth']} "
         f"unknown_event_versions={sum(summary['unknown_event_versions'].values())} "
-        f"violations={summary['violation_count']}"
+        f"judged={summary['judged']} violations={summary['violation_count']}"
     )
     for location in summary["report_files"]:
         print(f"wrote {location}")
