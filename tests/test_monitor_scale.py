@@ -62,7 +62,7 @@ def _peak_rss(capture: Path, out: Path, baseline: Path, workers: str = "1") -> t
         env=subprocess_env(),
         capture_output=True,
         text=True,
-        timeout=150,
+        timeout=400,  # a hang guard, not a speed target (bench/bench_monitor.py measures speed)
     )
     seconds = time.monotonic() - started
     assert result.returncode == 0, result.stderr
