@@ -71,6 +71,7 @@ class DemoSummary:
     # Alarm name -> state after each monitoring run, evaluated as CloudWatch would.
     clean_alarms: dict[str, str] = field(default_factory=dict)
     drift_alarms: dict[str, str] = field(default_factory=dict)
+    alarms_without_data: int = 0
     # What the drift run's alarm changes set off: the retrain guard's decision among them.
     retrain_decisions: list[str] = field(default_factory=list)
     reports: list[str] = field(default_factory=list)
@@ -89,8 +90,8 @@ class DemoSummary:
             f"clean traffic violations:        {', '.join(self.clean_violations) or 'none'}",
             f"drift found after drifted batch: {', '.join(self.drifted_features) or 'none'}",
             f"live accuracy (ground truth):    {live}",
-            f"alarms after clean traffic:      {_alarm_line(self.clean_alarms)}",
-            f"alarms after drifted traffic:    {_alarm_line(self.drift_alarms)}",
+            f"alarms after clean traffic:      {_alarm_line(self.clean_alarms, self.alarms_without_data)}",
+            f"alarms after drifted traffic:    {_alarm_line(self.drift_alarms, self.alarms_without_data)}",
             *[f"retrain guard:                   {decision}" for decision in self.retrain_decisions],
             "HTML reports:",
             *[f"  {path}" for path in self.reports],
@@ -99,13 +100,15 @@ class DemoSummary:
         return "\n".join(lines)
 
 
-def _alarm_line(states: dict[str, str]) -> str:
+def _alarm_line(states: dict[str, str], without_data: int) -> str:
     if not states:
         return "not evaluated"
     firing = sorted(name for name, state in states.items() if state != "OK")
+    # Alarms on AWS's own metrics (endpoint, Lambdas) have no local data: say so, not just "OK".
+    note = f" ({without_data} on metrics only AWS produces, so no local data)" if without_data else ""
     if not firing:
-        return f"all {len(states)} OK"
-    return f"{len(states) - len(firing)} OK; " + ", ".join(f"{name} {states[name]}" for name in firing)
+        return f"all {len(states)} OK{note}"
+    return f"{len(states) - len(firing)} OK{note}; " + ", ".join(f"{name} {states[name]}" for name in firing)
 
 
 def _decisions(changes: list[dict[str, Any]]) -> list[str]:
@@ -195,6 +198,7 @@ class Demo:
             summary.drift_violations = drifted["data_quality"]["violation_count"]
             summary.live_accuracy = drifted["model_quality"]["accuracy"]
             summary.drift_alarms = drifted["alarms"]
+            summary.alarms_without_data = drifted["without_data"]
             summary.retrain_decisions = _decisions(drifted["changes"])
             summary.reports = drifted["reports"]
         finally:
@@ -299,6 +303,7 @@ class Demo:
         run = json.loads((self.workdir / "monitoring" / LAST_RUN_FILE).read_text())
         result: dict[str, Any] = {
             "reports": [], "alarms": run["alarm_states"], "changes": run["state_changes"],
+            "without_data": len(run["alarms_without_data"]),
         }
         for monitor in ("data_quality", "model_quality"):
             found = run["monitors"].get(monitor)

@@ -384,6 +384,12 @@ class Evaluation:
     def changed(self) -> bool:
         return self.state != self.previous
 
+    @property
+    def has_data(self) -> bool:
+        """Whether any period of the evaluation range had a value (else the state comes from the
+        missing-data treatment alone: locally, AWS's own metrics such as the endpoint's never have)."""
+        return any(value is not None for _, value in self.points)
+
 
 def evaluate(
     alarm: AlarmDefinition, data: Sequence[Datum], at: datetime, current: str = INSUFFICIENT

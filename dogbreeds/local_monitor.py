@@ -201,6 +201,11 @@ def format_summary(result: dict[str, Any]) -> str:
     if alarms is not None:
         lines.append(f"alarms, evaluated as CloudWatch would at {result['alarms_evaluated_at']}:")
         lines.append(alarms)
+        if result.get("alarms_without_data"):
+            lines.append(
+                f"  ({len(result['alarms_without_data'])} without data: their metrics, such as the "
+                "endpoint's and the Lambdas', come from AWS and are not produced locally)"
+            )
         lines.append("state changes:" if result.get("changes") else "state changes: none")
         if result.get("changes"):
             lines.append(result["changes"])
@@ -259,6 +264,7 @@ def _run(args: argparse.Namespace) -> int:
     outcome["alarms"] = format_states(evaluations)
     outcome["changes"] = format_outcomes(changes)
     outcome["alarm_states"] = {e.alarm.name: e.state for e in evaluations}
+    outcome["alarms_without_data"] = sorted(e.alarm.name for e in evaluations if not e.has_data)
     outcome["state_changes"] = [asdict(change) for change in changes]
     (workdir / "monitoring").mkdir(parents=True, exist_ok=True)
     (workdir / "monitoring" / LAST_RUN_FILE).write_text(json.dumps(outcome, indent=2, default=str) + "\n")
