@@ -146,3 +146,41 @@ def test_cross_account_source_grants_only_the_targets_promotion_role(staging_cro
     own = _statements(storage, "dogbreeds-staging-promotion")
     assert "dogbreeds-dev-evidence-for-staging" in json.dumps(own["AssumeSourceEvidenceRole"]["Resource"])
     assert "ReadGateAlarms" not in own
+
+
+def test_cross_account_stacks_pass_cdk_nag_and_cfn_lint(tmp_path):
+    """Every environment of the cross-account chain synthesises with no unacknowledged cdk-nag
+    finding, and cfn-lint finds nothing in its templates."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from cdk_helpers import REPO_ROOT
+
+    templates = []
+    for env in ACCOUNTS:
+        outdir = tmp_path / env
+        app, _ = build_app(env, context=cross_account_context(), outdir=str(outdir))
+        app.synth()  # raises ValidationFailed listing any unacknowledged finding
+        templates += sorted(str(p) for p in outdir.glob("*.template.json"))
+    lint = subprocess.run(
+        [str(Path(sys.executable).parent / "cfn-lint"), "--format", "parseable", *templates],
+        cwd=REPO_ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_the_cli_refuses_a_pair_that_is_not_configured():
+    import os
+    import subprocess
+    import sys
+
+    from cdk_helpers import REPO_ROOT
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "dogbreeds", "models", "promote", "1", "--from", "dev", "--to", "prod"],
+        cwd=REPO_ROOT, env={**env, "PYTHONPATH": str(REPO_ROOT)}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "prod promotes from staging, not dev" in result.stderr
