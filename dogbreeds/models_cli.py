@@ -327,8 +327,19 @@ def _show(registry: Registry, names: Names, version: int) -> None:
     baselines = _flatten_uris(package.get("DriftCheckBaselines") or {})
     for name, uri in sorted(baselines.items()) or [("none", "")]:
         print(f"  {name:<30} {uri}".rstrip())
-    print(f"training execution: {pipeline_execution_of(package) or 'unknown'}")
-    print(f"dataset: {(parameters or {}).get('DatasetS3Uri', 'unknown')}")
+    lineage = package.get("CustomerMetadataProperties") or {}
+    execution = pipeline_execution_of(package) or lineage.get("TrainingExecutionArn", "unknown")
+    print(f"training execution: {execution}")
+    print(f"dataset: {(parameters or {}).get('DatasetS3Uri') or lineage.get('DatasetS3Uri', 'unknown')}")
+    if lineage.get("PromotedFromPackageArn"):
+        reason = lineage.get("PromotionReason", "-")
+        print(
+            f"promoted from {lineage.get('PromotedFromEnvironment', '?')}: "
+            f"{lineage['PromotedFromPackageArn']} by {lineage.get('PromotedBy', '?')} at "
+            f"{lineage.get('PromotedAt', '?')}; gates {lineage.get('PromotionGates', '?')} "
+            f"({lineage.get('PromotionGatesUri', 'no gates.json')})"
+            + (f"; reason: {reason}" if reason != "-" else "")
+        )
     print("approval history (the registry keeps the latest decision only; CloudTrail has every change):")
     print(f"  {package['CreationTime'].isoformat(timespec='seconds'):<26} registered")
     if package.get("LastModifiedTime"):

@@ -260,6 +260,13 @@ def test_every_gate_passes_and_the_same_model_arrives_pending(world, tmp_path, c
     assert {g["name"] for g in gates["gates"]} == {"live", "live_for", "alarms", "live_accuracy"}
     if cross:
         assert "dogbreeds-staging-evidence-for-prod" in out
+    # `models show` in prod tells where the version came from.
+    from dogbreeds.cli import main
+
+    assert main(["models", "show", "--env", "prod", "1", "--cdk-json", str(tmp_path / "cdk.json")]) == 0
+    shown = capsys.readouterr().out
+    assert f"promoted from staging: {w.source_arn}" in shown and "gates passed" in shown
+    assert "dataset: s3://dogbreeds-dev-data/datasets/abc/" in shown
 
 
 def test_promoting_again_changes_nothing(world, tmp_path, capsys):
