@@ -110,6 +110,11 @@ def promote(
     target_session = boto3.session.Session(region_name=region)
     sts = target_session.client("sts")
     caller = sts.get_caller_identity()
+    if target.account and target.account != caller["Account"]:
+        raise CommandError(
+            f"the credentials are for account {caller['Account']}, but {target_env} is pinned to account "
+            f"{target.account}: run as {target_names.promotion_role} there"
+        )
     target_account = target.account or caller["Account"]
     source_account = source.account if cross_account(target, source) else target_account
     print(f"promoting {source_names.model_package_group} version {version} "

@@ -388,3 +388,17 @@ def test_the_pair_must_be_the_configured_one(aws):  # noqa: F811
 
     with pytest.raises(CommandError, match="prod promotes from staging, not dev"):
         promote_aws.promote(version=1, source_env="dev", target_env="prod", reason="", force=False)
+
+
+def test_credentials_of_another_account_than_the_targets_are_refused(aws, tmp_path, capsys):  # noqa: F811
+    context = project_context()
+    context["environments"]["staging"].update(account=SOURCE_ACCOUNT, region=REGION)
+    context["environments"]["prod"].update(account="444455556666", region=REGION)
+    path = tmp_path / "cdk.json"
+    path.write_text(json.dumps({"context": context}))
+    args = argparse.Namespace(
+        version=1, source="staging", target="prod", reason="", force=False, cdk_json=path, now=None
+    )
+    assert promote_aws.run(args) == 2
+    err = capsys.readouterr().err
+    assert f"the credentials are for account {ACCOUNT}, but prod is pinned to account 444455556666" in err
