@@ -27,7 +27,6 @@ from dogbreeds.promotion import (
     PROMOTED_FROM_ARN,
     AccuracyPoint,
     Evidence,
-    Gate,
     PromotionError,
     accuracy_points,
     client_token,
@@ -41,7 +40,6 @@ from dogbreeds.promotion import (
     print_gates,
     rewrite_uris,
     split_s3,
-    window_start,
 )
 from pipeline_code.container import monitoring_metrics as mm
 from stacks.naming import Names
@@ -414,10 +412,3 @@ def _conform(value: Any, shape: Any) -> Any:
     if shape.type_name == "list" and isinstance(value, list):
         return [_conform(v, shape.member) for v in value]
     return value
-
-
-def gate_names(gates: list[Gate]) -> list[str]:
-    return [g.name for g in gates]
-
-
-__all__ = ["promote", "run", "collect_evidence", "promoted_request", "window_start"]
