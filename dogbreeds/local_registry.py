@@ -265,7 +265,7 @@ def serve_location(package: Mapping[str, Any], workdir: Path | str) -> str:
     return f"--version {package['version']}  {path}"
 
 
-# -- CLI: dogbreeds local models list|show|approve|reject [VERSION] -------------------------------
+# -- CLI: dogbreeds local models list|show|approve|reject [VERSION], promote (local_promotion.py) ---
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "models", help="list, show, approve or reject model versions in the local registry"
@@ -290,6 +290,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             sub.add_argument("version", nargs="?", type=int, help="version number (default: the newest)")
             sub.add_argument("--reason", default="", help="why, kept in the version's status history")
         sub.set_defaults(func=_run_models)
+    from dogbreeds.local_promotion import add_parser as add_promote_parser
+
+    add_promote_parser(actions, DEFAULT_WORKDIR)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
 
 

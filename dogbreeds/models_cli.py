@@ -1,5 +1,7 @@
 """`dogbreeds models list|show|approve|reject --env NAME [VERSION]`: an AWS environment's model registry.
 
+`promote VERSION --from SOURCE --to TARGET` (dogbreeds/promote_aws.py) moves a version on.
+
 `deploy-log` and `teardown-endpoint` (dogbreeds/endpoint_ops.py) follow and remove the deploy Lambda's work.
 
 `list` and `show` put the evidence next to the decision: each version's accuracy, top-5 and F1 from
@@ -79,7 +81,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--yes", action="store_true", help="delete without asking (required when stdin is not a terminal)"
     )
     teardown_parser.set_defaults(func=_run_endpoint_ops)
+    promote_parser = actions.add_parser(
+        "promote",
+        help="copy a version from the source environment into the target's registry, gated on how it "
+        "behaved in the source",
+    )
+    promote_parser.add_argument("version", type=int, help="the source's model package version")
+    promote_parser.add_argument("--from", dest="source", required=True, help="source environment")
+    promote_parser.add_argument("--to", dest="target", required=True, help="target environment")
+    promote_parser.add_argument("--reason", default="", help="why; recorded with the promoted version")
+    promote_parser.add_argument(
+        "--force", action="store_true", help="promote although gates fail (needs --reason; recorded)"
+    )
+    promote_parser.add_argument(
+        "--cdk-json", type=Path, default=None,
+        help="cdk.json to read names from (default: ./cdk.json, else the project's)",
+    )  # fmt: skip
+    promote_parser.set_defaults(func=_run_promote)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
+
+
+def _run_promote(args: argparse.Namespace) -> int:
+    from dogbreeds import promote_aws
+
+    return promote_aws.run(args)
 
 
 def _run_endpoint_ops(args: argparse.Namespace) -> int:
@@ -120,12 +145,13 @@ def _environment(env_name: str, cdk_json: Path | None) -> tuple[Names, str | Non
 class Registry:
     """The environment's model package group and endpoint, through boto3."""
 
-    def __init__(self, names: Names, region: str | None) -> None:
+    def __init__(self, names: Names, region: str | None, session: Any = None) -> None:
         import boto3
 
         self.names = names
-        self.sagemaker = boto3.client("sagemaker", region_name=region)
-        self.s3 = boto3.client("s3", region_name=region)
+        session = session or boto3
+        self.sagemaker = session.client("sagemaker", region_name=region)
+        self.s3 = session.client("s3", region_name=region)
 
     def versions(self) -> list[dict[str, Any]]:
         summaries: list[dict[str, Any]] = []
@@ -301,8 +327,19 @@ def _show(registry: Registry, names: Names, version: int) -> None:
     baselines = _flatten_uris(package.get("DriftCheckBaselines") or {})
     for name, uri in sorted(baselines.items()) or [("none", "")]:
         print(f"  {name:<30} {uri}".rstrip())
-    print(f"training execution: {pipeline_execution_of(package) or 'unknown'}")
-    print(f"dataset: {(parameters or {}).get('DatasetS3Uri', 'unknown')}")
+    lineage = package.get("CustomerMetadataProperties") or {}
+    execution = pipeline_execution_of(package) or lineage.get("TrainingExecutionArn", "unknown")
+    print(f"training execution: {execution}")
+    print(f"dataset: {(parameters or {}).get('DatasetS3Uri') or lineage.get('DatasetS3Uri', 'unknown')}")
+    if lineage.get("PromotedFromPackageArn"):
+        reason = lineage.get("PromotionReason", "-")
+        print(
+            f"promoted from {lineage.get('PromotedFromEnvironment', '?')}: "
+            f"{lineage['PromotedFromPackageArn']} by {lineage.get('PromotedBy', '?')} at "
+            f"{lineage.get('PromotedAt', '?')}; gates {lineage.get('PromotionGates', '?')} "
+            f"({lineage.get('PromotionGatesUri', 'no gates.json')})"
+            + (f"; reason: {reason}" if reason != "-" else "")
+        )
     print("approval history (the registry keeps the latest decision only; CloudTrail has every change):")
     print(f"  {package['CreationTime'].isoformat(timespec='seconds'):<26} registered")
     if package.get("LastModifiedTime"):

@@ -239,6 +239,12 @@ def print_aws_status(pipeline: TrainingPipeline, arn: str, out=None) -> str:
 
 def _pipeline(args: argparse.Namespace) -> TrainingPipeline:
     names, settings = resolve_environment(args.env, args.cdk_json)
+    if not settings.training.enabled:
+        source = settings.promotion.source if settings.promotion else "another environment"
+        raise CommandError(
+            f"{args.env} has no training pipeline (training.enabled is false): it receives models "
+            f"by promotion from {source}: dogbreeds models promote VERSION --from {source} --to {args.env}"
+        )
     sagemaker, logs = make_clients(settings.region)
     return TrainingPipeline(names.training_pipeline, sagemaker, logs)
 

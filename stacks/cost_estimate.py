@@ -95,6 +95,9 @@ def estimate(settings: EnvironmentSettings) -> Estimate:
     )
 
 
+NO_TRAINING = "none (receives promoted models)"
+
+
 def render(context: dict) -> str:
     lines = [
         BEGIN,
@@ -111,7 +114,8 @@ def render(context: dict) -> str:
         cost = estimate(settings)
         lines.append(
             f"| {name} | ${cost.endpoint_hour:.3f} | ${cost.monitoring_month:.2f} | "
-            f"${cost.fixed_month:.2f} | ${cost.always_on_month:.2f} | ${cost.training_run:.2f} |"
+            f"${cost.fixed_month:.2f} | ${cost.always_on_month:.2f} | "
+            + (f"${cost.training_run:.2f} |" if settings.training.enabled else f"{NO_TRAINING} |")
         )
     lines += [
         "",

@@ -10,7 +10,7 @@ from stacks.deployment_stack import DeploymentStack
 from stacks.monitoring_stack import MonitoringStack
 from stacks.nag import add_nag_checks
 from stacks.naming import Names
-from stacks.settings import EnvironmentSettings, load_environment
+from stacks.settings import EnvironmentSettings, PromotionPeers, load_environment_with_peers
 from stacks.storage_stack import StorageStack
 from stacks.training_stack import TrainingStack
 
@@ -20,9 +20,10 @@ class EnvironmentStacks:
     names: Names
     settings: EnvironmentSettings
     storage: StorageStack
-    training: TrainingStack
+    training: TrainingStack | None  # None with training.enabled false
     deployment: DeploymentStack
     monitoring: MonitoringStack
+    peers: PromotionPeers
 
 
 def build_environment(app: cdk.App, env_name: str | None = None) -> EnvironmentStacks:
@@ -31,7 +32,9 @@ def build_environment(app: cdk.App, env_name: str | None = None) -> EnvironmentS
         key: app.node.try_get_context(key) for key in ("project", "environments")
     }
     context = {key: value for key, value in context.items() if value is not None}
-    project, settings = load_environment(context, env_name or app.node.try_get_context("env"))
+    project, settings, peers = load_environment_with_peers(
+        context, env_name or app.node.try_get_context("env")
+    )
     names = Names(project, env_name or app.node.try_get_context("env") or "dev")
     deploy_env = (
         cdk.Environment(account=settings.account, region=settings.region)
@@ -43,20 +46,26 @@ def build_environment(app: cdk.App, env_name: str | None = None) -> EnvironmentS
         names.stack("storage"),
         names=names,
         settings=settings,
+        peers=peers,
         env=deploy_env,
-        description=f"{names.base}: KMS key, data and access-log buckets, SageMaker execution role",
+        description=f"{names.base}: KMS key, buckets, SageMaker execution role, model package group",
     )
-    training = TrainingStack(
-        app,
-        names.stack("training"),
-        names=names,
-        settings=settings.training,
-        bucket=storage.bucket,
-        key=storage.key,
-        execution_role=storage.execution_role,
-        alerts_topic=storage.alerts_topic,
-        env=deploy_env,
-        description=f"{names.base}: SageMaker training pipeline and model package group",
+    # An environment that only receives promoted models has no training pipeline.
+    training = (
+        TrainingStack(
+            app,
+            names.stack("training"),
+            names=names,
+            settings=settings.training,
+            bucket=storage.bucket,
+            key=storage.key,
+            execution_role=storage.execution_role,
+            alerts_topic=storage.alerts_topic,
+            env=deploy_env,
+            description=f"{names.base}: SageMaker training pipeline",
+        )
+        if settings.training.enabled
+        else None
     )
     deployment = DeploymentStack(
         app,
@@ -81,6 +90,8 @@ def build_environment(app: cdk.App, env_name: str | None = None) -> EnvironmentS
         description=f"{names.base}: monitoring pipeline, schedule, alarms, dashboard, retraining",
     )
     for stack in (storage, training, deployment, monitoring):
+        if stack is None:
+            continue
         cdk.Tags.of(stack).add("project", names.project)
         cdk.Tags.of(stack).add("environment", names.env)
     add_nag_checks(app)
@@ -91,4 +102,5 @@ def build_environment(app: cdk.App, env_name: str | None = None) -> EnvironmentS
         training=training,
         deployment=deployment,
         monitoring=monitoring,
+        peers=peers,
     )

@@ -117,7 +117,9 @@ class MonitoringStack(Stack):
                 monitoring_pipeline_arn=self.pipeline_arn,
                 alerts_topic=alerts_topic,
             )
-            if monitoring.retrain_on_drift:
+            # Without a training pipeline there is nothing to retrain (settings refuse an explicit
+            # retrain_on_drift there; the default is ignored): retraining happens upstream.
+            if monitoring.retrain_on_drift and settings.training.enabled:
                 self.retrain = RetrainGuardFunction(
                     self,
                     "RetrainGuard",

@@ -16,6 +16,8 @@ PIPELINE_RUNS_PREFIX = "pipeline-runs"
 CAPTURE_PREFIX = "capture"
 GROUND_TRUTH_PREFIX = "ground-truth"
 MONITORING_PREFIX = "monitoring"
+# Copies of versions promoted from another environment: promoted/<source env>/v<version>/...
+PROMOTED_PREFIX = "promoted"
 
 BUCKET_PREFIXES = (
     DATASETS_PREFIX,
@@ -24,7 +26,11 @@ BUCKET_PREFIXES = (
     CAPTURE_PREFIX,
     GROUND_TRUTH_PREFIX,
     MONITORING_PREFIX,
+    PROMOTED_PREFIX,
 )
+# Where a version's model, metrics and baselines live in the environment that serves it: trained
+# there (pipeline-runs/) or promoted into it (promoted/). Promotion reads these from its source.
+MODEL_PREFIXES = (PIPELINE_RUNS_PREFIX, PROMOTED_PREFIX)
 # Outputs that grow with traffic and expire after the environment's data_retention_days.
 EXPIRING_PREFIXES = (CAPTURE_PREFIX, MONITORING_PREFIX)
 
@@ -163,6 +169,64 @@ class Names:
     def deploy_errors_alarm(self) -> str:
         return f"{self.deploy_function}-errors"
 
+    # Promotion (stacks/constructs/promotion_access.py, dogbreeds/promotion.py).
+
+    @property
+    def promotion_role(self) -> str:
+        """The role that promotes versions into this environment (assumed by its operators)."""
+        return f"{self.base}-promotion"
+
+    def promotion_evidence_role(self, target_env: str) -> str:
+        """In a source environment: the read-only role a cross-account target's promotion role
+        assumes to read the version and its evidence."""
+        return f"{self.base}-evidence-for-{target_env}"
+
+    def promoted_prefix(self, source_env: str, version: int) -> str:
+        """Where a promoted version's copies go in this environment's bucket."""
+        return f"{PROMOTED_PREFIX}/{source_env}/v{version}"
+
     @property
     def endpoint_scaling_policy(self) -> str:
         return f"{self.endpoint}-invocations-per-instance"
+
+
+@dataclass(frozen=True)
+class MonitoringAlarmNames:
+    """Alarm names of one environment; the retrain rule and the dashboard refer to them by name."""
+
+    names: Names
+
+    @property
+    def feature_drift(self) -> str:
+        return f"{self.names.base}-monitoring-feature-drift"
+
+    @property
+    def prediction_drift(self) -> str:
+        return f"{self.names.base}-monitoring-prediction-drift"
+
+    @property
+    def accuracy(self) -> str:
+        return f"{self.names.base}-monitoring-accuracy-low"
+
+    @property
+    def execution_failed(self) -> str:
+        return f"{self.names.base}-monitoring-failed"
+
+    @property
+    def no_capture_data(self) -> str:
+        return f"{self.names.base}-monitoring-no-capture-data"
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        return (
+            self.feature_drift,
+            self.prediction_drift,
+            self.accuracy,
+            self.execution_failed,
+            self.no_capture_data,
+        )
+
+    @property
+    def retrain_triggers(self) -> tuple[str, ...]:
+        """Drift and quality alarms: the ones that mean the model, not the plumbing, is the problem."""
+        return (self.feature_drift, self.prediction_drift, self.accuracy)

@@ -8,6 +8,7 @@ synth with a ``SettingsError`` that names the key, the value and what is allowed
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -174,6 +175,10 @@ class _Strict(BaseModel):
 class TrainingSettings(_Strict):
     """The training pipeline: instances, the model to train, and the gate to the registry."""
 
+    enabled: bool = Field(
+        True,
+        description="Deploy the training pipeline; false: the environment only receives promoted models.",
+    )
     processing_instance_type: InstanceType = Field(
         "ml.m5.xlarge", description="CPU instance for preprocessing and evaluation."
     )
@@ -292,6 +297,46 @@ class MonitoringSettings(_Strict):
     )
 
 
+# CloudWatch keeps an alarm's history for two weeks: the alarm gate of a promotion cannot look
+# further back than that.
+ALARM_HISTORY_HOURS = 14 * 24
+
+
+class PromotionSettings(_Strict):
+    """Where this environment's models come from, and the gates a version must pass there."""
+
+    source: Annotated[str, AfterValidator(_environment_name)] = Field(
+        description="Environment whose registered versions are promoted into this one."
+    )
+    min_hours_live: int = Field(
+        24,
+        ge=0,
+        le=ALARM_HISTORY_HOURS,
+        description="Hours the version must have served the source's endpoint, with no alarm in ALARM "
+        "(CloudWatch keeps alarm history two weeks).",
+    )
+    approve: bool = Field(
+        False,
+        description="Promoted versions arrive Approved (and deploy at once); false: PendingManualApproval.",
+    )
+    live_accuracy_gate: bool = Field(
+        True,
+        description="Require the source's live accuracy (ground truth) at or above this environment's "
+        "monitoring.accuracy_threshold.",
+    )
+    min_labelled_records: int = Field(
+        100,
+        ge=1,
+        le=10_000_000,
+        description="Labelled records the source must have judged for the accuracy gate to judge.",
+    )
+    require_labels: bool = Field(
+        False,
+        description="Fewer labelled records than min_labelled_records fail the accuracy gate "
+        "(false: it is reported as not judged and passes).",
+    )
+
+
 class EnvironmentSettings(_Strict):
     """One deployable environment (dev, staging, prod)."""
 
@@ -315,9 +360,28 @@ class EnvironmentSettings(_Strict):
     training: TrainingSettings = TrainingSettings()
     endpoint: EndpointSettings = EndpointSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
+    promotion: PromotionSettings | None = Field(
+        None, description="Receive models promoted from another environment (keys below); null: none."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> EnvironmentSettings:
+        if not self.training.enabled and self.promotion is None:
+            raise _cross_field(
+                {"training.enabled": False, "promotion": None},
+                "an environment without training gets models only by promotion: set "
+                "promotion.source, or training.enabled to true",
+            )
+        if (
+            not self.training.enabled
+            and self.monitoring.retrain_on_drift
+            and "retrain_on_drift" in self.monitoring.model_fields_set
+        ):
+            raise _cross_field(
+                {"training.enabled": False, "monitoring.retrain_on_drift": True},
+                "there is no training pipeline to start on drift: set monitoring.retrain_on_drift "
+                "to false (or leave it out), or training.enabled to true",
+            )
         if self.endpoint.kind == "serverless" and self.monitoring.enabled:
             raise _cross_field(
                 {"endpoint.kind": self.endpoint.kind, "monitoring.enabled": self.monitoring.enabled},
@@ -341,6 +405,15 @@ class ProjectSettings(_Strict):
     ] = Field(min_length=1)
 
     @model_validator(mode="after")
+    def _promotions_possible(self) -> ProjectSettings:
+        for env_name, settings in self.environments.items():
+            if settings.promotion is not None:
+                problem = promotion_problem(env_name, settings, self.environments)
+                if problem is not None:
+                    raise problem
+        return self
+
+    @model_validator(mode="after")
     def _names_fit(self) -> ProjectSettings:
         # Bucket names carry the project, environment, account and region, and S3 allows 63
         # characters; without a pinned region the template may go to any region, so the longest.
@@ -359,6 +432,84 @@ class ProjectSettings(_Strict):
                     f"environment name together (with the hyphen) at most {spare} characters",
                 )
         return self
+
+
+def promotion_chain(env_name: str, sources: dict[str, str | None]) -> list[str]:
+    """``env_name`` and the environments it promotes from, nearest first; a cycle ends with the
+    first environment seen again."""
+    chain = [env_name]
+    while (source := sources.get(chain[-1])) is not None:
+        chain.append(source)
+        if source in chain[:-1]:
+            break
+    return chain
+
+
+def promotion_problem(
+    env_name: str, settings: EnvironmentSettings, environments: dict[str, EnvironmentSettings]
+) -> PydanticCustomError | None:
+    """Why ``env_name``'s promotion could never happen, as an error naming the keys; or None."""
+    promotion = settings.promotion
+    assert promotion is not None
+    key = f"environments.{env_name}.promotion.source"
+    if promotion.source == env_name:
+        return _cross_field({key: promotion.source}, "an environment cannot promote from itself")
+    source = environments.get(promotion.source)
+    if source is None:
+        return _cross_field(
+            {key: promotion.source},
+            f"no such environment; defined: {', '.join(sorted(environments))}",
+        )
+    sources = {name: e.promotion.source if e.promotion else None for name, e in environments.items()}
+    chain = promotion_chain(env_name, sources)
+    if chain[-1] in chain[:-1]:
+        return _cross_field(
+            {key: promotion.source},
+            f"promotion sources form a cycle ({' -> '.join(chain)}): some environment must train",
+        )
+    if promotion.live_accuracy_gate and not source.monitoring.enabled:
+        return _cross_field(
+            {
+                f"environments.{env_name}.promotion.live_accuracy_gate": True,
+                f"environments.{promotion.source}.monitoring.enabled": False,
+            },
+            "the source measures no live accuracy without monitoring: enable its monitoring or "
+            "set live_accuracy_gate to false",
+        )
+    if promotion.min_hours_live > source.data_retention_days * 24:
+        return _cross_field(
+            {
+                f"environments.{env_name}.promotion.min_hours_live": promotion.min_hours_live,
+                f"environments.{promotion.source}.data_retention_days": source.data_retention_days,
+            },
+            "the source keeps its capture and monitoring reports (the gates' evidence) for less "
+            "than that: lower min_hours_live or raise the source's data_retention_days",
+        )
+    if settings.region and source.region and settings.region != source.region:
+        return _cross_field(
+            {
+                f"environments.{env_name}.region": settings.region,
+                f"environments.{promotion.source}.region": source.region,
+            },
+            "promotion copies a model within one region (its image URI and container "
+            "environment are regional): use the same region",
+        )
+    return None
+
+
+def cross_account(target: EnvironmentSettings, source: EnvironmentSettings) -> bool:
+    """Promotion between two pinned, different accounts: the stacks then carry the grants. An
+    environment-agnostic side is taken to deploy to the same account as the other."""
+    return bool(target.account and source.account and target.account != source.account)
+
+
+@dataclass(frozen=True)
+class PromotionPeers:
+    """The environments one environment exchanges models with: where it promotes from, and
+    which environments promote from it."""
+
+    source: tuple[str, EnvironmentSettings] | None
+    targets: tuple[tuple[str, EnvironmentSettings], ...]
 
 
 class SettingsError(ValueError):
@@ -398,6 +549,11 @@ def parse_project_settings(context: dict[str, Any]) -> ProjectSettings:
 def load_environment(context: dict[str, Any], env_name: str | None) -> tuple[str, EnvironmentSettings]:
     """Pick and validate one environment, e.g. from ``-c env=prod``. Returns (prefix, settings)."""
     name = env_name or DEFAULT_ENVIRONMENT
+    project, settings, _ = _load_connected(context, _raw_environments(context, name), name)
+    return project, settings
+
+
+def _raw_environments(context: dict[str, Any], name: str) -> dict[str, Any]:
     raw_environments = context.get("environments")
     if not isinstance(raw_environments, dict) or not raw_environments:
         raise SettingsError(
@@ -407,11 +563,54 @@ def load_environment(context: dict[str, Any], env_name: str | None) -> tuple[str
     if name not in raw_environments:
         known = ", ".join(sorted(raw_environments))
         raise SettingsError(f"Unknown environment {name!r} (-c env={name}); defined in cdk.json: {known}")
-    # Only the chosen environment is validated, so a half-written prod block does not block dev.
+    return raw_environments
+
+
+def load_environment_with_peers(
+    context: dict[str, Any], env_name: str | None
+) -> tuple[str, EnvironmentSettings, PromotionPeers]:
+    """``load_environment``, and the environments it promotes from and to (validated too)."""
+    name = env_name or DEFAULT_ENVIRONMENT
+    project, settings, environments = _load_connected(context, _raw_environments(context, name), name)
+    source = (
+        (settings.promotion.source, environments[settings.promotion.source])
+        if settings.promotion
+        else None
+    )
+    targets = tuple(
+        (other, e)
+        for other, e in sorted(environments.items())
+        if e.promotion is not None and e.promotion.source == name
+    )
+    return project, settings, PromotionPeers(source, targets)
+
+
+def _raw_source(block: Any) -> str | None:
+    promotion = block.get("promotion") if isinstance(block, dict) else None
+    source = promotion.get("source") if isinstance(promotion, dict) else None
+    return source if isinstance(source, str) else None
+
+
+def _load_connected(
+    context: dict[str, Any], raw_environments: dict[str, Any], name: str
+) -> tuple[str, EnvironmentSettings, dict[str, EnvironmentSettings]]:
+    # Only the chosen environment is validated, with the environments it exchanges models with
+    # (its chain of sources and the environments that promote from it), so a half-written
+    # unrelated block does not block it.
+    sources = {env: _raw_source(block) for env, block in raw_environments.items()}
+    chain = promotion_chain(name, sources)
+    for target, source in zip(chain, chain[1:], strict=False):
+        if source not in raw_environments:
+            raise SettingsError(
+                f"Invalid settings in cdk.json context:\n  environments.{target}.promotion.source = "
+                f"{source!r}: no such environment; defined: {', '.join(sorted(raw_environments))}"
+            )
+    connected = list(chain)
+    connected += [env for env, source in sources.items() if source == name]
     project = parse_project_settings(
         {
             **({"project": context["project"]} if "project" in context else {}),
-            "environments": {name: raw_environments[name]},
+            "environments": {env: raw_environments[env] for env in dict.fromkeys(connected)},
         }
     )
     settings = project.environments[name]
@@ -420,4 +619,4 @@ def load_environment(context: dict[str, Any], env_name: str | None) -> tuple[str
             f"environments.{name}.removal_policy = 'destroy' is not allowed for {name}: its data "
             f"must outlive the stack. Allowed: 'retain'"
         )
-    return project.project, settings
+    return project.project, settings, dict(project.environments)

@@ -1,7 +1,10 @@
-"""StorageStack: the environment's key, buckets, alerts topic and SageMaker execution role.
+"""StorageStack: the environment's key, buckets, alerts topic, SageMaker execution role, model
+package group, and what promotion between environments needs.
 
 Every other stack (training, deployment, monitoring) reads from and writes to this bucket with this
-key, and runs SageMaker work as this role, so these live in the stack that changes least.
+key, and runs SageMaker work as this role, so these live in the stack that changes least. The
+model package group is here too: an environment that only receives promoted models has no
+training stack, and its registry (with the grants promotion needs) must exist all the same.
 """
 
 from __future__ import annotations
@@ -9,15 +12,17 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import Aws, CfnOutput, Stack
+from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from stacks.constructs.alerts_topic import AlertsTopic
 from stacks.constructs.endpoint_role import EndpointRole
 from stacks.constructs.execution_role import SageMakerExecutionRole
+from stacks.constructs.promotion_access import PromotionRole, SourceGrants
 from stacks.constructs.secure_storage import SecureStorage
 from stacks.nag import acknowledge
 from stacks.naming import Names
-from stacks.settings import EnvironmentSettings
+from stacks.settings import EnvironmentSettings, PromotionPeers, cross_account
 
 
 class StorageStack(Stack):
@@ -28,9 +33,11 @@ class StorageStack(Stack):
         *,
         names: Names,
         settings: EnvironmentSettings,
+        peers: PromotionPeers | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        peers = peers or PromotionPeers(None, ())
         self.storage = SecureStorage(
             self,
             "Storage",
@@ -66,6 +73,44 @@ class StorageStack(Stack):
         self.key = self.storage.key
         self.execution_role = self.execution.role
 
+        self.model_package_group = sagemaker.CfnModelPackageGroup(
+            self,
+            "ModelPackageGroup",
+            model_package_group_name=names.model_package_group,
+            model_package_group_description=(
+                f"Dog-breed classifiers trained by {names.training_pipeline}"
+                if settings.training.enabled
+                else f"Dog-breed classifiers promoted into {names.env}"
+            ),
+        )
+        self.promotion_role = None
+        if peers.source is not None:
+            source_env, source_settings = peers.source
+            self.promotion_role = PromotionRole(
+                self,
+                "Promotion",
+                names=names,
+                settings=settings,
+                source=Names(names.project, source_env),
+                source_settings=source_settings,
+                bucket=self.bucket,
+                key=self.key,
+            ).role
+            CfnOutput(self, "PromotionRoleArn", value=self.promotion_role.role_arn)
+        for target_env, target_settings in peers.targets:
+            if cross_account(target_settings, settings):
+                SourceGrants(
+                    self,
+                    f"PromotionTo{target_env.capitalize()}",
+                    names=names,
+                    settings=settings,
+                    target=Names(names.project, target_env),
+                    target_settings=target_settings,
+                    bucket=self.storage.bucket,
+                    key=self.storage.key,
+                )
+
+        CfnOutput(self, "ModelPackageGroupName", value=names.model_package_group)
         CfnOutput(self, "DataBucketName", value=self.bucket.bucket_name)
         CfnOutput(self, "KeyArn", value=self.key.key_arn)
         CfnOutput(self, "ExecutionRoleArn", value=self.execution_role.role_arn)

@@ -1,5 +1,5 @@
-"""TrainingStack: the SageMaker training pipeline, the model package group it registers into, and
-alerts for failed pipeline executions."""
+"""TrainingStack: the SageMaker training pipeline and alerts for failed pipeline executions. The
+model package group it registers into is the storage stack's."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
@@ -37,12 +36,6 @@ class TrainingStack(Stack):
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        self.model_package_group = sagemaker.CfnModelPackageGroup(
-            self,
-            "ModelPackageGroup",
-            model_package_group_name=names.model_package_group,
-            model_package_group_description=f"Dog-breed classifiers trained by {names.training_pipeline}",
-        )
         self.training = TrainingPipeline(
             self,
             "TrainingPipeline",
@@ -52,7 +45,6 @@ class TrainingStack(Stack):
             key=key,
             execution_role=execution_role,
         )
-        self.training.pipeline.add_resource_dependency(self.model_package_group)
         # SageMaker pipeline ARNs carry the name in lower case.
         self.pipeline_arn = (
             f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:"
@@ -75,4 +67,3 @@ class TrainingStack(Stack):
             targets=[targets.SnsTopic(alerts_topic)],
         )
         CfnOutput(self, "PipelineName", value=names.training_pipeline)
-        CfnOutput(self, "ModelPackageGroupName", value=names.model_package_group)

@@ -38,6 +38,9 @@ def environment(env_name: str = "dev", **endpoint_overrides: Any) -> tuple[Names
     context["environments"][env_name].setdefault("endpoint", {}).update(endpoint_overrides)
     if endpoint_overrides.get("kind") == "serverless":
         context["environments"][env_name].setdefault("monitoring", {})["enabled"] = False
+        for block in context["environments"].values():  # no live accuracy to gate promotions on
+            if (block.get("promotion") or {}).get("source") == env_name:
+                block["promotion"]["live_accuracy_gate"] = False
     project, settings = load_environment(context, env_name)
     names = Names(project, env_name)
     return names, deploy_environment(

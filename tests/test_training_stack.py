@@ -1,4 +1,5 @@
-"""TrainingStack: the pipeline shipped with tokens in place of placeholders, its package group,
+"""TrainingStack: the pipeline shipped with tokens in place of placeholders, the package group it
+registers into,
 code read access, and alerts for failed executions."""
 
 from __future__ import annotations
@@ -30,11 +31,13 @@ def _definition_parts(template: Template) -> list:
     return body["Fn::Join"][1]
 
 
-def test_pipeline_and_group_share_the_name_from_names(template):
+def test_pipeline_and_group_share_the_name_from_names(stacks, template):
     names = Names("dogbreeds", "dev")
-    template.has_resource_properties(
+    # The group is the storage stack's, so an environment without training has one too.
+    Template.from_stack(stacks.storage).has_resource_properties(
         "AWS::SageMaker::ModelPackageGroup", {"ModelPackageGroupName": names.model_package_group}
     )
+    template.resource_count_is("AWS::SageMaker::ModelPackageGroup", 0)
     template.has_resource_properties(
         "AWS::SageMaker::Pipeline", {"PipelineName": names.training_pipeline}
     )

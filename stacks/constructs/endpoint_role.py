@@ -14,7 +14,7 @@ from constructs import Construct
 
 from stacks.dlc_registries import pytorch_registry_account
 from stacks.nag import acknowledge
-from stacks.naming import CAPTURE_PREFIX, PIPELINE_RUNS_PREFIX, Names
+from stacks.naming import CAPTURE_PREFIX, MODEL_PREFIXES, PIPELINE_RUNS_PREFIX, PROMOTED_PREFIX, Names
 
 SAGEMAKER_PRINCIPAL = "sagemaker.amazonaws.com"
 INFERENCE_REPOSITORY = "pytorch-inference"
@@ -45,7 +45,7 @@ class EndpointRole(Construct):
                 iam.PolicyStatement(
                     sid="ReadModelArtifacts",
                     actions=["s3:GetObject"],
-                    resources=[bucket.arn_for_objects(f"{PIPELINE_RUNS_PREFIX}/*")],
+                    resources=[bucket.arn_for_objects(f"{prefix}/*") for prefix in MODEL_PREFIXES],
                 ),
                 iam.PolicyStatement(
                     sid="WriteDataCapture",
@@ -93,6 +93,10 @@ class EndpointRole(Construct):
             f"{bucket_arn}/{PIPELINE_RUNS_PREFIX}/*": (
                 "Model artifacts are written by pipeline executions under run-specific keys; the "
                 "endpoint may only read below pipeline-runs/."
+            ),
+            f"{bucket_arn}/{PROMOTED_PREFIX}/*": (
+                "Promoted versions are copied under promoted/<source>/v<version>/; the endpoint may "
+                "only read below promoted/."
             ),
             f"{bucket_arn}/{CAPTURE_PREFIX}/*": (
                 "SageMaker writes data capture under dated keys it chooses; the endpoint may only "

@@ -18,6 +18,7 @@ from stacks.naming import (
     MONITORING_PREFIX,
     PIPELINE_RUNS_PREFIX,
     PRETRAINED_WEIGHTS_PREFIX,
+    PROMOTED_PREFIX,
     Names,
 )
 
@@ -29,7 +30,14 @@ PIPELINE_JOB_PREFIX = "pipelines-"
 # Jobs write only step outputs (pipeline-runs/) and monitoring reports (monitoring/); everything
 # else they read. Capture is written by the endpoint role, datasets and weights by operators.
 WRITABLE_PREFIXES = (PIPELINE_RUNS_PREFIX, MONITORING_PREFIX)
-READ_ONLY_PREFIXES = (DATASETS_PREFIX, PRETRAINED_WEIGHTS_PREFIX, CAPTURE_PREFIX, GROUND_TRUTH_PREFIX)
+# Promoted versions' copies are written by the promotion role only; jobs read their baselines.
+READ_ONLY_PREFIXES = (
+    DATASETS_PREFIX,
+    PRETRAINED_WEIGHTS_PREFIX,
+    CAPTURE_PREFIX,
+    GROUND_TRUTH_PREFIX,
+    PROMOTED_PREFIX,
+)
 
 
 class SageMakerExecutionRole(Construct):

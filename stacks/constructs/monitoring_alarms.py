@@ -6,8 +6,6 @@ contract with the jobs that publish them); thresholds come from MonitoringSettin
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
@@ -17,7 +15,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from pipeline_code.container import monitoring_metrics as mm
-from stacks.naming import Names
+from stacks.naming import MonitoringAlarmNames, Names  # noqa: F401  (re-exported)
 from stacks.settings import MonitoringSettings
 
 PIPELINE_STATUS_DETAIL_TYPE = "SageMaker Model Building Pipeline Execution Status Change"
@@ -25,38 +23,6 @@ PIPELINE_STATUS_DETAIL_TYPE = "SageMaker Model Building Pipeline Execution Statu
 PIPELINES_NAMESPACE = "AWS/Sagemaker/ModelBuildingPipeline"
 PIPELINES_FAILED_METRIC = "ExecutionFailed"
 MAX_EVALUATION_SECONDS = 86400
-
-
-@dataclass(frozen=True)
-class MonitoringAlarmNames:
-    """Alarm names of one environment; the retrain rule and the dashboard refer to them by name."""
-
-    names: Names
-
-    @property
-    def feature_drift(self) -> str:
-        return f"{self.names.base}-monitoring-feature-drift"
-
-    @property
-    def prediction_drift(self) -> str:
-        return f"{self.names.base}-monitoring-prediction-drift"
-
-    @property
-    def accuracy(self) -> str:
-        return f"{self.names.base}-monitoring-accuracy-low"
-
-    @property
-    def execution_failed(self) -> str:
-        return f"{self.names.base}-monitoring-failed"
-
-    @property
-    def no_capture_data(self) -> str:
-        return f"{self.names.base}-monitoring-no-capture-data"
-
-    @property
-    def retrain_triggers(self) -> tuple[str, ...]:
-        """Drift and quality alarms: the ones that mean the model, not the plumbing, is the problem."""
-        return (self.feature_drift, self.prediction_drift, self.accuracy)
 
 
 def monitor_metric(
