@@ -261,14 +261,22 @@ class Demo:
         self.cli("write ground truth", "ground-truth", "--records", record, "--out", str(out))
 
     def _monitor(self, step: str) -> dict[str, Any]:
-        self.cli(step, "local", "monitor", "--workdir", ".", "--assembly", str(self.assembly),
-                 "--window-hours", "2")
+        output = self.cli(step, "local", "monitor", "--workdir", ".", "--assembly", str(self.assembly),
+                          "--window-hours", "2")
+        # Every execution writes its own <hour>/<execution id>/ folder, so this run's reports are
+        # found by its id (the clean and the drifted run fall in the same hour).
+        execution = _last_json_object(output).get("execution_id")
+        if not execution:
+            raise DemoError(f"`local monitor` printed no execution id:\n{output[-2000:]}")
         reports = self._local(self.monitoring["MonitoringS3Uri"])
-        result: dict[str, Any] = {"reports": []}
+        result: dict[str, Any] = {"reports": [], "execution_id": execution}
         for monitor in ("data_quality", "model_quality"):
-            summaries = sorted((reports / monitor).rglob("summary.json"), key=lambda p: p.stat().st_mtime)
+            summaries = sorted((reports / monitor).glob(f"*/*/*/*/{execution}/summary.json"))
             if not summaries:
-                raise DemoError(f"the {monitor} monitor wrote no summary.json under {reports / monitor}")
+                raise DemoError(
+                    f"the {monitor} monitor wrote no summary.json for execution {execution} "
+                    f"under {reports / monitor}"
+                )
             summary = json.loads(summaries[-1].read_text())
             violations = json.loads((summaries[-1].parent / "constraint_violations.json").read_text())
             drifted = sorted(
@@ -283,6 +291,18 @@ class Demo:
             }
             result["reports"].append(str(summaries[-1].parent / "report.html"))
         return result
+
+
+def _last_json_object(output: str) -> dict[str, Any]:
+    """The indented JSON object a command prints last (after any progress lines), or {}."""
+    lines = output.splitlines()
+    starts = [i for i, line in enumerate(lines) if line == "{"]
+    if not starts:
+        return {}
+    try:
+        return json.loads("\n".join(lines[starts[-1]:]))
+    except ValueError:
+        return {}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -2,7 +2,8 @@
 
     python3 monitor_data_quality.py --capture-uri s3://BUCKET/capture/ENDPOINT
         --output-uri s3://BUCKET/monitoring/ENDPOINT/data_quality --window-end 2026-11-27T10:07:00Z
-        [--window-hours 1] [--window-end-override ''] [--baseline-uri ''] [--endpoint-name ENDPOINT]
+        [--run-id ID] [--window-hours 1] [--window-end-override ''] [--baseline-uri '']
+        [--endpoint-name ENDPOINT]
         [--model-package-group GROUP] [--metrics-sink cloudwatch|FILE] [--metrics-namespace dogbreeds/dev]
         [--psi-threshold 0.2] [--ks-threshold 0.2] [--prediction-distance-threshold 0.2]
         [--completeness-tolerance 0.01] [--min-records 30] [--workers 0] [--chunk-records 128]
@@ -11,7 +12,8 @@ Streams every capture line of the window (memory stays flat: fixed-size accumula
 number of chunks in flight), measures each image with ``image_features`` and each response's
 top-1 breed and confidence, and compares them with the data-quality and prediction baselines.
 Writes statistics.json, constraint_violations.json, report.html and summary.json under
-``<output-uri>/yyyy/mm/dd/hh`` (the window's end) and publishes the ``monitoring_metrics`` names.
+``<output-uri>/yyyy/mm/dd/hh/<run-id>`` (the window's end; each run its own folder, so a rerun of
+an hour keeps the earlier report) and publishes the ``monitoring_metrics`` names.
 Exit 0 whenever the analysis ran, violations or not; exit 1 only when it could not run (no
 baselines, unusable arguments).
 """
@@ -37,10 +39,27 @@ import monitoring_metrics
 NAMESPACE_DEFAULT = "dogbreeds/dev"
 
 
+def _run_id(text: str) -> str:
+    """--run-id: the pipeline's execution id, or a fresh one when empty (a run started by hand)."""
+    try:
+        return monitor_window.check_run_id(text.strip() or monitor_window.default_run_id())
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments both monitors take (the pipeline passes all of them explicitly)."""
     parser.add_argument("--capture-uri", required=True, help="the endpoint's capture prefix or folder")
-    parser.add_argument("--output-uri", required=True, help="reports go under <this>/yyyy/mm/dd/hh")
+    parser.add_argument(
+        "--output-uri", required=True, help="reports go under <this>/yyyy/mm/dd/hh/<run id>"
+    )
+    parser.add_argument(
+        "--run-id",
+        type=_run_id,
+        default="",
+        help="names this run's report folder (the pipeline passes its execution id); "
+        "default: the UTC start time and a random suffix",
+    )
     parser.add_argument("--window-end", required=True, help="ISO time; the window ends on its hour")
     parser.add_argument("--window-end-override", default="", help="used instead of --window-end if set")
     parser.add_argument("--window-hours", type=int, default=1)
@@ -302,6 +321,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         subject=args.endpoint_name or args.capture_uri,
         output_uri=args.output_uri,
         window=window,
+        run_id=args.run_id,
         summary=summary,
         headline_keys=(
             "records_analysed", "images_analysed", "corrupt_records", "undecodable",

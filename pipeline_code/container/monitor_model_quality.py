@@ -3,7 +3,7 @@
     python3 monitor_model_quality.py --capture-uri s3://BUCKET/capture/ENDPOINT
         --ground-truth-uri s3://BUCKET/ground-truth/ENDPOINT
         --output-uri s3://BUCKET/monitoring/ENDPOINT/model_quality --window-end 2026-11-27T10:07:00Z
-        [--window-hours 1] [--ground-truth-extra-hours 1] [--accuracy-threshold 0.7]
+        [--run-id ID] [--window-hours 1] [--ground-truth-extra-hours 1] [--accuracy-threshold 0.7]
         [--quality-tolerance 0.05] [--min-labelled 10] [common arguments of monitor_data_quality.py]
 
 Reads the window's ground truth (``yyyy/mm/dd/hh/*.jsonl`` for the window's hours plus
@@ -13,7 +13,8 @@ inferenceId (else eventId), as Model Monitor's merge does. Computes accuracy, to
 macro and weighted precision/recall/F1, per-class recall and the confusion matrix with the same
 code as the evaluation step, checks them against the model-quality constraints
 (``LessThanThreshold`` at the baseline value, minus ``--quality-tolerance``) and against
-``--accuracy-threshold`` (the environment's setting), and reports ground-truth coverage.
+``--accuracy-threshold`` (the environment's setting), and reports ground-truth coverage. The
+reports go under ``<output-uri>/yyyy/mm/dd/hh/<run-id>`` of the judged window's end.
 """
 
 from __future__ import annotations
@@ -254,6 +255,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         subject=args.endpoint_name or args.capture_uri,
         output_uri=args.output_uri,
         window=window,
+        run_id=args.run_id,
         summary=summary,
         headline_keys=("records_analysed", "labelled_records", "ground_truth_coverage", "violation_count"),
         statistics=statistics,

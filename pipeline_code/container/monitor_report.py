@@ -136,15 +136,18 @@ def write_run_reports(
     subject: str,
     output_uri: str,
     window: monitor_window.Window,
+    run_id: str,
     summary: dict[str, Any],
     headline_keys: Sequence[str],
     statistics: Mapping[str, Any],
     violations: Sequence[Mapping[str, str]],
     sections: Sequence[str],
 ) -> list[str]:
-    """The four report files of one monitor run under the window's dated prefix (both monitors
-    write the same set the same way)."""
+    """The four report files of one monitor run under ``<output>/yyyy/mm/dd/hh/<run id>`` (both
+    monitors write the same set the same way)."""
     described = window.describe()
+    # The summary names the run that wrote it, as its folder does.
+    summary["run_id"] = run_id
     page = render_html(
         f"{monitor_title}: {subject} {described['start']} - {described['end']}",
         {key: summary[key] for key in headline_keys},
@@ -152,7 +155,7 @@ def write_run_reports(
         sections,
     )
     return write_reports(
-        monitor_window.dated_prefix(output_uri, window),
+        monitor_window.report_prefix(output_uri, window, run_id),
         {
             STATISTICS_FILE: statistics,
             VIOLATIONS_FILE: {"violations": list(violations)},
