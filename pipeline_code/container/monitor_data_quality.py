@@ -312,10 +312,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "violation_count": len(violations),
     }
     flagged = {v["feature_name"] for v in violations if v["constraint_check_type"] == "baseline_drift_check"}
-    sections = [
-        monitor_report.feature_section(name, acc.histogram(), distances.get(name, {}), name in flagged)
-        for name, acc in accumulators.items()
-    ]
+    sections = monitor_report.distribution_sections(
+        {name: acc.histogram() for name, acc in accumulators.items()},
+        distances,
+        flagged,
+        {
+            "psi": args.psi_threshold,
+            "ks": args.ks_threshold,
+            "l_infinity": args.prediction_distance_threshold,
+        },
+    )
     summary["report_files"] = monitor_report.write_run_reports(
         monitor_title="Data quality",
         subject=args.endpoint_name or args.capture_uri,
@@ -330,9 +336,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         statistics=statistics,
         violations=violations,
         sections=sections,
+        verdict=_verdict(totals.images, args.min_records),
     )
     publish_metrics(args, window, summary)
     return summary
+
+
+def _verdict(images: int, min_records: int) -> tuple[bool, str]:
+    """Whether drift was judged, in the words the report shows."""
+    if images >= min_records:
+        return True, (
+            f"{images:,} images in the window (at least {min_records} needed); distances beyond "
+            "their thresholds are violations"
+        )
+    return False, (
+        f"only {images:,} images in the window, fewer than the {min_records} needed; "
+        "distances are shown but raise no drift violation"
+    )
 
 
 def publish_metrics(args: argparse.Namespace, window: monitor_window.Window, summary: dict) -> None:

@@ -20,7 +20,6 @@ reports go under ``<output-uri>/yyyy/mm/dd/hh/<run-id>`` of the judged window's 
 from __future__ import annotations
 
 import argparse
-import html
 import sys
 from datetime import timedelta
 from typing import Any
@@ -28,6 +27,7 @@ from typing import Any
 import capture_format
 import ground_truth_format
 import model_monitor_files
+import model_quality_report
 import monitor_baselines
 import monitor_data_quality
 import monitor_io
@@ -234,22 +234,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "per_class_recall": {name: values["recall"] for name, values in per_class.items()},
         "violation_count": len(violations),
     }
-    shown = [(n, c) for n, c in comparison.items() if c["baseline"] is not None and c["window"] is not None]
-    sections = [
-        monitor_report.feature_section(
-            "metrics: baseline vs window",
-            [{"value": n, "baseline": c["baseline"], "window": c["window"]} for n, c in shown],
-            {},
-            bool(violations),
-        ),
-        monitor_report.feature_section(
-            "per-class recall (window)",
-            [{"value": n, "baseline": 0.0, "window": r} for n, r in summary["per_class_recall"].items()],
-            {},
-            False,
-        ),
-        _confusion_table(metrics.get("confusion_matrix", {})),
-    ]
+    sections = model_quality_report.sections(
+        window_metrics=metrics,
+        top_name=f"top_{joined.top_k}_accuracy",
+        per_class=per_class,
+        baseline_statistics=baseline_stats,
+        constraints=constraints,
+        accuracy_threshold=args.accuracy_threshold,
+        tolerance=args.quality_tolerance,
+    )
     summary["report_files"] = monitor_report.write_run_reports(
         monitor_title="Model quality",
         subject=args.endpoint_name or args.capture_uri,
@@ -261,26 +254,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         statistics=statistics,
         violations=violations,
         sections=sections,
+        verdict=_verdict(labelled, args.min_labelled),
     )
     # Timestamped at the run, not the judged window: the alarms look at the latest period.
     publish_metrics(args, scheduled, summary)
     return summary
 
 
-def _confusion_table(confusion: dict[str, dict[str, int]]) -> str:
-    if not confusion:
-        return "<section><h3>confusion matrix</h3><p>no labelled records</p></section>"
-    classes = list(confusion)
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in classes)
-    rows = "".join(
-        f"<tr><th>{html.escape(t)}</th>"
-        + "".join(f"<td>{confusion[t].get(p, 0)}</td>" for p in classes)
-        + "</tr>"
-        for t in classes
-    )
-    return (
-        "<section><h3>confusion matrix (rows: true, columns: predicted)</h3>"
-        f"<table><tr><th></th>{head}</tr>{rows}</table></section>"
+def _verdict(labelled: int, min_labelled: int) -> tuple[bool, str]:
+    """Whether quality was judged, in the words the report shows."""
+    if labelled >= min_labelled:
+        return True, (
+            f"{labelled:,} labelled records (at least {min_labelled} needed); metrics below their "
+            "thresholds are violations"
+        )
+    return False, (
+        f"only {labelled:,} labelled records, fewer than the {min_labelled} needed; the metrics "
+        "are shown but raise no violation"
     )
 
 
