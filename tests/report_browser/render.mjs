@@ -11,9 +11,11 @@
 // charts: every <svg>: its rendered size and the text of its <text> elements that has a size.
 // links: every <a href>: the href, and for file links whether the target exists.
 
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { brotliDecompressSync } from "node:zlib";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
@@ -38,10 +40,25 @@ function parseArgs(argv) {
 async function browserPaths() {
   const pkg = JSON.parse(readFileSync(join(ROOT, "node_modules", "@sparticuz", "chromium", "package.json"), "utf8"));
   const cache = join(ROOT, ".cache", `chromium-${pkg.version}`);
+  const complete = join(cache, ".unpacked");
+  // The package reuses whatever binary it finds, so a half-unpacked one (an interrupted first run)
+  // would fail every later run: start again unless the last unpacking finished.
+  if (!existsSync(complete)) rmSync(cache, { recursive: true, force: true });
   mkdirSync(cache, { recursive: true });
   process.env.TMPDIR = cache; // where the package unpacks (os.tmpdir() is read at each call)
   const { default: chromium } = await import("@sparticuz/chromium");
   const executable = await chromium.executablePath();
+  // The binary needs NSS. Debian-like machines have it (libnss3); where they do not, use the copy
+  // the package ships for Amazon Linux 2023 (built against an older glibc, so it loads here too).
+  const env = {};
+  if (process.env.REPORT_BROWSER_BUNDLED_LIBS === "1" || !systemHasNss()) {
+    const libs = join(cache, "al2023", "lib");
+    if (!existsSync(libs)) {
+      untarBrotli(join(ROOT, "node_modules", "@sparticuz", "chromium", "bin", "al2023.tar.br"), join(cache, "al2023"));
+    }
+    env.LD_LIBRARY_PATH = [libs, process.env.LD_LIBRARY_PATH].filter(Boolean).join(":");
+  }
+  writeFileSync(complete, `${pkg.version}\n`);
   // The package's fonts.conf names /tmp/fonts; point fontconfig at the unpacked copy instead, so
   // pages render with the same fonts on every machine (a bare CI machine may have none).
   const fontsConf = join(cache, "fonts.conf");
@@ -50,7 +67,22 @@ async function browserPaths() {
     `<?xml version="1.0"?><!DOCTYPE fontconfig SYSTEM "fonts.dtd"><fontconfig>` +
       `<dir>${join(cache, "fonts")}</dir><cachedir>${join(cache, "fonts-cache")}</cachedir></fontconfig>\n`,
   );
-  return { executable, args: chromium.args, fontsConf, cache };
+  return { executable, args: chromium.args, fontsConf, env };
+}
+
+function untarBrotli(file, directory) {
+  // A few MB: unpacked in memory and handed to tar.
+  mkdirSync(directory, { recursive: true });
+  execFileSync("tar", ["-x", "-C", directory], { input: brotliDecompressSync(readFileSync(file)) });
+}
+
+function systemHasNss() {
+  try {
+    const listed = execFileSync("ldconfig", ["-p"], { encoding: "utf8" });
+    return listed.includes("libnss3.so") && listed.includes("libnspr4.so");
+  } catch {
+    return false;
+  }
 }
 
 function measure() {
@@ -90,13 +122,13 @@ function measure() {
 async function main() {
   const options = parseArgs(process.argv.slice(2));
   mkdirSync(options.out, { recursive: true });
-  const { executable, args, fontsConf } = await browserPaths();
+  const { executable, args, fontsConf, env } = await browserPaths();
   const { default: puppeteer } = await import("puppeteer-core");
   const browser = await puppeteer.launch({
     executablePath: executable,
     headless: "shell",
     args,
-    env: { ...process.env, FONTCONFIG_FILE: fontsConf },
+    env: { ...process.env, ...env, FONTCONFIG_FILE: fontsConf },
     timeout: 120000,
   });
   const pages = [];
