@@ -156,9 +156,10 @@ def test_data_quality_charts_show_axes_bucket_edges_and_category_names(rendered)
     for name in case.classes:
         assert name in _chart(page, "predicted_label")["texts"]
     assert "JPEG" in _chart(page, "format")["texts"]
-    # Distances as rounded numbers, next to their thresholds.
+    # Distances as rounded numbers, and the thresholds they are judged against.
     psi = summary["distances"]["brightness"]["psi"]
-    assert f"PSI {report_charts.number(psi)} (threshold 0.2)" in page["text"]
+    assert f"PSI {report_charts.number(psi)} \u00b7 KS" in page["text"]
+    assert "thresholds: PSI 0.2, KS 0.2, L-infinity 0.2" in page["text"]
 
 
 def test_model_quality_page_compares_metrics_recall_and_names_confused_pairs(rendered):

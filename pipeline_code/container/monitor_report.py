@@ -38,18 +38,13 @@ def metric_violation(metric: str, check: str, description: str) -> dict[str, str
 
 
 def feature_section(
-    name: str,
-    histogram: Sequence[Mapping[str, Any]],
-    distances: Mapping[str, Any],
-    flagged: bool,
-    thresholds: Mapping[str, float] | None = None,
+    name: str, histogram: Sequence[Mapping[str, Any]], distances: Mapping[str, Any], flagged: bool
 ) -> str:
-    """One feature's heading, rounded distances (with their thresholds) and chart: columns on the
-    bucket edges for a numeric feature, named horizontal bars for a categorical one."""
-    thresholds = thresholds or {}
+    """One feature's heading, rounded distances and chart: columns on the bucket edges for a
+    numeric feature, named horizontal bars for a categorical one. (The thresholds are stated once,
+    above the distances table, which keeps this line as narrow as the chart.)"""
     numbers = " \u00b7 ".join(
         f"{DISTANCE_NAMES.get(key, key)} {report_charts.number(value)}"
-        + (f" (threshold {report_charts.number(thresholds[key])})" if key in thresholds else "")
         for key, value in distances.items()
         if value is not None
     )
@@ -72,7 +67,7 @@ def distribution_sections(
 ) -> list[str]:
     """The data-quality page's body: the distances table, then one chart per feature."""
     charts = "".join(
-        feature_section(name, histogram, distances.get(name, {}), name in flagged, thresholds)
+        feature_section(name, histogram, distances.get(name, {}), name in flagged)
         for name, histogram in histograms.items()
     )
     key = report_charts.legend(

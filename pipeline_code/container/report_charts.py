@@ -23,7 +23,7 @@ GROUP_WIDTH = 30
 BAR_WIDTH = 12
 PLOT_HEIGHT = 120
 LEFT = 48
-TOP = 10
+TOP = 24
 BOTTOM = 70
 # Horizontal bars: one row per category.
 ROW_HEIGHT = 20
@@ -130,9 +130,7 @@ def histogram_svg(buckets: Sequence[Mapping[str, Any]], feature: str) -> str:
                 f'height="{bar:.1f}" fill="{colour}"><title>{html.escape(tip)}</title></rect>'
             )
         if outside:
-            parts.append(
-                _text(x + BAR_WIDTH * 1.5, TOP + 10, str(outside), extra=f' fill="{OUTSIDE_COLOUR}"')
-            )
+            parts.append(_text(x + BAR_WIDTH, TOP - 8, str(outside), extra=f' fill="{OUTSIDE_COLOUR}"'))
     parts.append(
         f'<line x1="{LEFT}" y1="{base_y}" x2="{LEFT + len(buckets) * GROUP_WIDTH}" y2="{base_y}" '
         f'stroke="{AXIS_COLOUR}"/>'
