@@ -40,12 +40,17 @@ def browser_missing() -> str | None:
     return None
 
 
-def render(pages: list[Path], out: Path) -> list[dict]:
+def require_browser() -> None:
+    """Skip without the browser on a developer's machine; under CI a missing browser is a failure,
+    or the pages would go unchecked without anyone noticing."""
     missing = browser_missing()
     if missing:
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI must check the report pages in a browser, but {missing}")
         pytest.skip(f"no headless browser: {missing}")
+
+
+def render(pages: list[Path], out: Path) -> list[dict]:
     result = subprocess.run(
         ["node", str(RENDER), "--out", str(out), "--width", str(WIDTH), *map(str, pages)],
         capture_output=True,
@@ -69,7 +74,9 @@ def _monitor(script: str, out: Path, *args: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def rendered(monitor_case, tmp_path_factory) -> dict:
+def rendered(request, tmp_path_factory) -> dict:
+    require_browser()  # before the model is trained: no minute spent on a test that cannot run
+    monitor_case = request.getfixturevalue("monitor_case")
     root = tmp_path_factory.mktemp("report-browser")
     sent = capture_traffic(monitor_case, root / "capture", drift="brightness", limit=150)
     traffic = root / "traffic.jsonl"
