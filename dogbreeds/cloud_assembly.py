@@ -108,7 +108,8 @@ def source_fingerprint(root: Path = PROJECT_ROOT) -> str:
     files = [root / name for name in ASSEMBLY_SOURCES if (root / name).is_file()]
     for folder in ASSEMBLY_SOURCE_DIRS:
         files += sorted(
-            p for p in (root / folder).rglob("*")
+            p
+            for p in (root / folder).rglob("*")
             if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
         )
     for path in files:
@@ -277,6 +278,20 @@ class CloudAssembly:
                     found.append((source, bucket, self.substitute(stack, destination["objectKey"])))
         return found
 
+    def lambda_code_directory(self, function: Resource) -> Path:
+        """The folder `cdk deploy` zips as ``function``'s code (its ``Code.S3Key`` asset)."""
+        key = function.properties.get("Code", {}).get("S3Key")
+        stack = self.stacks[function.stack]
+        if key and stack.assets_file is not None:
+            manifest = json.loads(stack.assets_file.read_text())
+            for asset in manifest.get("files", {}).values():
+                if asset["source"].get("packaging") != "zip":
+                    continue
+                keys = {self.substitute(stack, d["objectKey"]) for d in asset["destinations"].values()}
+                if key in keys:
+                    return stack.assets_file.parent / asset["source"]["path"]
+        raise AssemblyError(f"{function.stack}/{function.logical_id}: no zipped code asset for S3Key {key!r}")
+
     def stage_file_assets(self, s3_root: Path) -> int:
         """Copy the file assets to ``<s3_root>/<bucket>/<key>``, as `cdk deploy` uploads them."""
         count = 0
@@ -336,7 +351,7 @@ class CloudAssembly:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (function, argument), = value.items()
+            ((function, argument),) = value.items()
             if function == "Ref":
                 return self._ref(stack, argument)
             if function == "Fn::GetAtt":

@@ -26,6 +26,7 @@ from typing import Any
 
 from dogbreeds.cloud_assembly import AssemblyError, CloudAssembly, synthesize
 from dogbreeds.local_executor import local_s3_root
+from dogbreeds.local_monitor import LAST_RUN_FILE
 
 DEMO_ENV = "dev"
 SUMMARY_FILE = "demo_summary.json"
@@ -67,6 +68,12 @@ class DemoSummary:
     drifted_features: list[str] = field(default_factory=list)
     drift_violations: int = 0
     live_accuracy: float | None = None
+    # Alarm name -> state after each monitoring run, evaluated as CloudWatch would.
+    clean_alarms: dict[str, str] = field(default_factory=dict)
+    drift_alarms: dict[str, str] = field(default_factory=dict)
+    alarms_without_data: int = 0
+    # What the drift run's alarm changes set off: the retrain guard's decision among them.
+    retrain_decisions: list[str] = field(default_factory=list)
     reports: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -83,11 +90,36 @@ class DemoSummary:
             f"clean traffic violations:        {', '.join(self.clean_violations) or 'none'}",
             f"drift found after drifted batch: {', '.join(self.drifted_features) or 'none'}",
             f"live accuracy (ground truth):    {live}",
+            f"alarms after clean traffic:      {_alarm_line(self.clean_alarms, self.alarms_without_data)}",
+            f"alarms after drifted traffic:    {_alarm_line(self.drift_alarms, self.alarms_without_data)}",
+            *[f"retrain guard:                   {decision}" for decision in self.retrain_decisions],
             "HTML reports:",
             *[f"  {path}" for path in self.reports],
             f"took {self.seconds:.0f} s; everything is under {self.workdir}",
         ]
         return "\n".join(lines)
+
+
+def _alarm_line(states: dict[str, str], without_data: int) -> str:
+    if not states:
+        return "not evaluated"
+    firing = sorted(name for name, state in states.items() if state != "OK")
+    # Alarms on AWS's own metrics (endpoint, Lambdas) have no local data: say so, not just "OK".
+    note = f" ({without_data} on metrics only AWS produces, so no local data)" if without_data else ""
+    if not firing:
+        return f"all {len(states)} OK{note}"
+    return f"{len(states) - len(firing)} OK{note}; " + ", ".join(f"{name} {states[name]}" for name in firing)
+
+
+def _decisions(changes: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for change in changes:
+        for decision in change.get("decisions", []):
+            if decision.get("action") == "started":
+                lines.append(f"{change['alarm']} -> would start {decision['would_start']['PipelineName']}")
+            else:
+                lines.append(f"{change['alarm']} -> {decision.get('action')}: {decision.get('reason')}")
+    return lines
 
 
 class Demo:
@@ -102,14 +134,14 @@ class Demo:
         }
 
     # -- running the CLI -------------------------------------------------------------------
-    def cli(self, step: str, *args: str) -> str:
+    def cli(self, step: str, *args: str, shown_lines: int = 12) -> str:
         print(f"\n>>> {step}: dogbreeds {' '.join(args)}", flush=True)
         result = subprocess.run(
             [sys.executable, "-m", "dogbreeds", *args],
             env=self.env, cwd=self.workdir, capture_output=True, text=True,
         )
         output = result.stdout + result.stderr
-        print("\n".join(line for line in result.stdout.splitlines()[-12:]), flush=True)
+        print("\n".join(line for line in result.stdout.splitlines()[-shown_lines:]), flush=True)
         if result.returncode != 0:
             tail = "\n".join(output.splitlines()[-30:])
             raise DemoError(f"step '{step}' failed (exit {result.returncode}):\n{tail}")
@@ -158,12 +190,16 @@ class Demo:
             self._ground_truth("clean.jsonl")
             clean = self._monitor("monitor the clean traffic")
             summary.clean_violations = clean["data_quality"]["drifted"]
+            summary.clean_alarms = clean["alarms"]
             summary.requests_sent += self._traffic(url, traffic_images, "drift.jsonl", drift="brightness")
             self._ground_truth("drift.jsonl")
             drifted = self._monitor("monitor after the brightness-drifted traffic")
             summary.drifted_features = drifted["data_quality"]["drifted"]
             summary.drift_violations = drifted["data_quality"]["violation_count"]
             summary.live_accuracy = drifted["model_quality"]["accuracy"]
+            summary.drift_alarms = drifted["alarms"]
+            summary.alarms_without_data = drifted["without_data"]
+            summary.retrain_decisions = _decisions(drifted["changes"])
             summary.reports = drifted["reports"]
         finally:
             self._stop_server(server[0])
@@ -261,26 +297,21 @@ class Demo:
         self.cli("write ground truth", "ground-truth", "--records", record, "--out", str(out))
 
     def _monitor(self, step: str) -> dict[str, Any]:
-        output = self.cli(step, "local", "monitor", "--workdir", ".", "--assembly", str(self.assembly),
-                          "--window-hours", "2")
-        # Every execution writes its own <hour>/<execution id>/ folder, so this run's reports are
-        # found by its id (the clean and the drifted run fall in the same hour).
-        execution = _last_json_object(output).get("execution_id")
-        if not execution:
-            raise DemoError(f"`local monitor` printed no execution id:\n{output[-2000:]}")
-        reports = self._local(self.monitoring["MonitoringS3Uri"])
-        result: dict[str, Any] = {"reports": [], "execution_id": execution}
+        # The whole summary: what the monitors found, every alarm's state, what a change set off.
+        self.cli(step, "local", "monitor", "--workdir", ".", "--assembly", str(self.assembly),
+                 "--window-hours", "2", shown_lines=40)
+        run = json.loads((self.workdir / "monitoring" / LAST_RUN_FILE).read_text())
+        result: dict[str, Any] = {
+            "reports": [], "alarms": run["alarm_states"], "changes": run["state_changes"],
+            "without_data": len(run["alarms_without_data"]),
+        }
         for monitor in ("data_quality", "model_quality"):
-            summaries = sorted((reports / monitor).glob(f"*/*/*/*/{execution}/summary.json"))
-            if not summaries:
-                raise DemoError(
-                    f"the {monitor} monitor wrote no summary.json for execution {execution} "
-                    f"under {reports / monitor}"
-                )
-            summary = json.loads(summaries[-1].read_text())
-            violations = json.loads((summaries[-1].parent / "constraint_violations.json").read_text())
+            found = run["monitors"].get(monitor)
+            if not found:
+                raise DemoError(f"the {monitor} monitor wrote no summary.json under {run['reports']}")
+            summary = found["summary"]
             drifted = sorted(
-                {v["feature_name"] for v in violations["violations"]
+                {v["feature_name"] for v in found["violations"]
                  if v.get("constraint_check_type") == "baseline_drift_check" and "feature_name" in v}
             )
             accuracy = (summary.get("metrics", {}).get("accuracy") or {}).get("window")
@@ -289,20 +320,8 @@ class Demo:
                 "violation_count": summary["violation_count"],
                 "accuracy": accuracy,
             }
-            result["reports"].append(str(summaries[-1].parent / "report.html"))
+            result["reports"].append(found["report"])
         return result
-
-
-def _last_json_object(output: str) -> dict[str, Any]:
-    """The indented JSON object a command prints last (after any progress lines), or {}."""
-    lines = output.splitlines()
-    starts = [i for i, line in enumerate(lines) if line == "{"]
-    if not starts:
-        return {}
-    try:
-        return json.loads("\n".join(lines[starts[-1]:]))
-    except ValueError:
-        return {}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

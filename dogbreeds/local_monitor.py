@@ -12,6 +12,14 @@ there (the demo shows how). The baselines are the newest Approved package's in t
 registry (``--baseline-uri`` overrides). Metrics go to ``<workdir>/monitoring/metrics.jsonl`` in
 PutMetricData's request shape instead of CloudWatch. By default the window ends at the next full
 hour, so traffic sent a minute ago is included.
+
+Then the alarms of the synthesised stacks are evaluated on those metrics as CloudWatch would
+(``dogbreeds/local_alarms.py``), and each state change goes through the synthesised EventBridge
+rules to the retrain guard's deployed code, which says whether it would start a training run
+(``dogbreeds/local_alarm_actions.py``). It prints a short summary and writes it, with every
+detail, to ``<workdir>/monitoring/last_run.json``. Exit 0 when the monitors ran, 1 when the
+pipeline failed, 2 on bad arguments, 3 with ``--fail-on-violations`` when a monitor reported
+violations or an alarm is in ALARM.
 """
 
 from __future__ import annotations
@@ -19,14 +27,31 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from dogbreeds.cloud_assembly import AssemblyError
+from dogbreeds.local_alarm_actions import alarm_definitions, format_outcomes, route_changes
+from dogbreeds.local_alarms import (
+    ALARM,
+    AlarmEvaluationError,
+    AlarmStates,
+    evaluate_all,
+    format_states,
+    read_metrics_sink,
+)
 from dogbreeds.local_run import add_assembly_arguments, load_assembly
 
 BASELINE_FILE = "live_baselines.json"
+# What the run found, for scripts and the demo: summaries, alarm states, what the changes set off.
+LAST_RUN_FILE = "last_run.json"
+EXIT_VIOLATIONS = 3
+DATA_QUALITY, MODEL_QUALITY = "data_quality", "model_quality"
+MONITORS = (DATA_QUALITY, MODEL_QUALITY)
+# The report files each monitor run writes (pipeline_code/container/monitor_report.py).
+SUMMARY_FILE, VIOLATIONS_FILE, REPORT_FILE = "summary.json", "constraint_violations.json", "report.html"
 
 
 def live_baselines_file(workdir: Path, group: str | None = None) -> Path:
@@ -87,7 +112,8 @@ def monitor_parameters(
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "monitor", help="run the data- and model-quality monitors over local capture and ground truth"
+        "monitor",
+        help="run the data- and model-quality monitors over local traffic, then evaluate the alarms",
     )
     add_assembly_arguments(parser)
     parser.add_argument("--workdir", type=Path, default=Path(".local"), help="local mode's working folder")
@@ -99,7 +125,98 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--baseline-uri", default="", help="run prefix or package .json")
     parser.add_argument("--window-hours", type=int, default=1, help="length of the judged window in hours")
     parser.add_argument("--window-end", default="", help="ISO time; default: the next full hour")
+    parser.add_argument(
+        "--fail-on-violations",
+        action="store_true",
+        help=f"exit {EXIT_VIOLATIONS} when a monitor reports violations or an alarm is in ALARM",
+    )
     parser.set_defaults(func=_run)
+
+
+def _newest_summary(folder: Path, execution_id: str | None = None) -> Path | None:
+    """The run's summary.json: each execution writes <monitor>/yyyy/mm/dd/hh/<execution id>/, so
+    with an id it is that folder's (runs for the same hour sit side by side), else the newest."""
+    pattern = f"*/*/*/*/{execution_id}/{SUMMARY_FILE}" if execution_id else f"**/{SUMMARY_FILE}"
+    summaries = sorted(folder.glob(pattern), key=lambda path: path.stat().st_mtime)
+    return summaries[-1] if summaries else None
+
+
+def run_summaries(reports_root: Path, execution_id: str | None = None) -> dict[str, dict[str, Any]]:
+    """Each monitor's summary.json of the execution (the newest without one), with the violations
+    and report beside it."""
+    found: dict[str, dict[str, Any]] = {}
+    for monitor in MONITORS:
+        path = _newest_summary(reports_root / monitor, execution_id)
+        if path is None:
+            continue
+        violations = json.loads((path.parent / VIOLATIONS_FILE).read_text()).get("violations", [])
+        found[monitor] = {
+            "summary": json.loads(path.read_text()),
+            "violations": violations,
+            "report": str(path.parent / REPORT_FILE),
+        }
+    return found
+
+
+def _violations_by_feature(violations: list[dict[str, Any]]) -> str:
+    counts: dict[str, list[str]] = {}
+    for violation in violations:
+        name = violation.get("feature_name") or violation.get("metric_name") or "?"
+        counts.setdefault(name, []).append(violation.get("constraint_check_type", "?"))
+    return ", ".join(f"{name} ({', '.join(sorted(set(checks)))})" for name, checks in sorted(counts.items()))
+
+
+def format_summary(result: dict[str, Any]) -> str:
+    """A few lines a person reads after a local monitoring run."""
+    lines = [f"monitoring execution {result['execution_id']}: {result['status']}"]
+    if result.get("failure_reason"):
+        lines.append(f"  failed at {result['failed_step']}: {result['failure_reason']}")
+    runs = result.get("monitors", {})
+    data = runs.get(DATA_QUALITY)
+    if data:
+        summary = data["summary"]
+        window = summary["window"]
+        judged = "judged" if summary["judged"] else "NOT judged (too few images)"
+        lines.append(
+            f"data quality  {window['start']} - {window['end']}: {summary['records_analysed']} records, "
+            f"{summary['images_analysed']} images, {summary['corrupt_records']} corrupt; {judged}"
+        )
+        lines.append(
+            f"  violations: {len(data['violations'])}"
+            + (f": {_violations_by_feature(data['violations'])}" if data["violations"] else "")
+        )
+    quality = runs.get(MODEL_QUALITY)
+    if quality:
+        summary = quality["summary"]
+        judged = "judged" if summary["judged"] else "NOT judged (too few labels)"
+        accuracy = summary.get("metrics", {}).get("accuracy") or {}
+        window_value, baseline = accuracy.get("window"), accuracy.get("baseline")
+        shown = "n/a" if window_value is None else f"{window_value:.3f}"
+        lines.append(
+            f"model quality: {summary['records_analysed']} records, {summary['labelled_records']} labelled "
+            f"(coverage {summary['ground_truth_coverage']:.2f}); {judged}"
+        )
+        lines.append(
+            f"  accuracy {shown} (threshold {result.get('accuracy_threshold')}, baseline "
+            f"{'n/a' if baseline is None else f'{baseline:.3f}'}); violations: {len(quality['violations'])}"
+            + (f": {_violations_by_feature(quality['violations'])}" if quality["violations"] else "")
+        )
+    alarms = result.get("alarms")
+    if alarms is not None:
+        lines.append(f"alarms, evaluated as CloudWatch would at {result['alarms_evaluated_at']}:")
+        lines.append(alarms)
+        if result.get("alarms_without_data"):
+            lines.append(
+                f"  ({len(result['alarms_without_data'])} without data: their metrics, such as the "
+                "endpoint's and the Lambdas', come from AWS and are not produced locally)"
+            )
+        lines.append("state changes:" if result.get("changes") else "state changes: none")
+        if result.get("changes"):
+            lines.append(result["changes"])
+    lines.append("reports:")
+    lines.extend(f"  {data['report']}" for data in runs.values())
+    lines.append(f"metrics: {result['metrics']}")
+    return "\n".join(lines)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -111,6 +228,7 @@ def _run(args: argparse.Namespace) -> int:
         baseline = args.baseline_uri or str(live_baselines_file(workdir))
         assembly = load_assembly(workdir, args.env, args.assembly)
         pipeline_name, definition = assembly.monitoring_pipeline()
+        alarms = alarm_definitions(assembly)
     except (ValueError, AssemblyError) as error:
         print(f"dogbreeds local monitor: error: {error}", file=sys.stderr)
         return 2
@@ -123,18 +241,41 @@ def _run(args: argparse.Namespace) -> int:
         pipeline_name=pipeline_name,
         use_cache=False,
     )
-    reports = parameters.get("MonitoringS3Uri", defaults["MonitoringS3Uri"])
-    print(
-        json.dumps(
-            {
-                "status": result.status,
-                "execution_id": result.execution_id,
-                "failed_step": result.failed_step,
-                "failure_reason": result.failure_reason,
-                "reports": str(LocalS3(local_s3_root(workdir)).path_for(reports)),
-                "metrics": parameters["MetricsSink"],
-            },
-            indent=2,
-        )
+    reports_root = LocalS3(local_s3_root(workdir)).path_for(
+        parameters.get("MonitoringS3Uri", defaults["MonitoringS3Uri"])
     )
-    return 0 if result.succeeded else 1
+    outcome: dict[str, Any] = {
+        "status": result.status,
+        "execution_id": result.execution_id,
+        "failed_step": result.failed_step,
+        "failure_reason": result.failure_reason,
+        "reports": str(reports_root),
+        "metrics": parameters["MetricsSink"],
+        "accuracy_threshold": defaults.get("AccuracyThreshold"),
+        "monitors": run_summaries(reports_root, result.execution_id) if result.succeeded else {},
+    }
+    try:
+        data = read_metrics_sink(Path(parameters["MetricsSink"]))
+        states = AlarmStates(workdir / "monitoring")
+        evaluations = evaluate_all(alarms, data, states)
+        changes = route_changes(assembly, evaluations, workdir)
+    except AlarmEvaluationError as error:
+        print(f"dogbreeds local monitor: error: cannot evaluate the alarms: {error}", file=sys.stderr)
+        return 2
+    outcome["alarms_evaluated_at"] = (
+        evaluations[0].at.strftime("%Y-%m-%dT%H:%M:%SZ") if evaluations and evaluations[0].at else None
+    )
+    outcome["alarms"] = format_states(evaluations)
+    outcome["changes"] = format_outcomes(changes)
+    outcome["alarm_states"] = {e.alarm.name: e.state for e in evaluations}
+    outcome["alarms_without_data"] = sorted(e.alarm.name for e in evaluations if not e.has_data)
+    outcome["state_changes"] = [asdict(change) for change in changes]
+    (workdir / "monitoring").mkdir(parents=True, exist_ok=True)
+    (workdir / "monitoring" / LAST_RUN_FILE).write_text(json.dumps(outcome, indent=2, default=str) + "\n")
+    print(format_summary(outcome))
+    if not result.succeeded:
+        return 1
+    violations = sum(len(run["violations"]) for run in outcome["monitors"].values())
+    if args.fail_on_violations and (violations or ALARM in outcome["alarm_states"].values()):
+        return EXIT_VIOLATIONS
+    return 0

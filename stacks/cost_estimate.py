@@ -30,9 +30,12 @@ SPOT_DISCOUNT = 0.7  # typical managed-spot saving; varies by type and time
 KMS_KEY_MONTH = 1.0
 ALARM_MONTH = 0.10
 DASHBOARD_MONTH = 3.0
-# 3 endpoint guardrails and 2 target-tracking alarms; with monitoring, 5 more: feature drift,
-# prediction drift, accuracy, no capture data, failed execution.
-ENDPOINT_ALARMS = 5
+# The deployment dashboard and the monitoring dashboard.
+DASHBOARDS = 2
+# 3 endpoint guardrails, 2 on the deploy Lambda (dead-letter queue, errors) and 2 target-tracking
+# alarms; with monitoring, 5 more: feature drift, prediction drift, accuracy, no capture data,
+# failed execution.
+ENDPOINT_ALARMS = 7
 MONITORING_ALARMS = 5
 
 # Assumed durations (measured on the sample data would be shorter; a full dataset is longer).
@@ -83,7 +86,7 @@ def estimate(settings: EnvironmentSettings) -> Estimate:
         train_price *= 1 - SPOT_DISCOUNT
     processing = _price(PROCESSING, training.processing_instance_type, "processing")
     alarms = ENDPOINT_ALARMS + (MONITORING_ALARMS if monitoring.enabled else 0)
-    fixed = KMS_KEY_MONTH + ALARM_MONTH * alarms + DASHBOARD_MONTH
+    fixed = KMS_KEY_MONTH + ALARM_MONTH * alarms + DASHBOARD_MONTH * DASHBOARDS
     return Estimate(
         endpoint_hour=endpoint_hour,
         monitoring_month=monitoring_month,

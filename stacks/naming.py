@@ -96,6 +96,16 @@ class Names:
         return f"{self.base}-monitoring"
 
     @property
+    def deployment_dashboard(self) -> str:
+        return f"{self.base}-deployment"
+
+    @property
+    def deployment_metric_namespace(self) -> str:
+        """CloudWatch namespace of the deploy Lambda's metrics (LiveModelVersion): its own, so the
+        role's PutMetricData condition cannot let it write the monitors' metrics."""
+        return f"{self.project}/{self.env}/deployment"
+
+    @property
     def alerts_topic(self) -> str:
         return f"{self.base}-alerts"
 
@@ -144,6 +154,14 @@ class Names:
             self.endpoint_latency_alarm,
             self.endpoint_invocation_errors_alarm,
         )
+
+    @property
+    def deploy_dead_letter_alarm(self) -> str:
+        return f"{self.deploy_dead_letter_queue}-not-empty"
+
+    @property
+    def deploy_errors_alarm(self) -> str:
+        return f"{self.deploy_function}-errors"
 
     @property
     def endpoint_scaling_policy(self) -> str:

@@ -217,3 +217,19 @@ def test_writer_starts_a_new_file_when_a_partial_line_cannot_be_cut_off(
     errors: list[str] = []
     kept = list(capture_format.iter_capture_records(tmp_path, skip_invalid=True, errors=errors))
     assert sorted(r.inference_id for r in kept) == ["after", "before"] and len(errors) == 1
+
+
+def test_an_unknown_or_missing_event_version_is_kept_not_read_as_zero() -> None:
+    document = record().to_dict()
+    assert capture_format.parse_record(json.dumps(document)).known_version
+    document["eventVersion"] = "1"
+    newer = capture_format.parse_record(json.dumps(document))
+    assert newer.event_version == "1" and not newer.known_version
+    document["eventVersion"] = 0  # a number, not the string SageMaker writes: still version "0"
+    assert capture_format.parse_record(json.dumps(document)).known_version
+    del document["eventVersion"]
+    unversioned = capture_format.parse_record(json.dumps(document))
+    assert unversioned.event_version == capture_format.MISSING_EVENT_VERSION
+    assert not unversioned.known_version
+    # Written back, a record without a version stays without one.
+    assert "eventVersion" not in json.loads(unversioned.to_json_line())

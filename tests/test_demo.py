@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from dogbreeds.cloud_assembly import synthesize
 from dogbreeds.demo import SUMMARY_FILE, Demo
 
 
@@ -19,6 +20,11 @@ def test_demo_core_runs_the_lifecycle_and_reports_the_drift(tmp_path):
     assert "brightness" in summary.drifted_features
     assert "brightness" not in summary.clean_violations
     assert summary.live_accuracy is not None and summary.live_accuracy > 0.4
+    # The synthesised alarms, evaluated as CloudWatch would: clean traffic leaves every one OK...
+    assert summary.clean_alarms and set(summary.clean_alarms.values()) == {"OK"}, summary.clean_alarms
+    # ...the drifted traffic fires the feature-drift alarm, and its change reaches the retrain guard.
+    assert summary.drift_alarms["dogbreeds-dev-monitoring-feature-drift"] == "ALARM"
+    assert any("feature-drift" in decision for decision in summary.retrain_decisions)
     assert len(summary.reports) == 2 and all(path.endswith("report.html") for path in summary.reports)
     for path in summary.reports:
         assert "<html" in Path(path).read_text().lower()
@@ -29,6 +35,18 @@ def test_demo_core_runs_the_lifecycle_and_reports_the_drift(tmp_path):
     assert "registered model version:        1" in text and "brightness" in text
     saved = json.loads((tmp_path / "demo" / SUMMARY_FILE).read_text())
     assert saved["drifted_features"] == summary.drifted_features
+
+    # A script's gate: the same monitoring run, with --fail-on-violations, exits 3 and says why.
+    import subprocess
+    import sys
+
+    gate = subprocess.run(
+        [sys.executable, "-m", "dogbreeds", "local", "monitor", "--workdir", ".", "--window-hours", "2",
+         "--fail-on-violations", "--assembly", str(synthesize("dev", stream=None))],
+        cwd=tmp_path / "demo", capture_output=True, text=True,
+    )  # fmt: skip
+    assert gate.returncode == 3, gate.stderr[-2000:]
+    assert "baseline_drift_check" in gate.stdout and "feature-drift" in gate.stdout
 
     # Runs again from a clean slate: still version 1, the server from the first run is gone.
     again = Demo(tmp_path / "demo", options).run()

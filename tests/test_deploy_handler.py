@@ -270,3 +270,101 @@ def test_a_failed_endpoint_is_reported_not_retried(deploy, capsys):
     [line] = [entry for entry in _log_lines(capsys) if entry["level"] == "ERROR"]
     assert "Delete it and approve again" in line["message"]
     assert deploy.updates == []
+
+
+def _decisions(capsys) -> list[dict[str, Any]]:
+    return [entry for entry in _log_lines(capsys) if "deployment" in entry]
+
+
+def _live_versions(deploy) -> tuple[set[float], int]:
+    """LiveModelVersion read back from CloudWatch (moto over HTTP): the values, and how many were put."""
+    from datetime import UTC, datetime, timedelta
+
+    cloudwatch = boto3.client("cloudwatch")
+    namespace = deploy.names.deployment_metric_namespace
+    [metric] = cloudwatch.list_metrics(Namespace=namespace)["Metrics"]
+    assert metric["MetricName"] == "LiveModelVersion"
+    assert metric["Dimensions"] == [{"Name": "EndpointName", "Value": deploy.names.endpoint}]
+    now = datetime.now(UTC)
+    results = cloudwatch.get_metric_data(
+        MetricDataQueries=[
+            {"Id": stat.lower(), "MetricStat": {"Metric": metric, "Period": 60, "Stat": stat}}
+            for stat in ("Maximum", "SampleCount")
+        ],
+        StartTime=now - timedelta(hours=1),
+        EndTime=now + timedelta(minutes=5),
+    )["MetricDataResults"]
+    values = {r["Id"]: r["Values"] for r in results}
+    return set(values["maximum"]), int(sum(values["samplecount"]))
+
+
+def test_completed_rollout_logs_the_decision_and_publishes_the_live_version(deploy, capsys):
+    deploy_handler.handler(deploy.decide(0, "Approved"), None)
+    [started] = _decisions(capsys)
+    assert started["deployment"] == "started" and started["version"] == 1
+    assert started["strategy"] == "new endpoint" and started["reason"] == "approved"
+
+    result = deploy_handler.handler(in_service_event(deploy.names.endpoint), None)
+
+    assert result["live_version"] == 1
+    [completed] = _decisions(capsys)
+    assert completed["deployment"] == "completed" and completed["version"] == 1
+    assert _live_versions(deploy) == ({1.0}, 1)
+    # Its own namespace: not the monitors' one, which drift alarms read.
+    cloudwatch = boto3.client("cloudwatch")
+    assert cloudwatch.list_metrics(Namespace=deploy.names.metric_namespace)["Metrics"] == []
+
+
+def test_a_canary_that_did_not_take_is_reported_as_rolled_back(deploy, capsys):
+    deploy_handler.handler(deploy.decide(0, "Approved"), None)
+    deploy_handler.handler(in_service_event(deploy.names.endpoint), None)
+    capsys.readouterr()
+    deploy_handler.handler(deploy.decide(1, "Approved"), None)
+    [started] = _decisions(capsys)
+    assert started["deployment"] == "started" and started["strategy"] == "canary"
+    assert (started["version"], started["previous_version"]) == (2, 1)
+    # dev: 50 % canary for 5 minutes, then the full fleet bakes termination_wait_minutes 5.
+    assert (started["canary_percent"], started["canary_wait_seconds"], started["baking_seconds"]) == (
+        50, 300, 300
+    )
+
+    # moto does not apply the update: the endpoint comes back InService on v1, as after a rollback.
+    result = deploy_handler.handler(in_service_event(deploy.names.endpoint), None)
+
+    [rolled_back] = _decisions(capsys)
+    assert rolled_back["deployment"] == "rolled back"
+    assert (rolled_back["version"], rolled_back["rolled_back_version"]) == (1, 2)
+    assert "Reject version 2" in rolled_back["reason"]
+    assert "deferred" not in result  # never redeployed by the catch-up
+    assert _live_versions(deploy) == ({1.0}, 2)  # one datapoint per InService, both v1
+
+
+def test_busy_and_unexpected_failures_are_logged_as_decisions(deploy, capsys, monkeypatch):
+    deploy_handler.handler(deploy.decide(0, "Approved"), None)
+    deploy.busy["status"] = "Updating"
+    with pytest.raises(EndpointBusyError):
+        deploy_handler.handler(deploy.decide(1, "Approved"), None)
+    assert [d["deployment"] for d in _decisions(capsys)] == ["started", "retrying"]
+
+    deploy.busy["status"] = None
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens: every call fails
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    boto3.setup_default_session()
+    with pytest.raises(Exception):  # noqa: B017 - botocore's connection error, re-raised for Lambda
+        deploy_handler.handler(deploy.decide(2, "Approved"), None)
+    [failed] = _decisions(capsys)
+    assert failed["deployment"] == "failed" and failed["level"] == "ERROR" and failed["version"] == 3
+
+
+def test_a_metric_that_cannot_be_published_is_logged_not_raised(capsys):
+    from botocore.stub import Stubber
+
+    _, env = environment("dev")
+    config = lambda_module("deploy_config").DeployConfig.from_environ(env)
+    cloudwatch = boto3.client("cloudwatch", region_name="eu-west-1", aws_access_key_id="x",
+                              aws_secret_access_key="x", endpoint_url="http://127.0.0.1:9")
+    with Stubber(cloudwatch) as stub:
+        stub.add_client_error("put_metric_data", "AccessDenied", "not allowed")
+        assert lambda_module("deploy_metrics").publish_live_version(cloudwatch, config, 4) is False
+    [line] = _log_lines(capsys)
+    assert line["level"] == "ERROR" and line["version"] == 4 and "AccessDenied" in line["reason"]

@@ -142,6 +142,29 @@ def _autoscaling_probes(env: Environment) -> dict[str, tuple[Request, bool]]:
     return probes
 
 
+def _metric_probes(env: Environment) -> dict[str, tuple[Request, bool]]:
+    """The deploy Lambda puts metrics into its own namespace only: not the monitors' one (drift
+    alarms and retraining act on it), not AWS's."""
+    a = env.accesses
+    [namespace] = [
+        f.properties["Environment"]["Variables"]["DEPLOY_METRIC_NAMESPACE"]
+        for f in a.assembly.resources("AWS::Lambda::Function")
+        if "DEPLOY_METRIC_NAMESPACE" in f.properties.get("Environment", {}).get("Variables", {})
+    ]
+    deploy = a.role(env.role_function("DEPLOY_ENDPOINT_NAME"), "deploy")
+    probes = {}
+    for candidate, allowed in (
+        (namespace, True),
+        ("dogbreeds/dev", False),
+        (f"{namespace}/other", False),
+        ("AWS/SageMaker", False),
+    ):
+        context = {"cloudwatch:namespace": candidate}
+        request = a.make(deploy, "cloudwatch:PutMetricData", "*", "probe", context)
+        probes[f"PutMetricData {candidate}"] = (request, allowed)
+    return probes
+
+
 def _topic_probes(env: Environment) -> dict[str, tuple[Request, bool]]:
     """EventBridge and CloudWatch publish to the alerts topic only for this environment's rules and
     alarms in this account."""
@@ -171,6 +194,7 @@ def _probes(env: Environment) -> dict[str, tuple[Request, bool]]:
         **_asset_probes(env),
         **_prefix_probes(env),
         **_autoscaling_probes(env),
+        **_metric_probes(env),
         **_topic_probes(env),
     }
 
@@ -335,6 +359,14 @@ def test_execution_role_scope(checked, probe):
 )
 def test_deploy_lambda_scales_only_sagemaker_variants(checked, probe):
     _expect(checked, probe)
+
+
+@pytest.mark.parametrize(
+    "namespace",
+    ["dogbreeds/dev/deployment", "dogbreeds/dev", "dogbreeds/dev/deployment/other", "AWS/SageMaker"],
+)
+def test_deploy_lambda_puts_metrics_only_into_its_namespace(checked, namespace):
+    _expect(checked, f"PutMetricData {namespace}")
 
 
 def test_alerts_topic_takes_only_this_environments_rules_and_alarms(checked):

@@ -142,7 +142,8 @@ def test_the_chain_finds_the_package_by_model_data_and_the_job_runs_on_s3_and_cl
     assert summary["violation_count"] == 0
     metrics = boto3.client("cloudwatch").list_metrics(Namespace="dogbreeds/test")["Metrics"]
     names = {m["MetricName"] for m in metrics}
-    assert {"RecordsAnalysed", "FeaturePSI", "FeatureKS", "PredictedBreedDistance", "MaxFeaturePSI"} <= names
+    expected = {"RecordsAnalysed", "FeaturePSI", "FeatureKS", "PredictedBreedDistance", "DriftedFeatures"}
+    assert expected | {"Judged"} <= names
     brightness = [m for m in metrics if {"Name": "Feature", "Value": "brightness"} in m["Dimensions"]]
     assert {m["MetricName"] for m in brightness} == {"FeaturePSI", "FeatureKS"}
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import base64
+import importlib
 import json
 import re
 import shutil
 from pathlib import Path
 
 import monitor_fixtures
+import pytest
 from monitor_fixtures import (
     ENDPOINT,
     WINDOW_END,
@@ -22,6 +25,11 @@ from monitor_fixtures import (
 )
 
 from pipeline_code.container import capture_format
+
+# The container's own modules by their bare names (as the jobs import each other), so the
+# accumulators built here are the classes check_constraints knows.
+drift_statistics = importlib.import_module("drift_statistics")
+monitor_data_quality = importlib.import_module("monitor_data_quality")
 
 # Session fixtures shared with the other monitoring tests (one trained model for all).
 monitor_case = monitor_fixtures.monitor_case
@@ -67,6 +75,10 @@ def test_clean_traffic_from_unseen_images_raises_no_violation(monitor_case, clea
     assert 0 < summary["max_feature_psi"] < 0.2
     assert metric_values(metrics, "RecordsAnalysed") == {None: 300.0}
     assert metric_values(metrics, "Violations") == {None: 0.0}
+    # The verdict the alarms read: judged, nothing drifted.
+    assert summary["judged"] and summary["drifted_features"] == [] and not summary["prediction_drifted"]
+    assert metric_values(metrics, "Judged") == {None: 1.0}
+    assert metric_values(metrics, "DriftedFeatures") == {None: 0.0}
     psi = metric_values(metrics, "FeaturePSI")
     assert {"brightness", "sharpness", "confidence"} <= set(psi) and max(psi.values()) < 0.2
     # Every request is the exact put_metric_data shape, batched.
@@ -94,12 +106,26 @@ def test_brightness_drift_is_detected_and_the_violation_names_the_feature(monito
         v["feature_name"]: v for v in violations if v["constraint_check_type"] == "baseline_drift_check"
     }
     assert "brightness" in drifted
-    assert "brightness drifted from the baseline: PSI" in drifted["brightness"]["description"]
+    # Model Monitor's wording first, with the distance and threshold, then our own facts.
+    description = drifted["brightness"]["description"]
+    match = re.fullmatch(
+        r"Baseline drift distance: (\S+) exceeds threshold: (\S+)\. \((KS|PSI) distance; KS (\S+) "
+        r"\(threshold 0\.2, p-value (\S+)\), PSI (\S+) \(threshold 0\.2\), over 120 images\)",
+        description,
+    )
+    assert match, description
+    distance, threshold, kind = float(match[1]), float(match[2]), match[3]
+    measured = summary["distances"]["brightness"]
+    assert distance == measured[kind.lower()] > threshold == 0.2
+    assert float(match[4]) == pytest.approx(measured["ks"], abs=5e-5)
+    assert float(match[5]) == pytest.approx(measured["ks_p_value"], rel=0.05)
+    assert float(match[6]) == pytest.approx(measured["psi"], abs=5e-5)
     # Geometry does not change with brightness: no false alarm there.
     assert not {"width", "height", "aspect_ratio"} & set(drifted)
     assert metric_values(metrics, "FeaturePSI")["brightness"] > 1.0
     assert metric_values(metrics, "Violations")[None] == len(violations)
-    assert metric_values(metrics, "MaxFeaturePSI")[None] == summary["max_feature_psi"]
+    assert "brightness" in summary["drifted_features"]
+    assert metric_values(metrics, "DriftedFeatures")[None] == len(summary["drifted_features"]) >= 1
     html = (folder / "report.html").read_text()
     assert "brightness" in html and 'class="bad">drift' in html
 
@@ -145,7 +171,9 @@ def test_empty_window_reports_zero_records(monitor_case, clean_capture, tmp_path
     assert summary["records_analysed"] == 0 and summary["images_analysed"] == 0
     assert violations == []
     assert metric_values(metrics, "RecordsAnalysed") == {None: 0.0}
-    assert metric_values(metrics, "MaxFeaturePSI") == {}  # no data is not "no drift"
+    # No data is not "no drift": not judged, and nothing an alarm reads is published.
+    assert metric_values(metrics, "Judged") == {None: 0.0}
+    assert metric_values(metrics, "DriftedFeatures") == {} and metric_values(metrics, "FeaturePSI") == {}
     # A capture folder that does not exist yet (no traffic ever) is an empty window too.
     summary, _, _, _ = _run(tmp_path / "nothing-here", monitor_case, tmp_path / "second")
     assert summary["records_analysed"] == 0
@@ -244,3 +272,167 @@ def test_bad_arguments_name_the_argument(tmp_path):
         "monitor_data_quality.py", *common, "--window-end", WINDOW_END, "--run-id", "../escape"
     )
     assert result.returncode == 2 and "run id '../escape' must be 1-128 letters" in result.stderr
+
+
+def _copy_of(clean_capture, tmp_path: Path) -> tuple[Path, Path, list]:
+    source, sent = clean_capture
+    capture_root = tmp_path / "capture"
+    shutil.copytree(source, capture_root)
+    hour = next((capture_root / ENDPOINT).glob("AllTraffic/2026/11/20/09"))
+    return capture_root, hour, sent
+
+
+def test_reused_inference_ids_are_analysed_once(monitor_case, clean_capture, tmp_path):
+    capture_root, hour, sent = _copy_of(clean_capture, tmp_path)
+    [first_file] = sorted(hour.glob("*.jsonl"))
+    lines = first_file.read_text().splitlines(keepends=True)
+    # The same 40 lines stored again in another object (a retried upload) ...
+    (hour / "59-59-998-copy.jsonl").write_text("".join(lines[:40]))
+    # ... and a different request that reuses a caller's inferenceId: an 8x8 image, far smaller
+    # than any of the window's, which would change the width minimum if it were folded.
+    reused = capture_format.build_record(
+        request_body=tiny_png(),
+        request_content_type="image/png",
+        response_body=json.dumps({"predictions": [{"breed": "beagle", "confidence": 0.5}]}).encode(),
+        response_content_type="application/json",
+        inference_id=sent[7]["inference_id"],
+        inference_time=WINDOW_START,
+    )
+    (hour / "59-59-999-reused.jsonl").write_text(reused.to_json_line())
+    # Two workers: a duplicate and its first occurrence are read by different processes.
+    summary, _, _, folder = _run(capture_root, monitor_case, tmp_path, "--workers", "2")
+    assert summary["records_analysed"] == summary["images_analysed"] == 300
+    assert summary["duplicate_records"] == 41
+    assert len(summary["duplicate_examples"]) == 20
+    assert "59-59-998-copy.jsonl:1: " in summary["duplicate_examples"][0]
+    statistics = json.loads((folder / "statistics.json").read_text())
+    by_name = {f["name"]: f for f in statistics["features"]}
+    assert by_name["width"]["numerical_statistics"]["common"]["num_present"] == 300
+    assert by_name["width"]["numerical_statistics"]["min"] > 8
+
+
+def test_unknown_event_versions_are_counted_per_version_and_analysed(monitor_case, clean_capture, tmp_path):
+    capture_root, hour, _ = _copy_of(clean_capture, tmp_path)
+    base = capture_format.build_record(
+        request_body=tiny_png(),
+        request_content_type="image/png",
+        response_body=b'{"predictions": [{"breed": "beagle", "confidence": 0.9}]}',
+        response_content_type="application/json",
+        inference_time=WINDOW_START,
+    ).to_dict()
+    lines = []
+    for number, version in enumerate(["1", "1", "2.0", None]):
+        document = json.loads(json.dumps(base))
+        document["eventMetadata"]["eventId"] = f"versioned-{number}"
+        if version is None:
+            del document["eventVersion"]
+        else:
+            document["eventVersion"] = version
+        lines.append(json.dumps(document) + "\n")
+    (hour / "59-59-999-versions.jsonl").write_text("".join(lines))
+    summary, _, _, _ = _run(capture_root, monitor_case, tmp_path)
+    assert summary["unknown_event_versions"] == {"1": 2, "2.0": 1, "<missing>": 1}
+    assert "59-59-999-versions.jsonl:1: eventVersion '1' is not one of ['0']" in (
+        summary["unknown_event_version_examples"][0]
+    )
+    assert summary["records_analysed"] == summary["images_analysed"] == 304  # analysed all the same
+
+
+def _accumulators(**overrides):
+    """Real accumulators with made-up contents, for the wording of each violation."""
+    numeric = drift_statistics.NumericAccumulator("width", "Integral", None)
+    numeric.add_many([10, 12, "wide", "tall", None])
+    label = drift_statistics.CategoricalAccumulator("predicted_label", "String", None)
+    label.add_many(["beagle"] * 6 + ["poodle"] * 4)
+    return {"width": numeric, "predicted_label": label, **overrides}
+
+
+def _arguments(**overrides):
+    values = {
+        "min_records": 1,
+        "completeness_tolerance": 0.01,
+        "psi_threshold": 0.2,
+        "ks_threshold": 0.2,
+        "drift_significance": 0.01,
+        "prediction_distance_threshold": 0.2,
+    }
+    return argparse.Namespace(**{**values, **overrides})
+
+
+def test_violations_use_model_monitor_wording_then_our_numbers():
+    constraints = {
+        "monitoring_config": {"datatype_check_threshold": 0.1, "domain_content_threshold": 0.1},
+        "features": [
+            {"name": "width", "inferred_type": "Integral", "completeness": 1.0},
+            {
+                "name": "predicted_label",
+                "inferred_type": "String",
+                "completeness": 1.0,
+                "string_constraints": {"domains": ["beagle"]},
+            },
+            {"name": "height", "inferred_type": "Integral", "completeness": 1.0},
+        ],
+    }
+    extra = drift_statistics.CategoricalAccumulator("format", "String", None)
+    extra.add_many(["PNG"])
+    violations, _ = monitor_data_quality.check_constraints(
+        _accumulators(format=extra), [constraints], 10, _arguments()
+    )
+    described = {(v["feature_name"], v["constraint_check_type"]): v["description"] for v in violations}
+    columns = "Number of columns in current dataset: 3, Number of columns in baseline constraints: 3"
+    assert described[("height", "missing_column_check")] == (
+        f"There are missing columns in current dataset. {columns}. "
+        "Baseline feature height is not measured by this monitor."
+    )
+    assert described[("format", "extra_column_check")] == (
+        f"There are extra columns in current dataset. {columns}. Feature format has no baseline constraint."
+    )
+    assert described[("width", "completeness_check")] == (
+        "Data completeness requirement is not met. Expected completeness: 100.0%. "
+        "Observed: Only 40.0% of data is complete. (2 of 5 values present; tolerance 0.01)"
+    )
+    assert described[("width", "data_type_check")] == (
+        "Data type match requirement is not met. Expected data type: Integral, Expected match: 90.0%. "
+        "Observed: Only 60.0% of data is Integral. (2 of 5 values are not Integral)"
+    )
+    assert described[("predicted_label", "categorical_values_check")] == (
+        "Categorical value match requirement is not met. Expected match: 90.0%. "
+        "Observed: Only 60.0% of data is within the baseline domain. "
+        "(4 of 10 values of predicted_label are outside it)"
+    )
+
+
+def test_a_categorical_drift_names_its_distance_and_threshold():
+    baseline = {
+        "name": "predicted_label",
+        "string_statistics": {
+            "distribution": {"categorical": {"buckets": [{"value": "beagle", "count": 10.0}]}}
+        },
+    }
+    label = drift_statistics.CategoricalAccumulator("predicted_label", "String", baseline)
+    label.add_many(["beagle"] * 6 + ["poodle"] * 4)
+    constraints = {"features": [{"name": "predicted_label", "inferred_type": "String"}]}
+    violations, distances = monitor_data_quality.check_constraints(
+        {"predicted_label": label}, [constraints], 10, _arguments(prediction_distance_threshold=0.25)
+    )
+    assert distances["predicted_label"]["l_infinity"] == 0.4
+    assert [v["description"] for v in violations] == [
+        "Baseline drift distance: 0.4 exceeds threshold: 0.25. "
+        "(L-infinity distance of the value shares over 10 values)"
+    ]
+
+
+def test_a_window_too_small_to_judge_publishes_counts_but_no_drift(monitor_case, tmp_path):
+    """Drifted images, but fewer than --min-records: the distances are in the summary for a person
+    to read, and the metrics the alarms watch are not published at all."""
+    capture_root = tmp_path / "capture"
+    capture_traffic(monitor_case, capture_root, drift="brightness", limit=20)
+    summary, violations, metrics, _ = _run(capture_root, monitor_case, tmp_path, "--min-records", "30")
+    assert summary["images_analysed"] == 20 and not summary["judged"]
+    assert summary["distances"]["brightness"]["psi"] > 1.0  # measured, reported...
+    assert summary["drifted_features"] == [] and not summary["prediction_drifted"]  # ...not judged
+    assert not [v for v in violations if v["constraint_check_type"] == "baseline_drift_check"]
+    assert metric_values(metrics, "RecordsAnalysed") == {None: 20.0}
+    assert metric_values(metrics, "Judged") == {None: 0.0}
+    for name in ("DriftedFeatures", "FeaturePSI", "FeatureKS", "PredictedBreedDistance"):
+        assert metric_values(metrics, name) == {}, name

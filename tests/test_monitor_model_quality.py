@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -80,6 +82,22 @@ def test_wrong_labels_drop_accuracy_and_raise_a_violation(monitor_case, clean_ca
     summary, violations, metrics, _ = _run(capture_root, tmp_path / "gt", monitor_case, tmp_path)
     accuracy = summary["metrics"]["accuracy"]["window"]
     assert accuracy < summary["metrics"]["accuracy"]["baseline"] - 0.3
+    # Model Monitor's sentence first, with the value and the threshold compared against.
+    environment = next(v for v in violations if "environment" in v["description"])
+    match = re.fullmatch(
+        r"Metric accuracy with (\S+) was LessThanThreshold (\S+)\. \(the environment's accuracy "
+        r"threshold\)",
+        environment["description"],
+    )
+    assert match and float(match[1]) == accuracy and float(match[2]) == 0.7
+    baseline = summary["metrics"]["accuracy"]["baseline"]
+    [against_baseline] = [
+        v for v in violations if v["metric_name"] == "accuracy" and "tolerance" in v["description"]
+    ]
+    assert against_baseline["description"] == (
+        f"Metric accuracy with {accuracy} was LessThanThreshold {round(baseline - 0.05, 10)}. "
+        f"(baseline {baseline}, tolerance 0.05)"
+    )
     by_metric = {(v["metric_name"], v["description"].split("(")[-1]) for v in violations}
     assert any(name == "accuracy" and "baseline" in why for name, why in by_metric)
     assert any(name == "accuracy" and "accuracy threshold" in why for name, why in by_metric)
@@ -124,6 +142,25 @@ def test_no_ground_truth_reports_zero_coverage_and_no_accuracy(monitor_case, cle
     assert violations == []
     assert metric_values(metrics, "GroundTruthCoverage") == {None: 0.0}
     assert metric_values(metrics, "Accuracy") == {}  # unknown is not zero
+    assert metric_values(metrics, "Judged") == {None: 0.0}
+
+
+def test_too_few_labels_are_reported_but_not_published_as_accuracy(monitor_case, clean_capture, tmp_path):
+    """Five labels, all wrong: accuracy 0 in the summary, but the window is not judged, so the
+    accuracy alarm (which reads the metric) has nothing to fire on."""
+    capture_root, sent = clean_capture
+    records = read_records(_record_file(sent[::60], tmp_path / "few.jsonl"))  # several breeds
+    write_ground_truth(records, str(tmp_path / "gt"), when=LABELLED_AT, wrong_fraction=1.0)
+    summary, violations, metrics, _ = _run(
+        capture_root, tmp_path / "gt", monitor_case, tmp_path, "--min-labelled", "10"
+    )
+    assert summary["labelled_records"] == 5 and not summary["judged"]
+    assert summary["metrics"]["accuracy"]["window"] == 0.0
+    assert violations == []
+    assert metric_values(metrics, "LabelledRecords") == {None: 5.0}
+    assert metric_values(metrics, "Judged") == {None: 0.0}
+    for name in ("Accuracy", "MacroF1", "Top5Accuracy"):
+        assert metric_values(metrics, name) == {}, name
 
 
 def test_ground_truth_command_rejects_bad_input(tmp_path, capsys):
@@ -162,3 +199,29 @@ def test_a_delay_judges_earlier_predictions_with_labels_that_came_late(monitor_c
     # Metrics carry the run's time, where the alarms look, not the judged window's.
     stamps = {datum["Timestamp"] for request in metrics for datum in request["MetricData"]}
     assert stamps and all(stamp.startswith("2026-11-20T13:00") for stamp in stamps)
+
+
+def test_reused_ids_are_joined_once_and_long_lines_skipped(monitor_case, clean_capture, tmp_path):
+    source, sent = clean_capture
+    capture_root = tmp_path / "capture"
+    shutil.copytree(source, capture_root)
+    hour = next((capture_root / ENDPOINT).glob("AllTraffic/2026/11/20/09"))
+    [first_file] = sorted(hour.glob("*.jsonl"))
+    lines = first_file.read_text().splitlines(keepends=True)
+    (hour / "59-59-999-copy.jsonl").write_text("".join(lines[:25]))
+    records = read_records(_record_file(sent, tmp_path / "traffic.jsonl"))
+    write_ground_truth(records, str(tmp_path / "gt"), when=LABELLED_AT)
+    # A ground-truth line longer than any real one, skipped unread: this job's cap is 20 MiB,
+    # so the line is 21 MiB (a 150 MB line is measured in test_monitor_io).
+    gt_hour = tmp_path / "gt" / "2026" / "11" / "20" / "09"
+    huge = b'{"groundTruthData": {"data": "' + b"a" * (21 << 20) + b'"}}\n'
+    (gt_hour / "huge.jsonl").write_bytes(huge)
+    summary, violations, _, _ = _run(capture_root, tmp_path / "gt", monitor_case, tmp_path)
+    assert summary["records_analysed"] == summary["labelled_records"] == 300
+    assert summary["duplicate_records"] == 25
+    assert "59-59-999-copy.jsonl:1: id 'req-clean-00000' already seen" in summary["duplicate_examples"][0]
+    assert summary["oversized_ground_truth"] == 1
+    assert f"huge.jsonl:1: line of {len(huge)} bytes is longer than the 20971520-byte cap" in (
+        summary["oversized_ground_truth_examples"][0]
+    )
+    assert summary["corrupt_ground_truth"] == 0 and violations == []

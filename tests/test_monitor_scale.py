@@ -11,6 +11,8 @@ from pathlib import Path
 import monitor_fixtures
 from monitor_fixtures import CONTAINER_DIR, ENDPOINT, WINDOW_END, subprocess_env, write_tiny_capture
 
+from pipeline_code.container.monitor_io import MAX_LINE_BYTES
+
 monitor_case = monitor_fixtures.monitor_case
 # Peak RSS may grow by at most this much from 2,000 records to 100,000: holding the records (or
 # one float per record and feature) would take several times more.
@@ -31,7 +33,7 @@ finally:
 """
 
 
-def _peak_rss(capture: Path, out: Path, baseline: Path) -> tuple[int, dict, float]:
+def _peak_rss(capture: Path, out: Path, baseline: Path, workers: str = "1") -> tuple[int, dict, float]:
     """Run the monitor; return its peak RSS in bytes, its summary and its seconds."""
     script = str(CONTAINER_DIR / "monitor_data_quality.py")
     started = time.monotonic()
@@ -52,7 +54,7 @@ def _peak_rss(capture: Path, out: Path, baseline: Path) -> tuple[int, dict, floa
             "--metrics-sink",
             str(out / "metrics.jsonl"),
             "--workers",
-            "1",
+            workers,
             "--chunk-records",
             "256",
         ],
@@ -60,7 +62,7 @@ def _peak_rss(capture: Path, out: Path, baseline: Path) -> tuple[int, dict, floa
         env=subprocess_env(),
         capture_output=True,
         text=True,
-        timeout=150,
+        timeout=400,  # a hang guard, not a speed target (bench/bench_monitor.py measures speed)
     )
     seconds = time.monotonic() - started
     assert result.returncode == 0, result.stderr
@@ -85,3 +87,28 @@ def test_hundred_thousand_records_in_flat_memory(monitor_case, tmp_path):
         f"100k records in {seconds:.1f} s"
     )
     assert growth < MAX_GROWTH_BYTES, f"peak RSS grew by {growth / 2**20:.1f} MiB"
+
+
+def test_a_150_mb_capture_line_is_skipped_without_being_held(monitor_case, tmp_path):
+    capture = write_tiny_capture(tmp_path / "capture", 2_000)
+    plain_rss, plain, _ = _peak_rss(capture, tmp_path / "o1", monitor_case.run)
+    # The same capture plus a file whose second line is 150 MB (a record with a huge "image").
+    hour = next(capture.glob(f"{ENDPOINT}/AllTraffic/2026/11/20/09"))
+    lines = (hour / "00000.jsonl").read_text().splitlines(keepends=True)
+    record = json.loads(lines[0])
+    record["eventMetadata"]["eventId"] = "huge"
+    head, tail = json.dumps(record).split('"data": "', 1)
+    with (hour / "00001.jsonl").open("w") as handle:
+        handle.write(lines[1].replace('"eventId":"e1"', '"eventId":"after-huge-0"'))
+        handle.write(head + '"data": "')
+        for _ in range(150):
+            handle.write("A" * 2**20)
+        handle.write(tail + "\n")
+        handle.write(lines[2].replace('"eventId":"e2"', '"eventId":"after-huge-1"'))
+    huge_rss, huge, _ = _peak_rss(capture, tmp_path / "o2", monitor_case.run)
+    assert huge["oversized_records"] == 1
+    assert "00001.jsonl:2: line of " in huge["oversized_examples"][0]
+    assert huge["records_analysed"] == plain["records_analysed"] + 2 == 2_002
+    growth = huge_rss - plain_rss
+    print(f"peak RSS {plain_rss / 2**20:.1f} MiB without, {huge_rss / 2**20:.1f} MiB with a 150 MB line")
+    assert growth < MAX_LINE_BYTES + 16 * 2**20, f"peak RSS grew by {growth / 2**20:.1f} MiB"

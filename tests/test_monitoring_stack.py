@@ -110,7 +110,7 @@ def _alarm(template: Template, name: str) -> dict:
 @pytest.mark.parametrize(
     ("alarm", "metric", "monitor", "threshold", "operator", "missing"),
     [
-        ("feature-drift", mm.MAX_FEATURE_PSI, mm.MONITOR_DATA_QUALITY, 0.35, "GreaterThanThreshold",
+        ("feature-drift", mm.DRIFTED_FEATURES, mm.MONITOR_DATA_QUALITY, 1, "GreaterThanOrEqualToThreshold",
          "notBreaching"),
         ("prediction-drift", mm.PREDICTION_DISTANCE, mm.MONITOR_DATA_QUALITY, 0.15, "GreaterThanThreshold",
          "notBreaching"),

@@ -162,6 +162,7 @@ NAME_LIMITS = [
     ("AWS::SageMaker::ModelPackageGroup", "ModelPackageGroupName", 63),
     ("AWS::Lambda::Function", "FunctionName", 64),
     ("AWS::CloudWatch::Alarm", "AlarmName", 255),
+    ("AWS::CloudWatch::Dashboard", "DashboardName", 255),
     ("AWS::SNS::Topic", "TopicName", 256),
     ("AWS::Events::Rule", "Name", 64),
     ("AWS::Scheduler::Schedule", "Name", 64),

@@ -136,9 +136,11 @@ class _Run:
         self.progress = Progress(len(parsed.order), stream)
         self.cache = StepCache(workdir / "cache", self.local_s3, self.progress.say) if use_cache else None
         self.result = ExecutionResult(execution_id, "Executing", execution_dir, values)
+        self.pipeline_name = pipeline_name
         self.chosen_branch: dict[str, str] = {}
         self._property_files: dict[tuple[str, str], Any] = {}
         started = datetime.now(UTC).isoformat(timespec="seconds")
+        self.started = started
         arn = f"arn:aws:sagemaker:local:000000000000:pipeline/{pipeline_name.lower()}"
         self.context = ResolveContext(
             parameters=values,
@@ -291,6 +293,10 @@ class _Run:
     def _save_record(self) -> None:
         record = {
             "execution_id": self.result.execution_id,
+            # What ListPipelineExecutions reports, for readers such as the local retrain guard.
+            "pipeline_name": self.pipeline_name,
+            "pipeline_execution_arn": self.context.execution["PipelineExecutionArn"],
+            "started": self.started,
             "status": self.result.status,
             "failed_step": self.result.failed_step,
             "failure_reason": self.result.failure_reason,

@@ -43,6 +43,7 @@ class DeployConfig:
     network_isolation: bool
     rollback_alarms: tuple[str, ...]
     scaling_policy_name: str
+    metric_namespace: str
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> DeployConfig:

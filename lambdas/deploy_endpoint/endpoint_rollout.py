@@ -12,7 +12,8 @@ import endpoint_autoscaling
 from botocore.exceptions import ClientError
 from deploy_config import DeployConfig
 from deploy_events import EndpointInService, PackageDecision
-from deploy_logging import log
+from deploy_logging import COMPLETED, FAILED, ROLLED_BACK, SKIPPED, STARTED, log_decision
+from deploy_metrics import publish_live_version
 from deploy_names import deployment_digest, parse_version, versioned_name
 from endpoint_cleanup import clean_up
 
@@ -41,10 +42,14 @@ def _not_found(error: ClientError) -> bool:
 
 
 class Rollout:
-    def __init__(self, config: DeployConfig, sagemaker: Any, autoscaling: Any) -> None:
+    def __init__(
+        self, config: DeployConfig, sagemaker: Any, autoscaling: Any, cloudwatch: Any | None = None
+    ) -> None:
         self.config = config
         self.sagemaker = sagemaker
         self.autoscaling = autoscaling
+        # Publishes LiveModelVersion when a rollout ends; None (tests of other paths) publishes nothing.
+        self.cloudwatch = cloudwatch
 
     # ---- entry points -------------------------------------------------------------------------
 
@@ -79,9 +84,11 @@ class Rollout:
             if summary["ModelPackageVersion"] != decision.version
         ]
         if not remaining:
-            log(
+            log_decision(
                 "ERROR",
                 "rejected version is live and no approved version remains; endpoint left as is",
+                FAILED,
+                version=decision.version,
                 rejected_version=decision.version,
                 endpoint=self.config.endpoint_name,
             )
@@ -94,18 +101,51 @@ class Rollout:
         endpoint = self.describe_endpoint()
         if endpoint is None or endpoint["EndpointStatus"] != "InService":
             return self._skip("endpoint is not InService any more")
+        live_version = parse_version(self.config.endpoint_config_prefix, endpoint["EndpointConfigName"])
+        newest = next(iter(self.approved_packages()), None)
+        # Asked before clean-up, which may delete the config of a version that was rolled back.
+        attempted = (
+            newest is not None
+            and newest["ModelPackageVersion"] != live_version
+            and self._was_attempted(newest)
+        )
+        self._report_live(endpoint["EndpointConfigName"], live_version, newest if attempted else None)
         if self.config.endpoint_kind == "realtime":
             endpoint_autoscaling.register(self.autoscaling, self.config)
         deleted = clean_up(self.sagemaker, self.config, endpoint["EndpointConfigName"])
-        result: dict[str, Any] = {"action": "finished", "deleted": deleted}
-        newest = next(iter(self.approved_packages()), None)
-        live_version = parse_version(self.config.endpoint_config_prefix, endpoint["EndpointConfigName"])
-        if newest and newest["ModelPackageVersion"] != live_version and not self._was_attempted(newest):
+        result: dict[str, Any] = {"action": "finished", "live_version": live_version, "deleted": deleted}
+        if newest and newest["ModelPackageVersion"] != live_version and not attempted:
             # Approved while a rollout was in flight and its retries ran out: deploy it now. A version
             # that has a config was attempted already (and maybe rolled back by an alarm): leave it.
             package = self.sagemaker.describe_model_package(ModelPackageName=newest["ModelPackageArn"])
             result["deferred"] = self.deploy(package, reason="approval deferred by a rollout in flight")
         return result
+
+    def _report_live(
+        self, config_name: str, live_version: int | None, attempted: dict[str, Any] | None
+    ) -> None:
+        """Log the rollout's outcome and publish the live version (the dashboard shows both)."""
+        fields = {
+            "version": live_version, "endpoint_config": config_name, "endpoint": self.config.endpoint_name,
+        }
+        newer = attempted["ModelPackageVersion"] if attempted else None
+        if newer is not None and live_version is not None and newer > live_version:
+            log_decision(
+                "WARNING",
+                "deployment rolled back",
+                ROLLED_BACK,
+                rolled_back_version=newer,
+                reason=(
+                    f"approved version {newer} was deployed but version {live_version} serves: a rollback "
+                    f"alarm fired during the canary or baking, or the update failed. Reject version "
+                    f"{newer} once you know why"
+                ),
+                **fields,
+            )
+        else:
+            log_decision("INFO", "deployment completed", COMPLETED, **fields)
+        if self.cloudwatch is not None and live_version is not None:
+            publish_live_version(self.cloudwatch, self.config, live_version)
 
     # ---- the deployment -----------------------------------------------------------------------
 
@@ -123,9 +163,11 @@ class Rollout:
             if endpoint["EndpointConfigName"] == config_name:
                 return self._skip(f"version {version} is already live as {config_name}")
             if endpoint["EndpointStatus"] == "Failed":
-                log(
+                log_decision(
                     "ERROR",
                     "endpoint is Failed; SageMaker only allows deleting it. Delete it and approve again",
+                    FAILED,
+                    version=version,
                     endpoint=self.config.endpoint_name,
                     failure_reason=endpoint.get("FailureReason"),
                 )
@@ -139,7 +181,10 @@ class Rollout:
             self.sagemaker.create_endpoint(
                 EndpointName=self.config.endpoint_name, EndpointConfigName=config_name
             )
-            log("INFO", "creating endpoint", endpoint=self.config.endpoint_name, **fields)
+            log_decision(
+                "INFO", "creating endpoint", STARTED, endpoint=self.config.endpoint_name,
+                strategy="new endpoint", **fields,
+            )
             return {"action": "created", **fields}
 
         live_config = self.sagemaker.describe_endpoint_config(
@@ -152,13 +197,24 @@ class Rollout:
             "EndpointName": self.config.endpoint_name,
             "EndpointConfigName": config_name,
         }
+        plan: dict[str, Any] = {"strategy": "all at once"}
         if self.config.endpoint_kind == "realtime":
             # The canary is sized in instance capacity; a serverless endpoint (a cheap dev setup) gets
             # SageMaker's default update instead: blue/green, all traffic at once.
             request["DeploymentConfig"] = self.deployment_config()
+            plan = {
+                "strategy": "canary",
+                "canary_percent": self.config.canary_percent,
+                "canary_wait_seconds": self.config.canary_wait_seconds,
+                "baking_seconds": self.config.termination_wait_seconds,
+            }
         self.sagemaker.update_endpoint(**request)
-        log("INFO", "updating endpoint", endpoint=self.config.endpoint_name,
-            previous_endpoint_config=endpoint["EndpointConfigName"], **fields)
+        previous = endpoint["EndpointConfigName"]
+        log_decision(
+            "INFO", "updating endpoint", STARTED, endpoint=self.config.endpoint_name,
+            previous_version=parse_version(self.config.endpoint_config_prefix, previous),
+            previous_endpoint_config=previous, **plan, **fields,
+        )
         return {"action": "updated", **fields}
 
     def deployment_config(self) -> dict[str, Any]:
@@ -300,5 +356,5 @@ class Rollout:
         return min(max(self.config.initial_instance_count, current), self.config.max_instances)
 
     def _skip(self, reason: str) -> dict[str, Any]:
-        log("INFO", "nothing to do", reason=reason, endpoint=self.config.endpoint_name)
+        log_decision("INFO", "nothing to do", SKIPPED, reason=reason, endpoint=self.config.endpoint_name)
         return {"action": "none", "reason": reason}

@@ -34,6 +34,11 @@ from pathlib import Path
 from typing import Any
 
 EVENT_VERSION = "0"
+# The eventVersion values whose layout this module knows: SageMaker's documented records carry
+# "0". A record with another value (or none) is still parsed when it has the fields read here,
+# and ``CaptureRecord.known_version`` lets the monitors count it rather than take it for "0".
+KNOWN_EVENT_VERSIONS = frozenset({EVENT_VERSION})
+MISSING_EVENT_VERSION = "<missing>"
 DEFAULT_JSON_CONTENT_TYPES = ("application/json",)
 DEFAULT_CSV_CONTENT_TYPES = ("text/csv",)
 ENCODINGS = ("JSON", "CSV", "BASE64")
@@ -84,6 +89,11 @@ class CaptureRecord:
     event_version: str = EVENT_VERSION
 
     @property
+    def known_version(self) -> bool:
+        """Whether ``event_version`` is one whose layout this module knows."""
+        return self.event_version in KNOWN_EVENT_VERSIONS
+
+    @property
     def join_id(self) -> str:
         """The id ground truth is joined on: inferenceId when the caller gave one, else eventId."""
         return self.inference_id or self.event_id
@@ -98,11 +108,10 @@ class CaptureRecord:
         if self.inference_id:
             metadata["inferenceId"] = self.inference_id
         metadata["inferenceTime"] = format_inference_time(self.inference_time)
-        return {
-            "captureData": capture_data,
-            "eventMetadata": metadata,
-            "eventVersion": self.event_version,
-        }
+        document: dict[str, Any] = {"captureData": capture_data, "eventMetadata": metadata}
+        if self.event_version != MISSING_EVENT_VERSION:
+            document["eventVersion"] = self.event_version
+        return document
 
     def to_json_line(self) -> str:
         return json.dumps(self.to_dict(), separators=(",", ":")) + "\n"
@@ -321,7 +330,9 @@ def parse_record(
             inference_time=parse_inference_time(metadata["inferenceTime"]),
             endpoint_input=payloads["endpointInput"],
             endpoint_output=payloads["endpointOutput"],
-            event_version=str(document.get("eventVersion", EVENT_VERSION)),
+            event_version=(
+                str(document["eventVersion"]) if "eventVersion" in document else MISSING_EVENT_VERSION
+            ),
         )
     except CaptureFormatError:
         raise

@@ -8,9 +8,13 @@
         [--psi-threshold 0.2] [--ks-threshold 0.2] [--prediction-distance-threshold 0.2]
         [--completeness-tolerance 0.01] [--min-records 30] [--workers 0] [--chunk-records 128]
 
-Streams every capture line of the window (memory stays flat: fixed-size accumulators, a bounded
-number of chunks in flight), measures each image with ``image_features`` and each response's
-top-1 breed and confidence, and compares them with the data-quality and prediction baselines.
+Streams every capture line of the window (memory stays flat but for 8 bytes per distinct record
+id: fixed-size accumulators, a bounded number of objects in flight), measures each image with
+``image_features`` and each response's top-1 breed and confidence, and compares them with the
+data-quality and prediction baselines. Input it cannot trust is counted in summary.json, with
+examples, never raised: corrupt lines, lines longer than any endpoint writes (skipped unread),
+records whose inferenceId (else eventId) was already seen in the window (analysed once), and
+records of an eventVersion the parser does not know (analysed, and counted per version).
 Writes statistics.json, constraint_violations.json, report.html and summary.json under
 ``<output-uri>/yyyy/mm/dd/hh/<run-id>`` (the window's end; each run its own folder, so a rerun of
 an hour keeps the earlier report) and publishes the ``monitoring_metrics`` names.
@@ -37,6 +41,7 @@ import monitor_window
 import monitoring_metrics
 
 NAMESPACE_DEFAULT = "dogbreeds/dev"
+DRIFT_CHECK = "baseline_drift_check"
 
 
 def _run_id(text: str) -> str:
@@ -121,35 +126,27 @@ def analyse_window(
     """Fold every capture object of the window into one set of accumulators.
 
     With several workers each object is analysed in a worker process (it reads the object
-    itself), at most 2 x workers objects in flight, so memory stays flat however long the window.
+    itself and returns compact feature rows), at most 2 x workers objects in flight; the main
+    process folds them in listing order, counting a record whose id it has seen before once.
+    Memory stays flat with window length except for deduplication's 8 bytes per distinct record
+    (``monitor_capture.SeenIds``).
     """
-    accumulators = monitor_capture.build_accumulators(*baselines)
-    totals = monitor_capture.ChunkResult()
-
-    def fold(result: tuple[dict[str, Any], monitor_capture.ChunkResult]) -> None:
-        partial, counts = result
-        for name, accumulator in partial.items():
-            accumulators[name].merge(accumulator)
-        totals.merge(counts)
-
+    fold = monitor_capture.WindowFold(*baselines)
     if workers <= 1:
-        monitor_capture.init_worker(*baselines)
         for location in objects:
-            fold(monitor_capture.analyse_object(location, window.start, window.end, chunk_records))
-        return accumulators, totals
+            fold.add(*monitor_capture.analyse_object(location, window.start, window.end, chunk_records))
+        return fold.accumulators, fold.totals
     pending: list[Future] = []
-    with ProcessPoolExecutor(
-        max_workers=workers, initializer=monitor_capture.init_worker, initargs=baselines
-    ) as pool:
+    with ProcessPoolExecutor(max_workers=workers) as pool:
         for location in objects:
             pending.append(
                 pool.submit(monitor_capture.analyse_object, location, window.start, window.end, chunk_records)
             )
             if len(pending) >= 2 * workers:
-                fold(pending.pop(0).result())
+                fold.add(*pending.pop(0).result())
         for future in pending:
-            fold(future.result())
-    return accumulators, totals
+            fold.add(*future.result())
+    return fold.accumulators, fold.totals
 
 
 def check_constraints(
@@ -165,10 +162,19 @@ def check_constraints(
             by_name[feature["name"]] = feature
             configs[feature["name"]] = document.get("monitoring_config", {})
     judged = images >= args.min_records
+    # Model Monitor writes: "There are missing columns in current dataset. Number of columns in
+    # current dataset: 8, Number of columns in baseline constraints: 9" (and "extra" likewise).
+    columns = (
+        f"Number of columns in current dataset: {len(accumulators)}, "
+        f"Number of columns in baseline constraints: {len(by_name)}"
+    )
     for name in sorted(set(by_name) - set(accumulators)):
         violations.append(
             monitor_report.violation(
-                name, "missing_column_check", f"baseline feature {name} is not measured by this monitor"
+                name,
+                "missing_column_check",
+                f"There are missing columns in current dataset. {columns}. "
+                f"Baseline feature {name} is not measured by this monitor.",
             )
         )
     for name, acc in accumulators.items():
@@ -178,7 +184,10 @@ def check_constraints(
             if images:
                 violations.append(
                     monitor_report.violation(
-                        name, "extra_column_check", f"feature {name} has no baseline constraint"
+                        name,
+                        "extra_column_check",
+                        f"There are extra columns in current dataset. {columns}. "
+                        f"Feature {name} has no baseline constraint.",
                     )
                 )
             continue
@@ -191,18 +200,30 @@ def check_constraints(
                         name,
                         "completeness_check",
                         (
-                            f"completeness {completeness:.4f} is below the baseline's "
-                            f"{constraint['completeness']:.4f} "
-                            f"(tolerance {args.completeness_tolerance})"
+                            "Data completeness requirement is not met. Expected completeness: "
+                            f"{_percent(float(constraint['completeness']))}%. "
+                            f"Observed: Only {_percent(completeness)}% of data is complete. "
+                            f"({present} of {total} values present; tolerance "
+                            f"{args.completeness_tolerance})"
                         ),
                     )
                 )
-        if total and acc.type_errors / total > float(config.get("datatype_check_threshold", 0.1)):
+        type_threshold = float(config.get("datatype_check_threshold", 0.1))
+        if total and acc.type_errors / total > type_threshold:
+            # Model Monitor writes: "Data type match requirement is not met. Expected data type:
+            # Integral, Expected match: 100.0%. Observed: Only 0.0% of data is Integral."
+            # Our threshold is the share of mismatches allowed, so the match expected is 1 - it.
+            matched = (total - acc.type_errors) / total
             violations.append(
                 monitor_report.violation(
                     name,
                     "data_type_check",
-                    (f"{acc.type_errors} of {total} values are not {acc.inferred_type}"),
+                    (
+                        "Data type match requirement is not met. Expected data type: "
+                        f"{acc.inferred_type}, Expected match: {_percent(1 - type_threshold)}%. "
+                        f"Observed: Only {_percent(matched)}% of data is {acc.inferred_type}. "
+                        f"({acc.type_errors} of {total} values are not {acc.inferred_type})"
+                    ),
                 )
             )
         non_negative = (constraint.get("num_constraints") or {}).get("is_non_negative")
@@ -222,15 +243,20 @@ def check_constraints(
             # is reported in the distances but is not a violation.
             beyond_chance = p_value is not None and p_value < args.drift_significance
             if judged and beyond_threshold and beyond_chance:
+                # Model Monitor writes: "Baseline drift distance: <d> exceeds threshold: <t>". The
+                # distance named first is the one over its threshold (KS when both are).
+                over_ks = ks > args.ks_threshold
+                distance, limit = (ks, args.ks_threshold) if over_ks else (psi, args.psi_threshold)
                 violations.append(
                     monitor_report.violation(
                         name,
-                        "baseline_drift_check",
+                        DRIFT_CHECK,
                         (
-                            f"{name} drifted from the baseline: PSI {psi:.4f} "
-                            f"(threshold {args.psi_threshold}), "
-                            f"KS {ks:.4f} (threshold {args.ks_threshold}, p={p_value:.2g}) "
-                            f"over {acc.count} images"
+                            f"Baseline drift distance: {distance} exceeds threshold: {limit}. "
+                            f"({'KS' if over_ks else 'PSI'} distance; KS {ks:.4f} "
+                            f"(threshold {args.ks_threshold}, p-value {p_value:.2g}), "
+                            f"PSI {psi:.4f} (threshold {args.psi_threshold}), "
+                            f"over {acc.count} images)"
                         ),
                     )
                 )
@@ -241,12 +267,18 @@ def check_constraints(
             if domain and acc.count:
                 outside = acc.outside_domain(domain)
                 share = outside / acc.count
-                if share > float(config.get("domain_content_threshold", 0.1)):
+                domain_threshold = float(config.get("domain_content_threshold", 0.1))
+                if share > domain_threshold:
                     violations.append(
                         monitor_report.violation(
                             name,
                             "categorical_values_check",
-                            (f"{outside} of {acc.count} values of {name} are outside the baseline's domain"),
+                            (
+                                "Categorical value match requirement is not met. Expected match: "
+                                f"{_percent(1 - domain_threshold)}%. Observed: Only "
+                                f"{_percent(1 - share)}% of data is within the baseline domain. "
+                                f"({outside} of {acc.count} values of {name} are outside it)"
+                            ),
                         )
                     )
             # One L-infinity threshold for every categorical feature (predicted breed, format, mode).
@@ -255,14 +287,20 @@ def check_constraints(
                 violations.append(
                     monitor_report.violation(
                         name,
-                        "baseline_drift_check",
+                        DRIFT_CHECK,
                         (
-                            f"{name} shares moved from the baseline: L-infinity distance {distance:.4f} "
-                            f"(threshold {limit}) over {acc.count} values"
+                            f"Baseline drift distance: {distance} exceeds threshold: {limit}. "
+                            f"(L-infinity distance of the value shares over {acc.count} values)"
                         ),
                     )
                 )
     return violations, distances
+
+
+def _percent(share: float) -> str:
+    """A share as Model Monitor prints a percentage (``100.0``, ``99.71751412429379``), without
+    float noise such as ``90.00000000000001``."""
+    return str(round(share * 100, 10))
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -290,6 +328,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "features": [acc.statistics() for acc in accumulators.values()],
     }
     numeric_psi = [d["psi"] for d in distances.values() if d.get("psi") is not None]
+    drifted = sorted(
+        {v["feature_name"] for v in violations if v["constraint_check_type"] == DRIFT_CHECK}
+    )
     summary = {
         "monitor": monitoring_metrics.MONITOR_DATA_QUALITY,
         "endpoint": args.endpoint_name,
@@ -299,6 +340,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "images_analysed": totals.images,
         "corrupt_records": totals.corrupt,
         "corrupt_examples": totals.errors,
+        "duplicate_records": totals.duplicates,
+        "duplicate_examples": totals.duplicate_examples,
+        "oversized_records": totals.oversized,
+        "oversized_examples": totals.oversized_examples,
+        "unknown_event_versions": dict(sorted(totals.unknown_versions.items())),
+        "unknown_event_version_examples": totals.unknown_version_examples,
         "undecodable": dict(sorted(totals.decode_failures.items())),
         "records_outside_window": totals.outside_window,
         "judged": totals.images >= args.min_records,
@@ -309,9 +356,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         },
         "distances": distances,
         "max_feature_psi": max(numeric_psi, default=0.0),
+        # The verdict the alarms read: features judged drifted (the predicted breed has its own).
+        "drifted_features": [name for name in drifted if name != monitoring_metrics.PREDICTION_FEATURE],
+        "prediction_drifted": monitoring_metrics.PREDICTION_FEATURE in drifted,
         "violation_count": len(violations),
     }
-    flagged = {v["feature_name"] for v in violations if v["constraint_check_type"] == "baseline_drift_check"}
+    flagged = set(drifted)
     sections = monitor_report.distribution_sections(
         {name: acc.histogram() for name, acc in accumulators.items()},
         distances,
@@ -363,20 +413,23 @@ def publish_metrics(args: argparse.Namespace, window: monitor_window.Window, sum
         monitoring_metrics.MONITOR_DATA_QUALITY,
         window.end,
     )
+    """Counts always; distances and the drift verdict only for a judged window (an alarm must not
+    read a window the monitor declined to judge as drift)."""
     count = monitor_metrics_sink.COUNT
     publisher.add(monitoring_metrics.RECORDS_ANALYSED, summary["records_analysed"], count)
     publisher.add(monitoring_metrics.IMAGES_ANALYSED, summary["images_analysed"], count)
     publisher.add(monitoring_metrics.CORRUPT_RECORDS, summary["corrupt_records"], count)
     publisher.add(monitoring_metrics.VIOLATIONS, summary["violation_count"], count)
-    for name, distance in summary["distances"].items():
-        if name == "predicted_label" and distance.get("l_infinity") is not None:
-            publisher.add(monitoring_metrics.PREDICTION_DISTANCE, distance["l_infinity"])
-        if distance.get("psi") is not None:
-            publisher.add(monitoring_metrics.FEATURE_PSI, distance["psi"], feature=name)
-        if distance.get("ks") is not None:
-            publisher.add(monitoring_metrics.FEATURE_KS, distance["ks"], feature=name)
-    if summary["images_analysed"]:
-        publisher.add(monitoring_metrics.MAX_FEATURE_PSI, summary["max_feature_psi"])
+    publisher.add(monitoring_metrics.JUDGED, 1.0 if summary["judged"] else 0.0)
+    if summary["judged"]:
+        publisher.add(monitoring_metrics.DRIFTED_FEATURES, len(summary["drifted_features"]), count)
+        for name, distance in summary["distances"].items():
+            if name == monitoring_metrics.PREDICTION_FEATURE and distance.get("l_infinity") is not None:
+                publisher.add(monitoring_metrics.PREDICTION_DISTANCE, distance["l_infinity"])
+            if distance.get("psi") is not None:
+                publisher.add(monitoring_metrics.FEATURE_PSI, distance["psi"], feature=name)
+            if distance.get("ks") is not None:
+                publisher.add(monitoring_metrics.FEATURE_KS, distance["ks"], feature=name)
     publisher.publish()
 
 
@@ -389,8 +442,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(
         f"records_analysed={summary['records_analysed']} images_analysed={summary['images_analysed']} "
-        f"corrupt_records={summary['corrupt_records']} violations={summary['violation_count']} "
-        f"max_feature_psi={summary['max_feature_psi']:.4f}"
+        f"corrupt_records={summary['corrupt_records']} duplicate_records={summary['duplicate_records']} "
+        f"oversized_records={summary['oversized_records']} "
+        f"unknown_event_versions={sum(summary['unknown_event_versions'].values())} "
+        f"violations={summary['violation_count']} "
+        f"judged={summary['judged']} drifted={','.join(summary['drifted_features']) or 'none'} "
+        f"prediction_drifted={summary['prediction_drifted']}"
     )
     for location in summary["report_files"]:
         print(f"wrote {location}")

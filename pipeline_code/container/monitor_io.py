@@ -13,13 +13,21 @@ environment inherits it from `dogbreeds local monitor`, so the same definition r
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 LOCAL_S3_ROOT_ENV = "DOGBREEDS_LOCAL_S3_ROOT"
-# Bytes per read of a streamed S3 object: lines are reassembled across chunks, memory stays flat.
+# Bytes per read of a streamed object: lines are reassembled across chunks, memory stays flat.
 STREAM_CHUNK_BYTES = 1 << 20
+# The longest line a monitor holds (bytes, newline included). A real-time endpoint accepts a
+# request of at most 6 MB and returns at most 6 MB; capture stores a body base64-encoded (8 MiB
+# for 6 MiB) or, for JSON/CSV content types, as text, so one capture line of two maximal bodies is
+# about 16 MiB plus a few hundred bytes of metadata. 20 MiB leaves room for that metadata and for
+# the escaping of a text body; no endpoint can write a longer line, so a longer one is not a
+# capture record and is skipped without being held (ground-truth lines are far shorter still).
+MAX_LINE_BYTES = 20 * 1024 * 1024
 
 
 class MonitorDataError(ValueError):
@@ -107,17 +115,80 @@ def list_children(prefix: str) -> list[str]:
     return sorted(names)
 
 
-def iter_lines(location: str) -> Iterator[bytes]:
-    """The lines of one object, streamed: memory holds one chunk and one line at a time."""
+@dataclass(frozen=True)
+class OversizedLine:
+    """Stands in for a line longer than the cap: how long it was; its bytes were never held."""
+
+    length: int
+
+    def describe(self, location: str, line_number: int) -> str:
+        return (
+            f"{location}:{line_number}: line of {self.length} bytes is longer than the "
+            f"{MAX_LINE_BYTES}-byte cap (no real capture or ground-truth line is that long); "
+            "skipped unread"
+        )
+
+
+def split_lines(
+    read: Callable[[int], bytes], max_line_bytes: int | None = None
+) -> Iterator[bytes | OversizedLine]:
+    """Lines (newline kept) from a ``read(n)`` stream, ``STREAM_CHUNK_BYTES`` at a time.
+
+    A line longer than ``max_line_bytes`` (newline included) becomes an ``OversizedLine``: its
+    first ``max_line_bytes`` are buffered, then dropped, and the rest is read and discarded up to
+    its newline, so memory never holds more than the cap plus one chunk whatever a line's length.
+    """
+    max_line_bytes = MAX_LINE_BYTES if max_line_bytes is None else max_line_bytes
+    parts: list[bytes] = []
+    held = 0  # bytes of the current line in ``parts``
+    skipped = -1  # >= 0 while discarding an over-long line: its length so far
+    while True:
+        chunk = read(STREAM_CHUNK_BYTES)
+        if not chunk:
+            break
+        start = 0
+        while start < len(chunk):
+            end = chunk.find(b"\n", start)
+            stop = len(chunk) if end < 0 else end + 1
+            size = stop - start
+            if skipped >= 0:
+                skipped += size
+            elif held + size > max_line_bytes:
+                skipped, parts, held = held + size, [], 0
+            else:
+                parts.append(chunk[start:stop] if start or stop < len(chunk) else chunk)
+                held += size
+            start = stop
+            if end < 0:
+                break
+            if skipped >= 0:
+                yield OversizedLine(skipped)
+                skipped = -1
+            else:
+                yield parts[0] if len(parts) == 1 else b"".join(parts)
+                parts, held = [], 0
+    if skipped >= 0:
+        yield OversizedLine(skipped)
+    elif parts:
+        yield b"".join(parts)
+
+
+def iter_lines(location: str, max_line_bytes: int | None = None) -> Iterator[bytes | OversizedLine]:
+    """The lines of one object, streamed: memory holds one chunk and one line at a time.
+
+    Local files and S3 objects are both read in ``STREAM_CHUNK_BYTES`` reads and split here, so a
+    line longer than ``max_line_bytes`` comes back as an ``OversizedLine`` from either, in its
+    place (line numbers stay right), without ever being held whole.
+    """
     path = local_path(location)
     if path is not None:
-        with path.open("rb") as handle:
-            yield from handle
+        with path.open("rb", buffering=0) as handle:
+            yield from split_lines(handle.read, max_line_bytes)
         return
     bucket, key = split_s3_uri(location)
     body = s3_client().get_object(Bucket=bucket, Key=key)["Body"]
     try:
-        yield from body.iter_lines(chunk_size=STREAM_CHUNK_BYTES, keepends=True)
+        yield from split_lines(body.read, max_line_bytes)
     finally:
         body.close()
 

@@ -24,11 +24,11 @@ import sys
 from datetime import timedelta
 from typing import Any
 
-import capture_format
 import ground_truth_format
 import model_monitor_files
 import model_quality_report
 import monitor_baselines
+import monitor_capture
 import monitor_data_quality
 import monitor_io
 import monitor_metrics_sink
@@ -67,13 +67,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def load_ground_truth(root: str, window: monitor_window.Window, extra_hours: int) -> tuple[dict, int, list]:
-    """id -> label for every ground-truth record in the window's hours (and the extra ones)."""
+def load_ground_truth(
+    root: str,
+    window: monitor_window.Window,
+    extra_hours: int,
+    counts: monitor_capture.ChunkResult | None = None,
+) -> tuple[dict, int, list]:
+    """id -> label for every ground-truth record in the window's hours (and the extra ones).
+
+    A line longer than ``monitor_io.MAX_LINE_BYTES`` is skipped unread and counted in ``counts``
+    (``oversized``, with an example)."""
     span = monitor_window.Window(window.start, window.end + timedelta(hours=extra_hours))
     labels: dict[str, str] = {}
     corrupt, errors = 0, []
+    counts = counts if counts is not None else monitor_capture.ChunkResult()
     for location in monitor_window.iter_hour_objects(root, span):
         for number, line in enumerate(monitor_io.iter_lines(location), start=1):
+            if isinstance(line, monitor_io.OversizedLine):
+                counts.oversized += 1
+                monitor_capture.keep_example(counts.oversized_examples, line.describe(location, number))
+                continue
             if not line.strip():
                 continue
             try:
@@ -88,33 +101,48 @@ def load_ground_truth(root: str, window: monitor_window.Window, extra_hours: int
 
 
 class Joined:
-    """Labelled predictions of the window, and counts of what could not be joined."""
+    """Labelled predictions of the window, and counts of what could not be joined.
+
+    ``counts`` holds what was skipped or flagged while reading capture: corrupt, oversized and
+    duplicate records, and records of an unknown eventVersion (joined all the same)."""
 
     def __init__(self) -> None:
         self.records = 0
-        self.corrupt = 0
-        self.errors: list[str] = []
+        self.counts = monitor_capture.ChunkResult()
         self.unreadable_output = 0
         self.true: list[str] = []
         self.predicted: list[str] = []
         self.in_top_k: list[bool] = []
         self.top_k = 0
 
+    @property
+    def corrupt(self) -> int:
+        return self.counts.corrupt
+
+    @property
+    def errors(self) -> list[str]:
+        return self.counts.errors
+
 
 def join_window(capture_uri: str, window: monitor_window.Window, labels: dict[str, str]) -> Joined:
+    """Join each capture record of the window with its label; a record whose id was already seen
+    in the window (a repeated inferenceId, or the same line captured twice) is joined once."""
     joined = Joined()
+    seen = monitor_capture.SeenIds()
     for location in monitor_window.iter_capture_objects(capture_uri, window):
         for number, line in enumerate(monitor_io.iter_lines(location), start=1):
-            if not line.strip():
+            if isinstance(line, bytes) and not line.strip():
                 continue
-            try:
-                record = capture_format.parse_record(line, source=location, line_number=number)
-            except capture_format.CaptureFormatError as error:
-                joined.corrupt += 1
-                if len(joined.errors) < MAX_ERROR_SAMPLES:
-                    joined.errors.append(str(error)[:300])
+            record = monitor_capture.read_record(location, number, line, joined.counts)
+            if record is None or not window.contains(record.inference_time):
                 continue
-            if not window.contains(record.inference_time):
+            monitor_capture.note_version(record, location, number, joined.counts)
+            if not seen.first_seen([monitor_capture.id_digest(record.join_id)])[0]:
+                joined.counts.duplicates += 1
+                monitor_capture.keep_example(
+                    joined.counts.duplicate_examples,
+                    f"{location}:{number}: id {record.join_id!r} already seen in this window; joined once",
+                )
                 continue
             joined.records += 1
             label = labels.get(record.join_id)
@@ -152,12 +180,19 @@ def check_constraints(metrics: dict, constraints: dict, args: argparse.Namespace
             operator == "GreaterThanThreshold" and value > threshold + args.quality_tolerance
         )
         if broken:
+            # Model Monitor writes: "Metric <name> with <value> was <operator> <threshold>". The
+            # threshold named is the one compared with: the baseline's, moved by the tolerance.
+            moved = (
+                threshold - args.quality_tolerance
+                if operator == "LessThanThreshold"
+                else (threshold + args.quality_tolerance)
+            )
             violations.append(
                 monitor_report.metric_violation(
                     name,
                     operator,
-                    f"Metric {name} with {value:.4f} was {operator} {threshold:.4f} "
-                    f"(baseline, tolerance {args.quality_tolerance})",
+                    f"Metric {name} with {value} was {operator} {round(moved, 10)}. "
+                    f"(baseline {threshold}, tolerance {args.quality_tolerance})",
                 )
             )
     accuracy = float(metrics["accuracy"]["value"])
@@ -166,7 +201,7 @@ def check_constraints(metrics: dict, constraints: dict, args: argparse.Namespace
             monitor_report.metric_violation(
                 "accuracy",
                 "LessThanThreshold",
-                f"Metric accuracy with {accuracy:.4f} was LessThanThreshold {args.accuracy_threshold} "
+                f"Metric accuracy with {accuracy} was LessThanThreshold {args.accuracy_threshold}. "
                 "(the environment's accuracy threshold)",
             )
         )
@@ -184,8 +219,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     baselines = monitor_baselines.choose(args.baseline_uri, args.endpoint_name, args.model_package_group)
     baseline_stats = monitor_baselines.load_json(baselines.model_statistics, "model-quality statistics")
     constraints = monitor_baselines.load_json(baselines.model_constraints, "model-quality constraints")
+    gt_counts = monitor_capture.ChunkResult()
     labels, gt_corrupt, gt_errors = load_ground_truth(
-        args.ground_truth_uri, window, args.ground_truth_extra_hours + args.ground_truth_delay_hours
+        args.ground_truth_uri,
+        window,
+        args.ground_truth_extra_hours + args.ground_truth_delay_hours,
+        gt_counts,
     )
     joined = join_window(args.capture_uri, window, labels)
     labelled = len(joined.true)
@@ -225,6 +264,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "ground_truth_coverage": coverage,
         "corrupt_records": joined.corrupt,
         "corrupt_examples": joined.errors,
+        "duplicate_records": joined.counts.duplicates,
+        "duplicate_examples": joined.counts.duplicate_examples,
+        "oversized_records": joined.counts.oversized,
+        "oversized_examples": joined.counts.oversized_examples,
+        "unknown_event_versions": dict(sorted(joined.counts.unknown_versions.items())),
+        "unknown_event_version_examples": joined.counts.unknown_version_examples,
+        "oversized_ground_truth": gt_counts.oversized,
+        "oversized_ground_truth_examples": gt_counts.oversized_examples,
         "corrupt_ground_truth": gt_corrupt,
         "corrupt_ground_truth_examples": gt_errors,
         "unjoinable_outputs": joined.unreadable_output,
@@ -282,15 +329,18 @@ def publish_metrics(args: argparse.Namespace, window: monitor_window.Window, sum
         monitoring_metrics.MONITOR_MODEL_QUALITY,
         window.end,
     )
+    """Counts and coverage always; quality values only for a judged window (enough labels), so the
+    accuracy alarm never fires on a handful of labelled records the monitor declined to judge."""
     count = monitor_metrics_sink.COUNT
     publisher.add(monitoring_metrics.RECORDS_ANALYSED, summary["records_analysed"], count)
     publisher.add(monitoring_metrics.CORRUPT_RECORDS, summary["corrupt_records"], count)
     publisher.add(monitoring_metrics.CORRUPT_GROUND_TRUTH, summary["corrupt_ground_truth"], count)
     publisher.add(monitoring_metrics.LABELLED_RECORDS, summary["labelled_records"], count)
     publisher.add(monitoring_metrics.VIOLATIONS, summary["violation_count"], count)
+    publisher.add(monitoring_metrics.JUDGED, 1.0 if summary["judged"] else 0.0)
     if summary["records_analysed"]:
         publisher.add(monitoring_metrics.GROUND_TRUTH_COVERAGE, summary["ground_truth_coverage"])
-    if summary["labelled_records"]:
+    if summary["judged"]:
         publisher.add(monitoring_metrics.ACCURACY, summary["metrics"]["accuracy"]["window"])
         publisher.add(monitoring_metrics.MACRO_F1, summary["metrics"]["macro_f1"]["window"])
         publisher.add(monitoring_metrics.TOP5_ACCURACY, summary["top_k_accuracy"])
@@ -308,7 +358,10 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"records_analysed={summary['records_analysed']} labelled_records={summary['labelled_records']} "
         f"coverage={summary['ground_truth_coverage']:.4f} accuracy={accuracy} "
-        f"violations={summary['violation_count']}"
+        f"duplicate_records={summary['duplicate_records']} oversized_records={summary['oversized_records']} "
+        f"oversized_ground_truth={summary['oversized_ground_truth']} "
+        f"unknown_event_versions={sum(summary['unknown_event_versions'].values())} "
+        f"judged={summary['judged']} violations={summary['violation_count']}"
     )
     for location in summary["report_files"]:
         print(f"wrote {location}")

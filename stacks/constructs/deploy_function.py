@@ -93,6 +93,7 @@ def deploy_environment(
         "DEPLOY_NETWORK_ISOLATION": "true" if endpoint.network_isolation else "false",
         "DEPLOY_ROLLBACK_ALARMS": ",".join(names.rollback_alarms),
         "DEPLOY_SCALING_POLICY_NAME": names.endpoint_scaling_policy,
+        "DEPLOY_METRIC_NAMESPACE": names.deployment_metric_namespace,
     }
 
 
@@ -281,6 +282,14 @@ class DeployFunction(Construct):
                 },
             ),
             iam.PolicyStatement(
+                sid="PublishLiveModelVersion",
+                # PutMetricData has no resources; the namespace condition keeps the function to its
+                # own metrics (not the monitors' ones, which drift alarms and retraining act on).
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringEquals": {"cloudwatch:namespace": names.deployment_metric_namespace}},
+            ),
+            iam.PolicyStatement(
                 sid="TargetTrackingAlarms",
                 actions=["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms"],
                 resources=[
@@ -304,9 +313,10 @@ class DeployFunction(Construct):
         sagemaker_arn = "arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>"
         reasons = {
             "*": (
-                "sagemaker:List*, Application Auto Scaling and cloudwatch:DescribeAlarms calls support "
-                "no resource-level scoping; listings are filtered to the function's own name prefixes "
-                "and scaling writes are limited to SageMaker variant instance counts by condition keys."
+                "sagemaker:List*, Application Auto Scaling, cloudwatch:DescribeAlarms and "
+                "cloudwatch:PutMetricData support no resource-level scoping; listings are filtered to the "
+                "function's own name prefixes, scaling writes are limited to SageMaker variant instance "
+                "counts and metrics to the deployment namespace by condition keys."
             ),
             f"{sagemaker_arn}:model-package/{names.model_package_group}/*": (
                 "Package versions are numbered at registration; limited to this environment's group."

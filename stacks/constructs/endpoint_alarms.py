@@ -2,7 +2,9 @@
 
 The deploy Lambda names these alarms in every blue/green update's AutoRollbackConfiguration: one in
 ALARM while the canary or the full fleet bakes rolls the update back. Their names come from ``Names``,
-so the Lambda (which gets them as an environment variable) and the alarms cannot drift apart.
+so the Lambda (which gets them as an environment variable) and the alarms cannot drift apart. The
+thresholds are module constants, so the deployment dashboard draws the same lines the alarms use.
+Each description says what the alarm means and what to do; it reaches people in every notification.
 """
 
 from __future__ import annotations
@@ -29,6 +31,56 @@ EVALUATION_PERIODS = 2
 
 # What SageMaker reports for a failed endpoint; both spellings, since events use IN_SERVICE-style.
 FAILED_STATUSES = ["FAILED", "Failed"]
+# CloudFormation's limit on AlarmDescription.
+MAX_DESCRIPTION = 1024
+
+
+def alarm_description(meaning: str, todo: str) -> str:
+    """What the alarm means, then what to do; refuses a text CloudFormation would reject."""
+    text = f"{meaning} What to do: {todo}"
+    if len(text) > MAX_DESCRIPTION:
+        raise ValueError(f"alarm description is {len(text)} characters, over {MAX_DESCRIPTION}: {text}")
+    return text
+
+
+def rollback_alarm_descriptions(names: Names) -> dict[str, str]:
+    """Per rollback alarm: what it means and what to do."""
+    logs = f"/aws/sagemaker/Endpoints/{names.endpoint}"
+    rolls_back = (
+        "While a blue/green deployment is in progress (canary or baking), ALARM rolls it back to the "
+        "previous endpoint config; the deployment dashboard "
+        f"{names.deployment_dashboard} shows the live version and the deploy Lambda's decisions."
+    )
+    reject = (
+        "If it started with a new version, reject that version (dogbreeds models reject N --env "
+        f"{names.env}) so that no "
+        "catch-up deploys it again."
+    )
+    return {
+        names.endpoint_5xx_alarm: alarm_description(
+            f"{names.endpoint} answered with 5XX errors (>= {SERVER_ERRORS_PER_MINUTE} a minute for "
+            f"{EVALUATION_PERIODS} minutes): the model container or its instance failed requests. "
+            + rolls_back,
+            f"look at the endpoint's CloudWatch logs {logs} for the container's tracebacks (model "
+            "load, out of memory). " + reject,
+        ),
+        names.endpoint_latency_alarm: alarm_description(
+            f"p99 ModelLatency of {names.endpoint} was >= {MODEL_LATENCY_P99_MICROSECONDS:,} "
+            f"microseconds ({MODEL_LATENCY_P99_MICROSECONDS / 1e6:g} s) for {EVALUATION_PERIODS} "
+            "minutes: the model answers too slowly. " + rolls_back,
+            f"compare the new version's latency with the old one's, and check CPU and memory on the "
+            f"monitoring dashboard {names.dashboard} and the logs {logs}. Without a deployment, "
+            "a traffic surge beyond autoscaling's maximum or an undersized instance type is the "
+            "usual cause: raise endpoint.max_instances or the instance type. " + reject,
+        ),
+        names.endpoint_invocation_errors_alarm: alarm_description(
+            f"{names.endpoint}'s model container answered >= {MODEL_ERRORS_PER_MINUTE} requests a "
+            f"minute with a non-2XX status or a timeout (InvocationModelErrors) for "
+            f"{EVALUATION_PERIODS} minutes. " + rolls_back,
+            f"read the handler's errors in {logs}: images it cannot decode, a wrong content type "
+            "from clients, or a model that fails to predict. " + reject,
+        ),
+    }
 
 
 class EndpointAlarms(Construct):
@@ -45,20 +97,21 @@ class EndpointAlarms(Construct):
             )
 
         specs = [
-            (names.endpoint_5xx_alarm, metric("Invocation5XXErrors", "Sum"), SERVER_ERRORS_PER_MINUTE,
-             "5XX responses from the endpoint"),
-            (names.endpoint_latency_alarm, metric("ModelLatency", "p99"), MODEL_LATENCY_P99_MICROSECONDS,
-             "p99 model latency above 2 s"),
+            (names.endpoint_5xx_alarm, metric("Invocation5XXErrors", "Sum"), SERVER_ERRORS_PER_MINUTE),
+            (names.endpoint_latency_alarm, metric("ModelLatency", "p99"), MODEL_LATENCY_P99_MICROSECONDS),
             (names.endpoint_invocation_errors_alarm, metric("InvocationModelErrors", "Sum"),
-             MODEL_ERRORS_PER_MINUTE, "model invocation errors"),
+             MODEL_ERRORS_PER_MINUTE),
         ]
+        descriptions = rollback_alarm_descriptions(names)
         self.alarms: list[cloudwatch.Alarm] = []
-        for alarm_name, alarm_metric, threshold, what in specs:
+        # By alarm name, for the dashboard's threshold lines.
+        self.by_name: dict[str, cloudwatch.Alarm] = {}
+        for alarm_name, alarm_metric, threshold in specs:
             alarm = cloudwatch.Alarm(
                 self,
                 alarm_name.removeprefix(f"{names.endpoint}-").title().replace("-", ""),
                 alarm_name=alarm_name,
-                alarm_description=f"{what} on {names.endpoint}; rolls back a blue/green deployment",
+                alarm_description=descriptions[alarm_name],
                 metric=alarm_metric,
                 threshold=threshold,
                 evaluation_periods=EVALUATION_PERIODS,
@@ -68,6 +121,7 @@ class EndpointAlarms(Construct):
             )
             alarm.add_alarm_action(cloudwatch_actions.SnsAction(alerts_topic))
             self.alarms.append(alarm)
+            self.by_name[alarm_name] = alarm
 
         # The endpoint failing, and every step of a guarded rollout (canary, baking, rollback), reach
         # the team through the environment's alerts topic.

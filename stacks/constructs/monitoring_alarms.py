@@ -102,30 +102,42 @@ class MonitoringAlarms(Construct):
             created.add_alarm_action(action)
             return created
 
-        # One run per period: Maximum/Minimum of the run's values. No run means no verdict on
-        # drift or accuracy (the no-data and failure alarms cover missing runs).
+        # One run per period: Maximum/Minimum of the run's values. Each alarm reads the monitor's
+        # verdict for its window (the monitors publish these only for windows they judged), so an
+        # alarm and the run's constraint_violations.json never disagree. No run means no verdict;
+        # the no-data and failure alarms cover missing runs.
+        reports = f"s3://<data bucket>/monitoring/{names.endpoint}"
         self.feature_drift = alarm(
             "FeatureDrift",
             alarm_name=alarm_names.feature_drift,
             alarm_description=(
-                f"The largest per-feature PSI of {names.endpoint}'s captured images exceeded "
-                f"{settings.psi_threshold} (monitoring.psi_threshold)"
+                f"Images sent to {names.endpoint} no longer look like the training data: the "
+                "data-quality monitor judged at least one feature drifted (PSI above "
+                f"{settings.psi_threshold} or KS above {settings.ks_threshold}, beyond chance, over "
+                "enough images). What to do: open the run's report.html under "
+                f"{reports}/data_quality/ to see which feature moved and how; if the new inputs are "
+                "legitimate, retrain on data that includes them (retrain_on_drift starts a run); if "
+                "not, find the client sending them."
             ),
             metric=monitor_metric(
-                names, mm.MAX_FEATURE_PSI, mm.MONITOR_DATA_QUALITY, statistic="Maximum",
+                names, mm.DRIFTED_FEATURES, mm.MONITOR_DATA_QUALITY, statistic="Maximum",
                 period_seconds=period_seconds,
             ),
-            threshold=settings.psi_threshold,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            threshold=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
         self.prediction_drift = alarm(
             "PredictionDrift",
             alarm_name=alarm_names.prediction_drift,
             alarm_description=(
-                f"The L-infinity distance of {names.endpoint}'s predicted-breed shares from the "
-                f"baseline exceeded {settings.prediction_distance_threshold} "
-                "(monitoring.prediction_distance_threshold)"
+                f"{names.endpoint} predicts breeds in different shares than on its test set: the "
+                "largest change of any breed's share (L-infinity distance) exceeded "
+                f"{settings.prediction_distance_threshold} "
+                "(monitoring.prediction_distance_threshold) in a window with enough images. "
+                "What to do: compare the predicted-breed chart in the run's report.html under "
+                f"{reports}/data_quality/ with the baseline; a real shift in what users send calls "
+                "for retraining, a single breed taking over points to a broken input or model."
             ),
             metric=monitor_metric(
                 names, mm.PREDICTION_DISTANCE, mm.MONITOR_DATA_QUALITY, statistic="Maximum",
@@ -139,8 +151,11 @@ class MonitoringAlarms(Construct):
             "AccuracyLow",
             alarm_name=alarm_names.accuracy,
             alarm_description=(
-                f"Accuracy of {names.endpoint} against ground truth fell below "
-                f"{settings.accuracy_threshold} (monitoring.accuracy_threshold)"
+                f"{names.endpoint} is wrong too often: accuracy against ground truth fell below "
+                f"{settings.accuracy_threshold} (monitoring.accuracy_threshold) in a window with "
+                "enough labels. What to do: read the per-breed recall and the most confused pairs "
+                f"in the run's report.html under {reports}/model_quality/; check the labels "
+                "themselves, then retrain or roll back to the previous version (dogbreeds models)."
             ),
             metric=monitor_metric(
                 names, mm.ACCURACY, mm.MONITOR_MODEL_QUALITY, statistic="Minimum",
@@ -156,7 +171,9 @@ class MonitoringAlarms(Construct):
             alarm_name=alarm_names.no_capture_data,
             alarm_description=(
                 f"The data-quality monitor read no captured records of {names.endpoint} in its "
-                "window, or did not report at all: no traffic, capture off, or the monitor is broken"
+                "window, or did not report at all. What to do: check that the endpoint gets "
+                "traffic (Invocations on the dashboard), that data capture is on, and that the "
+                f"monitoring pipeline {monitoring_pipeline_name} ran and succeeded."
             ),
             metric=monitor_metric(
                 names, mm.RECORDS_ANALYSED, mm.MONITOR_DATA_QUALITY, statistic="Sum",
@@ -172,7 +189,12 @@ class MonitoringAlarms(Construct):
         self.execution_failed = alarm(
             "MonitoringFailed",
             alarm_name=alarm_names.execution_failed,
-            alarm_description=f"An execution of {monitoring_pipeline_name} failed",
+            alarm_description=(
+                f"An execution of {monitoring_pipeline_name} failed, so a window went unjudged. "
+                "What to do: the execution's page in SageMaker Studio (Pipelines) shows the failed "
+                "step and its log; fix the cause, then backfill the hour by starting the pipeline "
+                "with the WindowEnd parameter set to it."
+            ),
             metric=cloudwatch.Metric(
                 namespace=PIPELINES_NAMESPACE,
                 metric_name=PIPELINES_FAILED_METRIC,

@@ -75,10 +75,12 @@ class MonitoringDashboard(Construct):
             cloudwatch.TextWidget(
                 markdown=(
                     f"# {names.base}: endpoint `{names.endpoint}`\n"
-                    f"Monitors run on `{settings.schedule}`. Drift alarms: max feature PSI > "
-                    f"{settings.psi_threshold}, predicted-breed distance > "
-                    f"{settings.prediction_distance_threshold}; accuracy alarm < "
-                    f"{settings.accuracy_threshold}."
+                    f"Monitors run on `{settings.schedule}`. The feature-drift alarm fires when a "
+                    f"run judges a feature drifted (PSI > {settings.psi_threshold} or KS > "
+                    f"{settings.ks_threshold}, beyond chance); prediction drift: predicted-breed "
+                    f"distance > {settings.prediction_distance_threshold}; accuracy alarm < "
+                    f"{settings.accuracy_threshold}. Windows with too few records are not judged "
+                    "(Judged = 0) and publish no drift values."
                 ),
                 width=24,
                 height=2,
@@ -154,10 +156,17 @@ class MonitoringDashboard(Construct):
         )
         self.dashboard.add_widgets(
             graph(
-                "Prediction drift and max feature PSI",
+                "Verdict: drifted features, prediction drift, judged",
                 [
-                    monitor(mm.MAX_FEATURE_PSI, mm.MONITOR_DATA_QUALITY),
+                    monitor(mm.DRIFTED_FEATURES, mm.MONITOR_DATA_QUALITY),
                     monitor(mm.PREDICTION_DISTANCE, mm.MONITOR_DATA_QUALITY),
+                ],
+                # 0 here means the window was too small to judge: no drift values were published.
+                right=[monitor(mm.JUDGED, mm.MONITOR_DATA_QUALITY, "Minimum")],
+                left_annotations=[
+                    cloudwatch.HorizontalAnnotation(
+                        value=settings.prediction_distance_threshold, label="Prediction distance threshold"
+                    )
                 ],
             ),
             graph(

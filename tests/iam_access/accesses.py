@@ -702,6 +702,8 @@ class Accesses:
             ("application-autoscaling:RegisterScalableTarget", target_arn, scaling),
             ("application-autoscaling:PutScalingPolicy", target_arn, scaling),
         ]
+        # deploy_metrics: LiveModelVersion after each rollout, into the function's own namespace.
+        calls.append(("cloudwatch:PutMetricData", "*", {"cloudwatch:namespace": config.metric_namespace}))
         for action, resource, context in calls:
             self.code_operations.add(action)
             self.add(who, action, resource, where, context)
