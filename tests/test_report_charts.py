@@ -75,3 +75,10 @@ def test_baseline_links_are_relative_on_disk_and_text_in_s3(tmp_path, monkeypatc
     assert f'<a href="{relative}">' in html
     assert "<code>s3://bucket/x/statistics.json</code>" in html
     assert '<a href="summary.json">' in html
+
+
+def test_violation_descriptions_are_rounded_on_the_page_only():
+    description = "Baseline drift distance: 0.2511111111111112 exceeds threshold: 0.2. (KS 0.3, p 1.2e-05)"
+    assert monitor_report.readable(description) == (
+        "Baseline drift distance: 0.2511 exceeds threshold: 0.2. (KS 0.3, p 1.2e-05)"
+    )

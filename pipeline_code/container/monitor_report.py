@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -24,6 +25,7 @@ VIOLATIONS_FILE = "constraint_violations.json"
 REPORT_FILE = "report.html"
 SUMMARY_FILE = "summary.json"
 MAX_CATEGORICAL_BARS = 25
+LONG_DECIMAL = re.compile(r"\d+\.\d{5,}(?:[eE][-+]?\d+)?")
 DISTANCE_NAMES = {"psi": "PSI", "ks": "KS", "ks_p_value": "KS p-value", "l_infinity": "L-infinity"}
 
 
@@ -115,6 +117,12 @@ def distances_table(
     )
 
 
+def readable(text: str) -> str:
+    """A violation's description with long decimals rounded: the JSON file keeps Model Monitor's
+    sentences with every digit ("distance: 0.2511111111111112"), the page shows 0.2511."""
+    return LONG_DECIMAL.sub(lambda match: report_charts.number(float(match.group())), text)
+
+
 def _cell(value: Any) -> str:
     if isinstance(value, Mapping):
         return ", ".join(f"{k}: {_cell(v)}" for k, v in value.items()) or "none"
@@ -190,7 +198,8 @@ def render_html(
     the monitor's sections, and the links to the run's files."""
     rows = "".join(
         f"<tr><td>{html.escape(v.get('feature_name', v.get('metric_name', '')))}</td>"
-        f"<td>{html.escape(v['constraint_check_type'])}</td><td>{html.escape(v['description'])}</td></tr>"
+        f"<td>{html.escape(v['constraint_check_type'])}</td>"
+        f"<td>{html.escape(readable(v['description']))}</td></tr>"
         for v in violations
     )
     table = (
