@@ -11,7 +11,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export SAGEMAKER_SUPPRESS_V2_WARNING := 1
 export CDK_DISABLE_VERSION_CHECK := 1
 
-.PHONY: help setup demo synth test lint bench-synth diagram clean
+.PHONY: help setup demo synth test lint bench-synth diagram report-screenshots clean
 
 help:
 	@echo "make setup            venv with pinned Python packages, and the pinned CDK CLI (npm ci)"
@@ -21,6 +21,7 @@ help:
 	@echo "make lint             ruff"
 	@echo "make bench-synth      synth benchmark, results in bench/results/"
 	@echo "make diagram          redraw docs/architecture.svg from docs/architecture.dot (needs graphviz)"
+	@echo "make report-screenshots  README's report screenshots (docs/reports/) from the last make demo"
 	@echo "make clean            remove local state (cdk.out, .local, .cache)"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt pyproject.toml
@@ -65,6 +66,17 @@ diagram: docs/architecture.svg
 docs/architecture.svg: docs/architecture.dot
 	@command -v dot >/dev/null || (echo "Graphviz's dot is needed: apt-get install graphviz / brew install graphviz" && exit 1)
 	dot -Tsvg $< -o $@
+
+# The README's pictures of the monitoring reports: the last `make demo`'s drifted run, opened in the
+# headless Chromium the report tests use (tests/report_browser/render.mjs), top of each page.
+DEMO_SUMMARY := .local/demo/demo_summary.json
+report-screenshots: setup
+	@test -f $(DEMO_SUMMARY) || (echo "run 'make demo' first: the screenshots show its reports" && exit 1)
+	node tests/report_browser/render.mjs --out docs/reports --width 1100 --max-height 2300 \
+		$$($(PY) -c 'import json, sys; print(" ".join(json.load(open(sys.argv[1]))["reports"]))' $(DEMO_SUMMARY)) >/dev/null
+	@# 256 colours (octree keeps the small red marks red) make each picture about a third the size.
+	$(PY) -c 'import sys; from PIL import Image; [Image.open(p).convert("RGB").quantize(256, method=Image.Quantize.FASTOCTREE).save(p, optimize=True) for p in sys.argv[1:]]' docs/reports/*.png
+	@ls -l docs/reports/
 
 clean:
 	rm -rf cdk.out .local .cache .pytest_cache

@@ -133,16 +133,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=_run)
 
 
-def _newest_summary(folder: Path) -> Path | None:
-    summaries = sorted(folder.rglob(SUMMARY_FILE), key=lambda path: path.stat().st_mtime)
+def _newest_summary(folder: Path, execution_id: str | None = None) -> Path | None:
+    """The run's summary.json: each execution writes <monitor>/yyyy/mm/dd/hh/<execution id>/, so
+    with an id it is that folder's (runs for the same hour sit side by side), else the newest."""
+    pattern = f"*/*/*/*/{execution_id}/{SUMMARY_FILE}" if execution_id else f"**/{SUMMARY_FILE}"
+    summaries = sorted(folder.glob(pattern), key=lambda path: path.stat().st_mtime)
     return summaries[-1] if summaries else None
 
 
-def run_summaries(reports_root: Path) -> dict[str, dict[str, Any]]:
-    """The newest summary.json of each monitor, with the violations and report beside it."""
+def run_summaries(reports_root: Path, execution_id: str | None = None) -> dict[str, dict[str, Any]]:
+    """Each monitor's summary.json of the execution (the newest without one), with the violations
+    and report beside it."""
     found: dict[str, dict[str, Any]] = {}
     for monitor in MONITORS:
-        path = _newest_summary(reports_root / monitor)
+        path = _newest_summary(reports_root / monitor, execution_id)
         if path is None:
             continue
         violations = json.loads((path.parent / VIOLATIONS_FILE).read_text()).get("violations", [])
@@ -248,7 +252,7 @@ def _run(args: argparse.Namespace) -> int:
         "reports": str(reports_root),
         "metrics": parameters["MetricsSink"],
         "accuracy_threshold": defaults.get("AccuracyThreshold"),
-        "monitors": run_summaries(reports_root) if result.succeeded else {},
+        "monitors": run_summaries(reports_root, result.execution_id) if result.succeeded else {},
     }
     try:
         data = read_metrics_sink(Path(parameters["MetricsSink"]))

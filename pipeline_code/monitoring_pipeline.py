@@ -10,9 +10,11 @@ parallel, each a script of ``pipeline_code/container`` launched through ``run_st
 
 The window ends at the hour of ``Execution.StartDateTime`` (``WindowEnd`` overrides it for local
 runs and backfills). The scripts stream capture and ground truth straight from S3 and write their
-reports to ``<MonitoringS3Uri>/<monitor>/yyyy/mm/dd/hh/`` themselves, because a pipeline cannot
-build a dated prefix from the start time. Network isolation is OFF for both steps: they call
-SageMaker (endpoint -> model package -> baselines), CloudWatch (PutMetricData) and S3 from the job.
+reports to ``<MonitoringS3Uri>/<monitor>/yyyy/mm/dd/hh/<execution id>/`` themselves, because a
+pipeline cannot build a dated prefix from the start time; the execution id keeps two runs for the
+same hour (a retry, a backfill) from overwriting each other's reports. Network isolation is OFF
+for both steps: they call SageMaker (endpoint -> model package -> baselines), CloudWatch
+(PutMetricData) and S3 from the job.
 """
 
 # ruff: noqa: I001  (sagemaker_offline must be imported before any sagemaker module)
@@ -82,6 +84,8 @@ def _common_arguments(params: MonitoringParameters, names: Names, folder: str) -
     return [
         "--capture-uri", params.capture,
         "--output-uri", Join(on="/", values=[params.output, folder]),
+        # Each execution's reports get their own folder: a rerun of an hour keeps the earlier ones.
+        "--run-id", ExecutionVariables.PIPELINE_EXECUTION_ID,
         "--window-end", ExecutionVariables.START_DATETIME.to_string(),
         "--window-end-override", params.window_end,
         "--window-hours", params.window_hours.to_string(),

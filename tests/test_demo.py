@@ -28,6 +28,9 @@ def test_demo_core_runs_the_lifecycle_and_reports_the_drift(tmp_path):
     assert len(summary.reports) == 2 and all(path.endswith("report.html") for path in summary.reports)
     for path in summary.reports:
         assert "<html" in Path(path).read_text().lower()
+        # <monitor>/yyyy/mm/dd/hh/<execution id>/report.html: the clean run's files are kept beside
+        # the drifted run's, and the summary points at the drifted (second) run.
+        assert len(list(Path(path).parents[5].rglob("summary.json"))) == 2
     text = summary.text()
     assert "registered model version:        1" in text and "brightness" in text
     saved = json.loads((tmp_path / "demo" / SUMMARY_FILE).read_text())

@@ -97,6 +97,12 @@ def test_quality_baseline_predictions_match_the_metrics(evaluated) -> None:
     hits = sum(row["true_label"] == row["predicted_label"] for row in rows)
     accuracy = statistics["multiclass_classification_metrics"]["accuracy"]["value"]
     assert accuracy == pytest.approx(hits / 12)
+    # Per-breed recall, which the model-quality report compares live recall with.
+    recall = {name: entry["recall"] for name, entry in statistics["per_class_metrics"].items()}
+    assert set(recall) == classes
+    for name in classes:
+        mine = [row for row in rows if row["true_label"] == name]
+        assert recall[name] == pytest.approx(sum(r["predicted_label"] == name for r in mine) / len(mine))
     constraints = read_json(root / "quality_baseline" / "constraints.json")
     accuracy_constraint = constraints["multiclass_classification_constraints"]["accuracy"]
     assert accuracy_constraint == {

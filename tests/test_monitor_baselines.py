@@ -112,6 +112,8 @@ def test_the_chain_finds_the_package_by_model_data_and_the_job_runs_on_s3_and_cl
         f"s3://{BUCKET}/monitoring/{ENDPOINT}/data_quality",
         "--window-end",
         "2026-11-20T10:04:00Z",
+        "--run-id",
+        "exec-42",
         "--baseline-uri",
         "",
         "--endpoint-name",
@@ -129,7 +131,8 @@ def test_the_chain_finds_the_package_by_model_data_and_the_job_runs_on_s3_and_cl
     assert result.returncode == 0, result.stderr
     assert "records_analysed=300" in result.stdout
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="monitoring/")["Contents"]]
-    folder = f"monitoring/{ENDPOINT}/data_quality/2026/11/20/10"
+    # The run's own folder under the window's hour: a second run of the hour writes beside it.
+    folder = f"monitoring/{ENDPOINT}/data_quality/2026/11/20/10/exec-42"
     assert sorted(keys) == sorted(
         f"{folder}/{name}"
         for name in ("constraint_violations.json", "report.html", "statistics.json", "summary.json")

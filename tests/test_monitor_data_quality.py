@@ -21,6 +21,7 @@ from monitor_fixtures import (
     read_metrics,
     run_monitor,
     tiny_png,
+    write_tiny_capture,
 )
 
 from pipeline_code.container import capture_format
@@ -164,7 +165,9 @@ def test_empty_window_reports_zero_records(monitor_case, clean_capture, tmp_path
     summary, violations, metrics, folder = _run(
         capture_root, monitor_case, tmp_path, "--window-end-override", "2026-11-20T09:30:00Z"
     )
-    assert folder == tmp_path / "reports" / "2026" / "11" / "20" / "09"
+    # <output>/yyyy/mm/dd/hh of the window's end, then the run's own folder.
+    assert folder.parent == tmp_path / "reports" / "2026" / "11" / "20" / "09"
+    assert folder.name == summary["run_id"]
     assert summary["records_analysed"] == 0 and summary["images_analysed"] == 0
     assert violations == []
     assert metric_values(metrics, "RecordsAnalysed") == {None: 0.0}
@@ -174,6 +177,29 @@ def test_empty_window_reports_zero_records(monitor_case, clean_capture, tmp_path
     # A capture folder that does not exist yet (no traffic ever) is an empty window too.
     summary, _, _, _ = _run(tmp_path / "nothing-here", monitor_case, tmp_path / "second")
     assert summary["records_analysed"] == 0
+
+
+def test_two_runs_of_the_same_hour_keep_their_own_reports(monitor_case, tmp_path):
+    """A retry or backfill of an hour must not overwrite the reports of the run before it."""
+    capture_root = write_tiny_capture(tmp_path / "capture", 40)
+    common = [
+        "--capture-uri", str(capture_root / ENDPOINT), "--output-uri", str(tmp_path / "reports"),
+        "--window-end", WINDOW_END, "--baseline-uri", str(monitor_case.run),
+        "--metrics-sink", str(tmp_path / "metrics.jsonl"), "--workers", "1",
+    ]  # fmt: skip
+    first = run_monitor("monitor_data_quality.py", *common, "--run-id", "exec-1")
+    second = run_monitor("monitor_data_quality.py", *common)  # by hand: a generated run id
+    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    hour = tmp_path / "reports" / "2026" / "11" / "20" / "10"
+    folders = sorted(p.name for p in hour.iterdir())
+    assert len(folders) == 2 and "exec-1" in folders
+    generated = next(name for name in folders if name != "exec-1")
+    assert re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{6}", generated)
+    for name in folders:
+        assert {p.name for p in (hour / name).iterdir()} == {
+            "statistics.json", "constraint_violations.json", "report.html", "summary.json"
+        }
+        assert json.loads((hour / name / "summary.json").read_text())["run_id"] == name
 
 
 def test_json_batch_requests_count_every_image(monitor_case, tmp_path):
@@ -242,6 +268,10 @@ def test_bad_arguments_name_the_argument(tmp_path):
         "x",
     )
     assert result.returncode == 1 and "window hours must be between 1 and" in result.stderr
+    result = run_monitor(
+        "monitor_data_quality.py", *common, "--window-end", WINDOW_END, "--run-id", "../escape"
+    )
+    assert result.returncode == 2 and "run id '../escape' must be 1-128 letters" in result.stderr
 
 
 def _copy_of(clean_capture, tmp_path: Path) -> tuple[Path, Path, list]:

@@ -54,6 +54,38 @@ def test_window_statistics_moments_and_missing_values():
     assert sum(b["count"] for b in stats["distribution"]["kll"]["buckets"]) == 4
 
 
+def test_window_statistics_keep_values_outside_the_baseline_range_in_their_own_buckets():
+    """statistics.json describes the window: a window above the baseline's range must show up
+    above it (Model Monitor's visualisation draws these buckets), not piled into the last bucket."""
+    baseline = np.linspace(0.0, 1.0, 200)
+    window = np.linspace(3.0, 5.0, 50)
+    accumulator = _accumulator(baseline, window)
+    buckets = accumulator.statistics()["numerical_statistics"]["distribution"]["kll"]["buckets"]
+    top = max(baseline)
+    above = [b for b in buckets if b["lower_bound"] >= top]
+    assert sum(b["count"] for b in above) == 50
+    assert sum(b["count"] for b in buckets if b["upper_bound"] <= top) == 0
+    assert above == [{"lower_bound": top, "upper_bound": 5.0, "count": 50.0}]
+    # Every bucket has Model Monitor's three fields, and the buckets tile the range in order.
+    assert all(set(b) == {"lower_bound", "upper_bound", "count"} for b in buckets)
+    assert all(a["upper_bound"] == b["lower_bound"] for a, b in zip(buckets, buckets[1:], strict=False))
+    # The report's histogram marks the outside bucket, with no baseline share.
+    shown = accumulator.histogram()
+    assert shown[-1]["outside"] == "above" and shown[-1]["baseline"] == 0.0 and shown[-1]["window"] == 1.0
+
+
+def test_window_values_on_both_sides_and_inside_are_counted_exactly():
+    baseline = np.linspace(0.0, 1.0, 200)
+    window = np.array([-2.0, -1.0, 0.0, 0.5, 1.0, 1.5])  # 0 and 1 are the first and last edges
+    buckets = _accumulator(baseline, window).statistics()["numerical_statistics"]["distribution"]["kll"][
+        "buckets"
+    ]
+    assert buckets[0] == {"lower_bound": -2.0, "upper_bound": 0.0, "count": 2.0}
+    assert buckets[-1] == {"lower_bound": 1.0, "upper_bound": 1.5, "count": 1.0}
+    inside = buckets[1:-1]
+    assert sum(b["count"] for b in inside) == 3 and inside[0]["count"] == 1 and inside[-1]["count"] == 1
+
+
 def test_l_infinity_and_domain_checks_of_categories():
     feature = {"string_statistics": image_features.string_statistics(["a"] * 50 + ["b"] * 50)}
     accumulator = drift_statistics.CategoricalAccumulator("breed", "String", feature)

@@ -94,6 +94,10 @@ def test_parameters_carry_names_and_settings():
     assert names.monitoring_pipeline == "dogbreeds-dev-monitoring"
 
 
+# What SageMaker's execution ids look like (the last part of a PipelineExecutionArn).
+EXECUTION_ID = "4r8kqqm2nx7v"
+
+
 def _resolve(value, parameters: dict[str, object]) -> str:
     """Turn a pipeline expression into the string the job would receive (parameter defaults)."""
     if isinstance(value, str):
@@ -102,6 +106,8 @@ def _resolve(value, parameters: dict[str, object]) -> str:
         reference = value["Get"]
         if reference == "Execution.StartDateTime":
             return "2026-11-27T10:07:03.123Z"
+        if reference == "Execution.PipelineExecutionId":
+            return EXECUTION_ID
         return str(parameters[reference.removeprefix("Parameters.")])
     join = value["Std:Join"]
     return join["On"].join(_resolve(v, parameters) for v in join["Values"])
@@ -122,3 +128,5 @@ def test_the_scripts_accept_exactly_the_arguments_the_definition_passes(definiti
             "/" + ("data_quality" if step["Name"] == DATA_QUALITY_STEP else "model_quality")
         )
         assert args.window_hours == 1 and args.baseline_uri == ""
+        # Each execution writes its reports to its own folder.
+        assert args.run_id == EXECUTION_ID

@@ -202,30 +202,68 @@ class NumericAccumulator:
         )
         return psi(expected, self.psi_counts)
 
-    def histogram(self) -> list[dict[str, float]]:
-        """Baseline and window shares per baseline bucket (first/last also hold what lies outside)."""
+    def histogram(self) -> list[dict[str, Any]]:
+        """Baseline and window shares per baseline bucket, plus a bucket below and one above the
+        baseline's range for window values outside it (from the window's min / to its max).
+
+        Outside values keep their own buckets rather than being folded into the first or last
+        baseline bucket: folding them in would draw a window that left the baseline's range as
+        one that merely leans to an edge. Buckets with ``outside`` set hold only such values.
+        """
         if not len(self.hist_edges):
-            return []
-        counts = self.hist_counts.astype(np.float64).copy()
-        inside = counts[1:-1]
-        if len(inside):
-            inside[0] += counts[0]
-            inside[-1] += counts[-1]
-        total_w = inside.sum() or 1.0
+            if not self.count:
+                return []
+            # No baseline buckets to compare with: the window's own range as one bucket.
+            return [
+                {
+                    "lower_bound": self.low,
+                    "upper_bound": self.high,
+                    "baseline": 0.0,
+                    "window": 1.0,
+                    "window_count": float(self.count),
+                    "outside": "no baseline",
+                }
+            ]
+        counts = self.hist_counts.astype(np.float64)
+        total_w = counts.sum() or 1.0
         total_b = sum(self.baseline_hist) or 1.0
-        return [
+        buckets: list[dict[str, Any]] = []
+        if counts[0]:
+            buckets.append(
+                self._outside_bucket(self.low, float(self.hist_edges[0]), counts[0], total_w, "below")
+            )
+        buckets.extend(
             {
                 "lower_bound": float(self.hist_edges[i]),
                 "upper_bound": float(self.hist_edges[i + 1]),
                 "baseline": self.baseline_hist[i] / total_b,
-                "window": float(inside[i] / total_w),
-                "window_count": float(inside[i]),
+                "window": float(counts[i + 1] / total_w),
+                "window_count": float(counts[i + 1]),
             }
-            for i in range(len(inside))
-        ]
+            for i in range(len(self.baseline_hist))
+        )
+        if counts[-1]:
+            buckets.append(
+                self._outside_bucket(float(self.hist_edges[-1]), self.high, counts[-1], total_w, "above")
+            )
+        return buckets
+
+    @staticmethod
+    def _outside_bucket(lower: float, upper: float, count: float, total: float, side: str) -> dict[str, Any]:
+        return {
+            "lower_bound": lower,
+            "upper_bound": upper,
+            "baseline": 0.0,
+            "window": float(count / total),
+            "window_count": float(count),
+            "outside": side,
+        }
 
     def statistics(self) -> dict[str, Any]:
-        """statistics.json entry (Model Monitor shape; buckets are the baseline's bucket edges)."""
+        """statistics.json entry in Model Monitor's shape. The KLL buckets describe the window's
+        own distribution: the baseline's bucket edges (so the two files line up bucket by bucket)
+        and, where the window has values outside the baseline's range, a bucket from the window's
+        min to the first edge and one from the last edge to the window's max; counts are exact."""
         common = {"num_present": self.count, "num_missing": self.missing + self.type_errors}
         entry: dict[str, Any] = {"name": self.name, "inferred_type": self.inferred_type}
         if not self.count:

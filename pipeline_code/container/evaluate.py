@@ -10,7 +10,8 @@ Outputs (paths per the container README):
   top-5, weighted and macro precision/recall/F1, confusion matrix) plus per-class metrics; the
   pipeline's gate reads ``multiclass_classification_metrics.accuracy.value``.
 * ``--quality-baseline-dir``: ``predictions.csv`` (inference_id, true_label, predicted_label,
-  confidence) with its ``statistics.json`` / ``constraints.json``: the model-quality baseline.
+  confidence) with its ``statistics.json`` (plus ``per_class_metrics``) / ``constraints.json``:
+  the model-quality baseline.
 * ``--prediction-baseline-dir``: ``statistics.json`` / ``constraints.json`` of the prediction side
   (confidence and predicted-class distributions): the baseline for drift in live predictions.
 """
@@ -169,8 +170,11 @@ def write_outputs(
             writer.writerow(
                 [s.inference_id, s.true_label, s.predicted_label, f"{s.confidence:.6f}"]
             )
-    write_json(quality / "statistics.json",
-               model_monitor_files.model_quality_statistics(metrics, len(scored)))  # fmt: skip
+    quality_statistics = model_monitor_files.model_quality_statistics(metrics, len(scored))
+    # An extra top-level key (Model Monitor reads only its own): the monitor's report compares
+    # each breed's live recall with this.
+    quality_statistics["per_class_metrics"] = evaluation["per_class_metrics"]
+    write_json(quality / "statistics.json", quality_statistics)
     write_json(quality / "constraints.json", model_monitor_files.model_quality_constraints(metrics))
 
     features = [

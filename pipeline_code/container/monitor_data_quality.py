@@ -2,7 +2,8 @@
 
     python3 monitor_data_quality.py --capture-uri s3://BUCKET/capture/ENDPOINT
         --output-uri s3://BUCKET/monitoring/ENDPOINT/data_quality --window-end 2026-11-27T10:07:00Z
-        [--window-hours 1] [--window-end-override ''] [--baseline-uri ''] [--endpoint-name ENDPOINT]
+        [--run-id ID] [--window-hours 1] [--window-end-override ''] [--baseline-uri '']
+        [--endpoint-name ENDPOINT]
         [--model-package-group GROUP] [--metrics-sink cloudwatch|FILE] [--metrics-namespace dogbreeds/dev]
         [--psi-threshold 0.2] [--ks-threshold 0.2] [--prediction-distance-threshold 0.2]
         [--completeness-tolerance 0.01] [--min-records 30] [--workers 0] [--chunk-records 128]
@@ -15,7 +16,8 @@ examples, never raised: corrupt lines, lines longer than any endpoint writes (sk
 records whose inferenceId (else eventId) was already seen in the window (analysed once), and
 records of an eventVersion the parser does not know (analysed, and counted per version).
 Writes statistics.json, constraint_violations.json, report.html and summary.json under
-``<output-uri>/yyyy/mm/dd/hh`` (the window's end) and publishes the ``monitoring_metrics`` names.
+``<output-uri>/yyyy/mm/dd/hh/<run-id>`` (the window's end; each run its own folder, so a rerun of
+an hour keeps the earlier report) and publishes the ``monitoring_metrics`` names.
 Exit 0 whenever the analysis ran, violations or not; exit 1 only when it could not run (no
 baselines, unusable arguments).
 """
@@ -42,10 +44,27 @@ NAMESPACE_DEFAULT = "dogbreeds/dev"
 DRIFT_CHECK = "baseline_drift_check"
 
 
+def _run_id(text: str) -> str:
+    """--run-id: the pipeline's execution id, or a fresh one when empty (a run started by hand)."""
+    try:
+        return monitor_window.check_run_id(text.strip() or monitor_window.default_run_id())
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments both monitors take (the pipeline passes all of them explicitly)."""
     parser.add_argument("--capture-uri", required=True, help="the endpoint's capture prefix or folder")
-    parser.add_argument("--output-uri", required=True, help="reports go under <this>/yyyy/mm/dd/hh")
+    parser.add_argument(
+        "--output-uri", required=True, help="reports go under <this>/yyyy/mm/dd/hh/<run id>"
+    )
+    parser.add_argument(
+        "--run-id",
+        type=_run_id,
+        default="",
+        help="names this run's report folder (the pipeline passes its execution id); "
+        "default: the UTC start time and a random suffix",
+    )
     parser.add_argument("--window-end", required=True, help="ISO time; the window ends on its hour")
     parser.add_argument("--window-end-override", default="", help="used instead of --window-end if set")
     parser.add_argument("--window-hours", type=int, default=1)
@@ -343,15 +362,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "violation_count": len(violations),
     }
     flagged = set(drifted)
-    sections = [
-        monitor_report.feature_section(name, acc.histogram(), distances.get(name, {}), name in flagged)
-        for name, acc in accumulators.items()
-    ]
+    sections = monitor_report.distribution_sections(
+        {name: acc.histogram() for name, acc in accumulators.items()},
+        distances,
+        flagged,
+        {
+            "psi": args.psi_threshold,
+            "ks": args.ks_threshold,
+            "l_infinity": args.prediction_distance_threshold,
+        },
+    )
     summary["report_files"] = monitor_report.write_run_reports(
         monitor_title="Data quality",
         subject=args.endpoint_name or args.capture_uri,
         output_uri=args.output_uri,
         window=window,
+        run_id=args.run_id,
         summary=summary,
         headline_keys=(
             "records_analysed", "images_analysed", "corrupt_records", "undecodable",
@@ -360,9 +386,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         statistics=statistics,
         violations=violations,
         sections=sections,
+        verdict=_verdict(totals.images, args.min_records),
     )
     publish_metrics(args, window, summary)
     return summary
+
+
+def _verdict(images: int, min_records: int) -> tuple[bool, str]:
+    """Whether drift was judged, in the words the report shows."""
+    if images >= min_records:
+        return True, (
+            f"{images:,} images in the window (at least {min_records} needed); distances beyond "
+            "their thresholds are violations"
+        )
+    return False, (
+        f"only {images:,} images in the window, fewer than the {min_records} needed; "
+        "distances are shown but raise no drift violation"
+    )
 
 
 def publish_metrics(args: argparse.Namespace, window: monitor_window.Window, summary: dict) -> None:

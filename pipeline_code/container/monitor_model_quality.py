@@ -3,7 +3,7 @@
     python3 monitor_model_quality.py --capture-uri s3://BUCKET/capture/ENDPOINT
         --ground-truth-uri s3://BUCKET/ground-truth/ENDPOINT
         --output-uri s3://BUCKET/monitoring/ENDPOINT/model_quality --window-end 2026-11-27T10:07:00Z
-        [--window-hours 1] [--ground-truth-extra-hours 1] [--accuracy-threshold 0.7]
+        [--run-id ID] [--window-hours 1] [--ground-truth-extra-hours 1] [--accuracy-threshold 0.7]
         [--quality-tolerance 0.05] [--min-labelled 10] [common arguments of monitor_data_quality.py]
 
 Reads the window's ground truth (``yyyy/mm/dd/hh/*.jsonl`` for the window's hours plus
@@ -13,19 +13,20 @@ inferenceId (else eventId), as Model Monitor's merge does. Computes accuracy, to
 macro and weighted precision/recall/F1, per-class recall and the confusion matrix with the same
 code as the evaluation step, checks them against the model-quality constraints
 (``LessThanThreshold`` at the baseline value, minus ``--quality-tolerance``) and against
-``--accuracy-threshold`` (the environment's setting), and reports ground-truth coverage.
+``--accuracy-threshold`` (the environment's setting), and reports ground-truth coverage. The
+reports go under ``<output-uri>/yyyy/mm/dd/hh/<run-id>`` of the judged window's end.
 """
 
 from __future__ import annotations
 
 import argparse
-import html
 import sys
 from datetime import timedelta
 from typing import Any
 
 import ground_truth_format
 import model_monitor_files
+import model_quality_report
 import monitor_baselines
 import monitor_capture
 import monitor_data_quality
@@ -280,52 +281,43 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "per_class_recall": {name: values["recall"] for name, values in per_class.items()},
         "violation_count": len(violations),
     }
-    shown = [(n, c) for n, c in comparison.items() if c["baseline"] is not None and c["window"] is not None]
-    sections = [
-        monitor_report.feature_section(
-            "metrics: baseline vs window",
-            [{"value": n, "baseline": c["baseline"], "window": c["window"]} for n, c in shown],
-            {},
-            bool(violations),
-        ),
-        monitor_report.feature_section(
-            "per-class recall (window)",
-            [{"value": n, "baseline": 0.0, "window": r} for n, r in summary["per_class_recall"].items()],
-            {},
-            False,
-        ),
-        _confusion_table(metrics.get("confusion_matrix", {})),
-    ]
+    sections = model_quality_report.sections(
+        window_metrics=metrics,
+        top_name=f"top_{joined.top_k}_accuracy",
+        per_class=per_class,
+        baseline_statistics=baseline_stats,
+        constraints=constraints,
+        accuracy_threshold=args.accuracy_threshold,
+        tolerance=args.quality_tolerance,
+    )
     summary["report_files"] = monitor_report.write_run_reports(
         monitor_title="Model quality",
         subject=args.endpoint_name or args.capture_uri,
         output_uri=args.output_uri,
         window=window,
+        run_id=args.run_id,
         summary=summary,
         headline_keys=("records_analysed", "labelled_records", "ground_truth_coverage", "violation_count"),
         statistics=statistics,
         violations=violations,
         sections=sections,
+        verdict=_verdict(labelled, args.min_labelled),
     )
     # Timestamped at the run, not the judged window: the alarms look at the latest period.
     publish_metrics(args, scheduled, summary)
     return summary
 
 
-def _confusion_table(confusion: dict[str, dict[str, int]]) -> str:
-    if not confusion:
-        return "<section><h3>confusion matrix</h3><p>no labelled records</p></section>"
-    classes = list(confusion)
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in classes)
-    rows = "".join(
-        f"<tr><th>{html.escape(t)}</th>"
-        + "".join(f"<td>{confusion[t].get(p, 0)}</td>" for p in classes)
-        + "</tr>"
-        for t in classes
-    )
-    return (
-        "<section><h3>confusion matrix (rows: true, columns: predicted)</h3>"
-        f"<table><tr><th></th>{head}</tr>{rows}</table></section>"
+def _verdict(labelled: int, min_labelled: int) -> tuple[bool, str]:
+    """Whether quality was judged, in the words the report shows."""
+    if labelled >= min_labelled:
+        return True, (
+            f"{labelled:,} labelled records (at least {min_labelled} needed); metrics below their "
+            "thresholds are violations"
+        )
+    return False, (
+        f"only {labelled:,} labelled records, fewer than the {min_labelled} needed; the metrics "
+        "are shown but raise no violation"
     )
 
 

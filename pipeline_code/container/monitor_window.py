@@ -8,6 +8,8 @@ the same one), so the window turns into a short list of prefixes to list, never 
 
 from __future__ import annotations
 
+import re
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -15,6 +17,8 @@ from datetime import UTC, datetime, timedelta
 import monitor_io
 
 MAX_WINDOW_HOURS = 24 * 31
+# A run id becomes one folder name: SageMaker's execution ids and the local executor's fit.
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 @dataclass(frozen=True)
@@ -84,5 +88,25 @@ def iter_capture_objects(endpoint_root: str, window: Window) -> Iterator[str]:
 
 
 def dated_prefix(root: str, window: Window) -> str:
-    """Where a run's reports go: ``<root>/yyyy/mm/dd/hh`` of the window's end."""
+    """``<root>/yyyy/mm/dd/hh`` of the window's end."""
     return monitor_io.join(root, f"{window.end:%Y/%m/%d/%H}")
+
+
+def default_run_id(now: datetime | None = None) -> str:
+    """A run id for a job started by hand: sortable by start time, and unique enough that two
+    runs in the same second do not share a folder."""
+    return f"{(now or datetime.now(UTC)):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def check_run_id(run_id: str) -> str:
+    if not RUN_ID_PATTERN.fullmatch(run_id):
+        raise ValueError(
+            f"run id {run_id!r} must be 1-128 letters, digits, '.', '_' or '-' (it names a folder)"
+        )
+    return run_id
+
+
+def report_prefix(root: str, window: Window, run_id: str) -> str:
+    """Where one run's reports go: ``<root>/yyyy/mm/dd/hh/<run id>`` (the window's end). The run id
+    keeps a rerun or backfill of the same hour from overwriting the reports of an earlier run."""
+    return monitor_io.join(dated_prefix(root, window), check_run_id(run_id))

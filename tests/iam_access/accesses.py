@@ -502,7 +502,7 @@ class Accesses:
             gt_prefix = _folder(io.join(ground_truth, hour))
             self.s3_list(who, gt_prefix, f"{where}: ground truth hour")
             self.s3_get(who, f"{gt_prefix}labels-example.jsonl", f"{where}: ground truth file")
-        report = io.join(window_module.dated_prefix(args.output_uri, window), "report.html")
+        report = io.join(window_module.report_prefix(args.output_uri, window, args.run_id), "report.html")
         self.s3_put(who, report, f"{where}: report")
         if args.metrics_sink == container_module("monitor_metrics_sink").CLOUDWATCH:
             self.code_operations.add("cloudwatch:PutMetricData")
