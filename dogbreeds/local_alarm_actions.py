@@ -12,7 +12,9 @@ does not turn into a training run by surprise.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import json
 import sys
 import uuid
@@ -165,7 +167,10 @@ def _run_retrain_guard(
     environment = function.properties.get("Environment", {}).get("Variables", {})
     config = module.GuardConfig.from_environment(environment)
     client = LocalPipelineExecutions(workdir, assembly.region, assembly.account)
-    result = dict(module.guard(event, client=client, config=config, now=now))
+    log = io.StringIO()
+    with contextlib.redirect_stdout(log):  # the function's log lines, as CloudWatch Logs would keep them
+        result = dict(module.guard(event, client=client, config=config, now=now))
+    result["log"] = log.getvalue().splitlines()
     if client.started:
         result["would_start"] = client.started[-1]
     return result

@@ -379,6 +379,7 @@ class Evaluation:
     reason: str
     points: list[tuple[datetime, float | None]] = field(default_factory=list)
     at: datetime | None = None
+    measured: bool = True  # whether any metric behind the values had data in the range
 
     @property
     def changed(self) -> bool:
@@ -388,7 +389,7 @@ class Evaluation:
     def has_data(self) -> bool:
         """Whether any period of the evaluation range had a value (else the state comes from the
         missing-data treatment alone: locally, AWS's own metrics such as the endpoint's never have)."""
-        return any(value is not None for _, value in self.points)
+        return self.measured and any(value is not None for _, value in self.points)
 
 
 def evaluate(
@@ -401,7 +402,13 @@ def evaluate(
         points, alarm.evaluation_periods, alarm.datapoints_to_alarm, alarm.treat_missing_data, current
     )
     pairs = list(zip(starts, values, strict=True))
-    return Evaluation(alarm, state, current, _reason(alarm, pairs, state), pairs, at)
+    # Real data behind the values: FILL in metric math gives numbers for periods nobody published.
+    measured = any(
+        any(q.metric.matches(d) and starts[0] <= d.timestamp for d in data)
+        for q in alarm.queries
+        if q.metric is not None
+    )
+    return Evaluation(alarm, state, current, _reason(alarm, pairs, state), pairs, at, measured)
 
 
 def _reason(alarm: AlarmDefinition, pairs: Sequence[tuple[datetime, float | None]], state: str) -> str:

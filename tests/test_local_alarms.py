@@ -127,7 +127,10 @@ def test_metric_math_with_fill_and_a_clear_error_for_what_is_not_modelled():
     result = evaluate(alarm, [_datum(1, NOW - timedelta(hours=1))], NOW)
     # FILL makes every period real: [-1, -1, -1, 1] -> the two newest are -1 and 1: one breaches.
     assert [value for _, value in result.points] == [-1.0, -1.0, -1.0, 1.0]
-    assert result.state == OK
+    assert result.state == OK and result.has_data
+    # FILL gives values for periods nobody published: numbers, but no data behind them.
+    empty = evaluate(alarm, [], NOW)
+    assert [value for _, value in empty.points] == [-1.0] * 4 and not empty.has_data
     metrics[1]["Expression"] = "RATE(m1)"
     with pytest.raises(AlarmEvaluationError, match="not evaluated locally"):
         evaluate(AlarmDefinition.from_properties(properties), [], NOW)
