@@ -131,7 +131,7 @@ def test_all_133_breeds_have_distinct_names_and_generate(tmp_path):
     summary = generate(tmp_path, breeds=133, per_breed=1, size=(16, 16), seed=0, odd=False,
                        progress=False)  # fmt: skip
     assert summary.images == 133 and len(summary.class_dirs) == 133
-    again = generate(tmp_path / "again", breeds=133, per_breed=1, size=(16, 16), seed=0,
+    generate(tmp_path / "again", breeds=133, per_breed=1, size=(16, 16), seed=0,
                      odd=False, progress=False)  # fmt: skip
     for folder in summary.class_dirs[-3:]:
         first = sorted((tmp_path / folder).iterdir())[0]
