@@ -263,6 +263,7 @@ def test_peak_memory_does_not_grow_with_the_number_of_images(tmp_path):
     features.csv and the streaming statistics. At a 256 px cache a picture is 192 KiB, so holding
     (or memory-mapping) 480 more of them would show as ~90 MiB; the bound is 20 MiB."""
     from ml_fixtures import CONTAINER_DIR, job_env, run_job
+
     from dogbreeds.sample_data import generate
 
     peaks = {}
@@ -282,3 +283,94 @@ def test_peak_memory_does_not_grow_with_the_number_of_images(tmp_path):
         assert result.returncode == 0, result.stdout + result.stderr
         peaks[per_breed] = int(result.stdout.split("PEAK_RSS_KB")[-1].split()[0]) / 1024
     assert peaks[160] - peaks[40] < 20, peaks
+
+
+def _run_hosts(images, root, hosts: int):
+    """Preprocess as `hosts` instances with ShardedByS3Key (the local executor's assignment: every
+    hosts-th object in key order), sharing output folders as the uploads would, then the merge."""
+    from ml_fixtures import CONTAINER_DIR, job_env, run_job
+
+    from dogbreeds.local_executor.s3_mapping import LocalS3
+
+    names = [f"algo-{n}" for n in range(1, hosts + 1)]
+    local_s3 = LocalS3(images.parent)
+    for index, host in enumerate(names):
+        share = root / f"input-{host}"
+        local_s3.download(f"s3://{images.name}/", share, shard=(index, hosts))
+        config = root / f"resourceconfig-{host}.json"
+        config.write_text(json.dumps({"current_host": host, "hosts": names}))
+        result, paths = run_preprocess(share, root / "shared", resource_config=config)
+        assert result.returncode == 0, result.stdout + result.stderr
+    merged = root / "merged"
+    result = run_job(
+        [str(CONTAINER_DIR / "merge_baseline.py"), "--baseline-dir", str(paths["baseline"]),
+         "--report-dir", str(paths["report"]), "--out-baseline-dir", str(merged / "baseline"),
+         "--out-report-dir", str(merged / "report")],
+        job_env(),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    return paths, merged
+
+
+def test_one_host_or_three_give_the_same_baseline_split_and_counts(tmp_path):
+    """The merge is exact: counts and buckets added, moments merged (Chan, in rationals), the
+    sketch chosen by image-key hash; and each file's split does not depend on the host count."""
+    from dogbreeds.sample_data import generate
+
+    images = tmp_path / "bucket"
+    # More values than the sketch keeps would need 2048+ images; 3 x 70 still tests the merge of
+    # moments, buckets, counts and the split, and a small sketch limit is tested in image_features.
+    generate(images, breeds=3, per_breed=70, size=(24, 24), seed=3, progress=False)
+    one, merged_one = _run_hosts(images, tmp_path / "one", 1)
+    three, merged_three = _run_hosts(images, tmp_path / "three", 3)
+    for name in ("statistics.json", "constraints.json"):
+        assert (merged_one / "baseline" / name).read_text() == (
+            merged_three / "baseline" / name
+        ).read_text(), name
+    # One host: preprocess's own statistics.json is the merge's, byte for byte.
+    assert (one["baseline"] / "statistics.json").read_text() == (
+        merged_one / "baseline" / "statistics.json"
+    ).read_text()
+    reports = [read_json(m / "report" / "dataset_report.json") for m in (merged_one, merged_three)]
+    assert reports[0]["classes"] == reports[1]["classes"]
+    assert reports[1]["hosts"] == ["algo-1", "algo-2", "algo-3"]
+
+    def test_files(p):
+        return sorted(x.relative_to(p["test"]).as_posix() for x in p["test"].rglob("*.*"))
+
+    assert test_files(one) == test_files(three)
+    train_one, train_three = load_cache(one["cache"]), load_cache(three["cache"])
+    assert len(train_one.train_labels) == len(train_three.train_labels)
+    assert sorted(train_one.train_labels.tolist()) == sorted(train_three.train_labels.tolist())
+
+
+def test_partial_statistics_merge_exactly_and_keep_a_hash_chosen_sketch(monkeypatch):
+    from pipeline_code.container import image_features as features
+
+    monkeypatch.setattr(features, "SKETCH_MAX_VALUES", 16)
+    rng = np.random.default_rng(0)
+    rows = [{"path": f"img_{i}", "brightness": float(rng.random()) * 1e3 + 1e6,
+             "format": "PNG" if i % 7 else "JPEG"} for i in range(300)]  # fmt: skip
+    specs = [features.FEATURES_BY_NAME["brightness"], features.FEATURES_BY_NAME["format"]]
+
+    def partial(part):
+        accumulator = features.StatisticsAccumulator(specs)
+        for row in part:
+            accumulator.add(row["path"], row)
+        return accumulator.partial()
+
+    whole = features.merge_partials([partial(rows)])
+    split = features.merge_partials([partial(rows[2::3]), partial(rows[::3]), partial(rows[1::3])])
+    assert split == whole
+    column = lambda name: [row[name] for row in rows]  # noqa: E731
+    stats = features.finalize_statistics(whole, column, specs)
+    numeric = stats["features"][0]["numerical_statistics"]
+    values = np.array(column("brightness"))
+    assert numeric["mean"] == pytest.approx(values.mean(), rel=1e-15)
+    assert numeric["std_dev"] == pytest.approx(values.std(), rel=1e-12)
+    assert [b["count"] for b in numeric["distribution"]["kll"]["buckets"]] == list(
+        np.histogram(values, bins=10)[0].astype(float)
+    )
+    sketch = numeric["distribution"]["kll"]["sketch"]["data"][0]
+    chosen = sorted(rows, key=lambda r: features.sketch_priority(r["path"]))[:16]
+    assert sketch == sorted(r["brightness"] for r in chosen)
