@@ -226,6 +226,10 @@ def build_training_pipeline(
                 "--cache-size", str(cache_size(settings.image_size)),
                 # Where SageMaker describes the cluster (passed, so local mode maps it too).
                 "--resource-config", "/opt/ml/config/resourceconfig.json",
+                # The plan preprocess prints first (and refuses on) needs the instance types.
+                "--processing-instance-type", settings.processing_instance_type,
+                "--training-instance-type", params.instance_type,
+                "--training-instance-count", params.instance_count.to_string(),
             ),
         ),
         cache_config=CACHE,

@@ -374,3 +374,39 @@ def test_partial_statistics_merge_exactly_and_keep_a_hash_chosen_sketch(monkeypa
     sketch = numeric["distribution"]["kll"]["sketch"]["data"][0]
     chosen = sorted(rows, key=lambda r: features.sketch_priority(r["path"]))[:16]
     assert sketch == sorted(r["brightness"] for r in chosen)
+
+
+def test_the_plan_reports_each_steps_needs_first_and_refuses_what_cannot_fit(corpus, tmp_path):
+    ok, _ = run_preprocess(corpus, tmp_path / "ok", "--processing-instance-type", "ml.m5.xlarge",
+                           "--training-instance-type", "ml.g4dn.xlarge")  # fmt: skip
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    plan = [line for line in ok.stdout.splitlines() if line.startswith("preprocess: plan:")]
+    assert plan and ok.stdout.index("plan: dataset:") < ok.stdout.index("preprocess: train ")
+    assert any("resident on the GPU (16 GiB)" in line for line in plan)
+    # An EBS-only training type with a tiny volume: the cache and checkpoints cannot fit.
+    refused, paths = run_preprocess(
+        corpus, tmp_path / "refused", "--training-instance-type", "ml.p3.2xlarge",
+        "--volume-size-gb", "0.5",
+    )  # fmt: skip
+    assert refused.returncode == 3, refused.stdout + refused.stderr
+    assert "does not fit" in refused.stdout and "set training.instance_type" in refused.stdout
+    assert not list(paths["cache"].glob("*.npz")), "refused before anything was written"
+
+
+def test_plan_figures_pick_the_training_path_and_name_the_setting_to_change():
+    from pipeline_code.container import capacity
+
+    def plan(files, **extra):
+        return capacity.plan(files=files, input_bytes=files * 150_000, hosts=1, cache_size=256,
+                             test_fraction=0.1, workers=4, free_disk_bytes=None, **extra)  # fmt: skip
+
+    # 0.19 MiB an image cached: 20k images fit a T4's 40%, 50k do not and stream from disk.
+    assert plan(20_000, training_type="ml.g4dn.xlarge").figures["training_cache_path"] == (
+        "resident on the GPU")
+    assert plan(50_000, training_type="ml.g4dn.xlarge").figures["training_cache_path"] == (
+        "streamed from local disk")
+    too_big = plan(800_000, training_type="ml.g4dn.xlarge")
+    assert any("set training.instance_type" in p for p in too_big.problems), too_big.problems
+    host_disk = capacity.plan(files=50_000, input_bytes=50_000 * 150_000, hosts=1, cache_size=256,
+                              test_fraction=0.1, workers=4, free_disk_bytes=5 * 2**30)  # fmt: skip
+    assert any("PreprocessInstanceCount" in p for p in host_disk.problems)

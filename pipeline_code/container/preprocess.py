@@ -23,6 +23,7 @@ training reads every manifest and assigns class indices over the union of classe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import hashlib
 import json
@@ -38,10 +39,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import capacity
 import image_features
 import numpy as np
 from class_names import normalise_class_name
 from image_decoding import ImageDecodeError, decode_image
+from instance_types import INSTANCE_TYPES
 from PIL import Image
 from tqdm import tqdm
 
@@ -93,6 +96,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--workers", type=int, default=0, help="decoding processes; 0 = one per CPU, 1 = none"
     )
+    # The instances the pipeline's steps run on, for the plan printed (and checked) up front.
+    parser.add_argument("--processing-instance-type", default="", help="e.g. ml.m5.xlarge")
+    parser.add_argument("--training-instance-type", default="", help="e.g. ml.g4dn.xlarge")
+    parser.add_argument("--training-instance-count", type=int, default=1)
+    parser.add_argument("--volume-size-gb", type=float, default=capacity.DEFAULT_VOLUME_GIB,
+                        help="the jobs' storage volume on types without instance storage")
     args = parser.parse_args(argv)
     validate_args(args, parser)
     return args
@@ -110,6 +119,11 @@ def validate_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         parser.error(f"--shard-size must be at least 1, got {args.shard_size}")
     if not args.input_dir.is_dir():
         parser.error(f"--input-dir {args.input_dir} is not a directory")
+    for name in ("processing_instance_type", "training_instance_type"):
+        value = getattr(args, name)
+        if value and value not in INSTANCE_TYPES:
+            parser.error(f"--{name.replace('_', '-')} {value!r} is not one of "
+                         f"{', '.join(INSTANCE_TYPES)}")  # fmt: skip
 
 
 # ---- hosts --------------------------------------------------------------------------------------
@@ -419,6 +433,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     print(f"preprocess: {len(files)} files in {len({f.class_name for f in files})} classes")
     for directory in (args.cache_dir, args.test_dir, args.baseline_dir, args.report_dir):
         directory.mkdir(parents=True, exist_ok=True)
+    workers = args.workers or os.cpu_count() or 1
+    the_plan = make_plan(args, files, len(hosts), workers)
 
     # Pass 1: content hashes, so copies are found before anything is written.
     hashes: list[str] = []
@@ -457,7 +473,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if entry["path"] in class_of:
             per_class[class_of[entry["path"]]]["skipped"] += 1
     statistics = image_features.StatisticsAccumulator()
-    workers = args.workers or os.cpu_count() or 1
     jobs = [(str(files[i].path), args.cache_size) for i in used]
     with (
         tempfile.TemporaryDirectory(prefix="preprocess-") as scratch,
@@ -518,7 +533,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     report = build_report(per_class, skipped, merged_folders)
     report.update({"host": host, "hosts": hosts, "fingerprint": fingerprint.hexdigest(),
-                   "settings": settings})  # fmt: skip
+                   "settings": settings, "plan": {"lines": the_plan.lines,
+                                                  **the_plan.figures}})  # fmt: skip
     for entry in report["classes_missing_from_splits"]:
         print(f"preprocess: WARNING class {entry['class']!r} has no {entry['split']} image "
               "on this host", flush=True)  # fmt: skip
@@ -530,6 +546,37 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         flush=True,
     )
     return report
+
+
+class CapacityError(Exception):
+    """A step cannot fit on its instance type; the message says which setting to change."""
+
+
+def make_plan(args: argparse.Namespace, files: list[InputFile], hosts: int,
+              workers: int) -> capacity.Plan:  # fmt: skip
+    """Print what every step will need; refuse, before anything is written, where one cannot fit."""
+    input_bytes = 0
+    for item in files:
+        with contextlib.suppress(OSError):  # unreadable files are reported by pass 1
+            input_bytes += item.path.stat().st_size
+    result = capacity.plan(
+        files=len(files),
+        input_bytes=input_bytes,
+        hosts=hosts,
+        cache_size=args.cache_size,
+        test_fraction=args.test_fraction,
+        workers=workers,
+        free_disk_bytes=shutil.disk_usage(args.cache_dir).free,
+        processing_type=args.processing_instance_type,
+        training_type=args.training_instance_type,
+        training_count=args.training_instance_count,
+        volume_gib=args.volume_size_gb,
+    )
+    for line in result.lines:
+        print(f"preprocess: plan: {line}", flush=True)
+    if result.problems:
+        raise CapacityError("; ".join(result.problems))
+    return result
 
 
 def build_report(
@@ -563,7 +610,11 @@ def missing_from_splits(per_class: dict[str, dict[str, int]]) -> list[dict[str, 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    report = run(args)
+    try:
+        report = run(args)
+    except CapacityError as error:
+        print(f"preprocess: ERROR this dataset does not fit: {error}", flush=True)
+        return 3
     if sum(report["totals"][split] for split in ("train",)) == 0:
         print("preprocess: ERROR no usable training images; see dataset_report.json", flush=True)
         return 1
