@@ -51,6 +51,10 @@ from stacks.settings import TrainingSettings
 # Step names are part of the contract with the local executor, the golden snapshot and the docs.
 PREPROCESS_STEP = "Preprocess"
 MERGE_STEP = "MergeBaseline"
+# Preprocess outputs whose per-host parts MergeBaseline combines. Its results go where the monitors
+# read a run's baseline (Preprocess/baseline); the hosts' parts go beside them (partial_baseline),
+# so the merge never changes a Preprocess output (which would void its cache entry).
+MERGED = ("baseline", "report")
 TRAIN_STEP = "Train"
 EVALUATE_STEP = "Evaluate"
 CHECK_STEP = "CheckAccuracy"
@@ -213,7 +217,11 @@ def build_training_pipeline(
                 ProcessingOutput(
                     output_name=name,
                     source=path,
-                    destination=_run_output(locations, PREPROCESS_STEP, name),
+                    # The hosts' baselines and reports are partial; MergeBaseline writes the
+                    # merged ones to Preprocess/baseline and Preprocess/report.
+                    destination=_run_output(
+                        locations, PREPROCESS_STEP, f"partial_{name}" if name in MERGED else name
+                    ),
                 )
                 for name, path in preprocess_outputs.items()
             ],
@@ -239,7 +247,7 @@ def build_training_pipeline(
     # The hosts' partial baselines become one statistics.json where the monitors read it (the
     # preprocess baseline prefix); see merge_baseline.py for why this is a step of its own. It
     # needs only Preprocess, so it runs beside Train.
-    merge_outputs = {"baseline": f"{PROCESSING}/baseline", "report": f"{PROCESSING}/report"}
+    merge_outputs = {name: f"{PROCESSING}/{name}" for name in MERGED}
     merge = ProcessingStep(
         name=MERGE_STEP,
         display_name="Merge the preprocess hosts' baselines and reports",

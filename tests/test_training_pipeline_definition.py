@@ -225,6 +225,11 @@ def test_preprocess_shards_the_images_over_its_hosts_and_a_merge_makes_one_basel
     assert "merge_baseline.py" in json.dumps(merge["AppSpecification"])
     outputs = {o["OutputName"]: o["S3Output"]["S3Uri"] for o in
                merge["ProcessingOutputConfig"]["Outputs"]}  # fmt: skip
-    assert "Preprocess" in json.dumps(outputs["baseline"])
+    # Merged where the monitors read a run's baseline; the hosts' parts beside it, so the merge
+    # never rewrites a Preprocess output (that would void Preprocess's cache entry).
+    assert outputs["baseline"]["Std:Join"]["Values"][-2:] == ["Preprocess", "baseline"]
+    hosts = {o["OutputName"]: o["S3Output"]["S3Uri"] for o in
+             preprocess["ProcessingOutputConfig"]["Outputs"]}  # fmt: skip
+    assert hosts["baseline"]["Std:Join"]["Values"][-2:] == ["Preprocess", "partial_baseline"]
     register = json.dumps(steps["Register-RegisterModel"]["DriftCheckBaselines"])
     assert "Steps.MergeBaseline.ProcessingOutputConfig" in register

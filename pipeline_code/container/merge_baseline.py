@@ -4,7 +4,9 @@ With several preprocess instances (ShardedByS3Key) every host measures only its 
 training split and writes ``statistics-partial-<host>.json`` and ``features-<host>.csv``; this job
 turns them into the one ``statistics.json`` / ``constraints.json`` the monitors and the model
 package read, and the hosts' ``dataset_report-<host>.json`` into one ``dataset_report.json``.
-With one host it rewrites the same files preprocess wrote (the same code computes both).
+With one host it rewrites the same files preprocess wrote (the same code computes both). The
+pipeline uploads the hosts' files to Preprocess/partial_baseline and partial_report and this
+job's to Preprocess/baseline and report, where the monitors read a run's baseline.
 
 Why a step of its own, not the start of training: the baseline is data, not model, and must land
 in the preprocess baseline prefix the monitors read, which a training job cannot write; this step
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import shutil
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -53,7 +56,16 @@ def merge_baseline(baseline_dir: Path, out_dir: Path) -> dict[str, Any]:
             f"tables in {baseline_dir}; every host writes one of each"
         )
     partials = [json.loads(path.read_text()) for path in partial_paths]
-    return finish_baseline(baseline_dir, partials, tables, out_dir)
+    statistics = finish_baseline(baseline_dir, partials, tables, out_dir)
+    # features.csv: the hosts' tables one after another (the header once), streamed.
+    with open(out_dir / "features.csv", "w", newline="") as out:
+        for number, table in enumerate(tables):
+            with open(table, newline="") as handle:
+                header = handle.readline()
+                if number == 0:
+                    out.write(header)
+                shutil.copyfileobj(handle, out)
+    return statistics
 
 
 def merge_reports(report_dir: Path) -> dict[str, Any]:
