@@ -33,7 +33,7 @@ import sys
 import tempfile
 import zipfile
 from collections import Counter, defaultdict, deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,11 +53,17 @@ MANIFEST_VERSION = 1
 DEFAULT_HOST = "algo-1"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class InputFile:
-    path: Path
+    """One listed file. Plain strings in slots: a listing of a million files stays small."""
+
+    location: str
     relative: str  # posix path under the input dir: stable across hosts, used for hashing
     class_name: str  # normalised
+
+    @property
+    def path(self) -> Path:
+        return Path(self.location)
 
 
 @dataclass
@@ -180,7 +186,7 @@ def list_inputs(input_dir: Path) -> tuple[list[InputFile], list[dict[str, str]],
         for path in sorted(entry.rglob("*")):
             if path.is_file() and not path.name.startswith("."):
                 relative = path.relative_to(input_dir).as_posix()
-                files.append(InputFile(path, relative, class_name))
+                files.append(InputFile(str(path), relative, class_name))
     merged = {name: folders for name, folders in folders_by_class.items() if len(folders) > 1}
     return files, skipped, merged
 
@@ -285,7 +291,7 @@ def hash_file(path: Path) -> tuple[str, str]:
     return digest.hexdigest(), ""
 
 
-def bounded_map(function, jobs: list, workers: int, window: int) -> Iterator:
+def bounded_map(function, jobs: Iterable, workers: int, window: int) -> Iterator:
     """``map`` in order, in ``workers`` processes, with at most ``window`` results waiting: a slow
     writer never lets decoded pictures pile up in memory (Executor.map submits everything)."""
     if workers <= 1:
@@ -436,24 +442,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     workers = args.workers or os.cpu_count() or 1
     the_plan = make_plan(args, files, len(hosts), workers)
 
-    # Pass 1: content hashes, so copies are found before anything is written.
+    # Pass 1: content hashes, so copies are found before anything is written. Per file this keeps
+    # its hash and one status byte; flags, not sets of indices, to keep the listing small.
     hashes: list[str] = []
-    readable: list[int] = []
-    unreadable: dict[int, str] = {}
+    status = np.zeros(len(files), dtype=np.uint8)  # 0 unreadable, 1 empty, 2 readable, 3 used
     for index, item in enumerate(files):
         digest, error = hash_file(item.path)
         hashes.append(digest)
         if error:
-            unreadable[index] = error
-        elif item.path.stat().st_size > 0:  # empty files are reported by decoding, as "empty"
-            readable.append(index)
-    unique = set(drop_exact_duplicates(readable, files, hashes, skipped))
-    hashed = set(readable)
-    used = [i for i in range(len(files))
-            if i in unique or (i not in unreadable and i not in hashed)]  # fmt: skip
-    for index, error in unreadable.items():
-        skipped.append(_skip(files[index].relative, "unreadable", error))
-    split_by_index = {i: split_of(args.seed, files[i].relative, fractions) for i in used}
+            skipped.append(_skip(item.relative, "unreadable", error))
+        else:
+            # Empty files are not compared: decoding reports each as "empty".
+            status[index] = 2 if os.path.getsize(item.location) > 0 else 1
+    readable = np.flatnonzero(status == 2).tolist()
+    status[np.asarray(drop_exact_duplicates(readable, files, hashes, skipped), dtype=np.intp)] = 3
+    del readable
+    used = np.flatnonzero((status == 3) | (status == 1))
     classes = sorted({files[i].class_name for i in used})
     class_index = {name: index for index, name in enumerate(classes)}
 
@@ -468,12 +472,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     per_class: dict[str, dict[str, int]] = defaultdict(
         lambda: {"train": 0, "validation": 0, "test": 0, "skipped": 0, "left_out": 0}
     )
-    class_of = {item.relative: item.class_name for item in files}
-    for entry in skipped:
-        if entry["path"] in class_of:
-            per_class[class_of[entry["path"]]]["skipped"] += 1
+    skipped_paths = {entry["path"] for entry in skipped}
+    for item in files:
+        if item.relative in skipped_paths:
+            per_class[item.class_name]["skipped"] += 1
+    del skipped_paths
     statistics = image_features.StatisticsAccumulator()
-    jobs = [(str(files[i].path), args.cache_size) for i in used]
+    jobs = ((files[i].location, args.cache_size) for i in used)
     with (
         tempfile.TemporaryDirectory(prefix="preprocess-") as scratch,
         open(args.baseline_dir / names["features"], "w", newline="") as table,
@@ -485,17 +490,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         }  # fmt: skip
         features = csv.DictWriter(table, fieldnames=FEATURE_COLUMNS)
         features.writeheader()
-        bar = tqdm(total=len(jobs), desc="decode", file=sys.stdout,
+        bar = tqdm(total=len(used), desc="decode", file=sys.stdout,
                    mininterval=_progress_interval())  # fmt: skip
         results = bounded_map(process_file, jobs, workers, window=max(8, workers * 8))
-        for index, result in zip(used, results, strict=True):
+        for index, result in zip(used.tolist(), results, strict=True):
             item = files[index]
             bar.update()
             if not result.ok:
                 skipped.append(_skip(item.relative, result.reason, result.message))
                 per_class[item.class_name]["skipped"] += 1
                 continue
-            split = split_by_index[index]
+            split = split_of(args.seed, item.relative, fractions)
             counts[split] += 1
             per_class[item.class_name][split] += 1
             fingerprint.add(item.relative, result.sha256, split)
