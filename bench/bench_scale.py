@@ -5,7 +5,7 @@ bytes after the JPEG end marker, so every file is decoded and none is a duplicat
 preprocess.py (2 workers); one epoch of train.py's data path in both cache modes (resident:
 load_cache + indexed batches; stream: StreamingCache), each batch through DeviceAugment, no model;
 and, up to --train-max images (a CPU epoch of a real backbone is slow), one epoch of train.py
-itself in both modes. Each is a subprocess whose process tree's memory (Pss) is sampled every
+itself in both modes. Each is a subprocess whose process tree's anonymous memory (Pss_Anon) is sampled every
 0.1 s. Also the model-only rate (the same model on synthetic tensors), for end-to-end /
 model-only per path.
 
@@ -54,9 +54,11 @@ def parse_args() -> argparse.Namespace:
 
 
 def tree_rss(pid: int) -> int:
-    """Proportional resident bytes (Pss: a page shared by k processes counts 1/k) of a process
-    and all its descendants: forked decode workers share the parent's pages, and plain RSS would
-    count those once per worker."""
+    """Anonymous resident bytes, proportionally shared (Pss_Anon: a page shared by k processes
+    counts 1/k), of a process and all its descendants: the heap, arrays and tensors. Forked decode
+    workers share the parent's pages, which plain RSS would count once per worker; shared
+    libraries (whose Pss moves with whatever else maps the same files on the machine) and the
+    page cache behind memory-mapped shards (reclaimable) are left out."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -71,7 +73,7 @@ def tree_rss(pid: int) -> int:
         current = todo.pop()
         try:
             for line in Path(f"/proc/{current}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
+                if line.startswith("Pss_Anon:"):
                     total += int(line.split()[1]) * 1024
         except OSError:
             pass
@@ -227,8 +229,10 @@ def main() -> int:
     print("\n| images | train.py epoch s resident | peak MiB | train.py epoch s stream | peak MiB |")
     print("|---|---|---|---|---|")
     for r in rows:
-        cells = [f"{r[k]:.1f}" if k.endswith("_s") else f"{r[k]:.0f}" if k in r else "not run"
-                 for k in ("resident_s", "resident_peak_mib", "stream_s", "stream_peak_mib")]
+        keys = ("resident_s", "resident_peak_mib", "stream_s", "stream_peak_mib")
+        if "resident_s" not in r:
+            continue
+        cells = [f"{r[k]:.1f}" if k.endswith("_s") else f"{r[k]:.0f}" for k in keys]
         print(f"| {r['images']} | {' | '.join(cells)} |")
     print(f"\nmodel-only (synthetic tensors): {model_only:.1f} images/s")
     for r in (r for r in rows if "stream_rate" in r):
