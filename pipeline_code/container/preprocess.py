@@ -7,17 +7,23 @@ Reads ``--input-dir/<class folder>/<image>`` and writes:
   epoch, which is what bounded the seed system's GPU.
 * ``--test-dir/<class>/``: the test split's ORIGINAL files, because evaluation sends them through
   the serving handler exactly as production requests arrive.
-* ``--baseline-dir``: the training split's image features (features.csv) and their statistics.json /
-  constraints.json, against which the data-quality monitor compares live traffic.
-* ``--report-dir``: dataset_report.json (counts per class and split, skipped files and why).
+* ``--baseline-dir``: the training split's image features (features.csv), this host's mergeable
+  statistics-partial.json and, with one host, statistics.json / constraints.json, against which
+  the data-quality monitor compares live traffic.
+* ``--report-dir``: dataset_report.json (counts per class and split, skipped files and why, the
+  plan).
 
-Every image goes through ``image_decoding.decode_image``; a file that fails is skipped and counted
-by reason, never fatal. The split is stratified per class and seeded: files are ordered by a hash
-of (seed, relative path), so the result does not depend on listing order or on which host saw it.
+First it prints the plan (capacity.py): the dataset's size and what every step needs on the chosen
+instance types, and stops (exit 3) naming the setting to change where a step cannot fit. Then it
+works in memory that does not grow with the number of images (see ``run``). Every image goes
+through ``image_decoding.decode_image``; a file that fails is skipped and counted by reason, never
+fatal. Each file's split comes from a hash of (seed, relative path) alone, so it does not depend on
+listing order, on which host saw the file or on how many hosts there are.
 
 Several instances (ShardedByS3Key): each host processes only its share and writes host-named files
 (``manifest-<host>.json`` etc., see ``output_names``), so nothing collides in the shared S3 prefix;
-training reads every manifest and assigns class indices over the union of classes.
+training reads every manifest and assigns class indices over the union of classes, and
+merge_baseline.py merges the hosts' partial statistics and reports exactly.
 """
 
 from __future__ import annotations
