@@ -453,14 +453,22 @@ def choose_cache_mode(args, index: CacheIndex, ctx: Dist) -> str:
     if args.cache_mode != "auto":
         return args.cache_mode
     needed = index.nbytes()
-    if ctx.device.type == "cuda" and args.cache_on_device != "false":
-        free, _total = torch.cuda.mem_get_info(ctx.device)
-        if needed <= CACHE_DEVICE_MEMORY_SHARE * free:
-            return "resident"
+    if cache_fits_device(args, index, ctx):
+        return "resident"
     local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     if needed <= HOST_MEMORY_SHARE * host_memory_available() / local_processes:
         return "resident"
     return "stream"
+
+
+def cache_fits_device(args, index: CacheIndex, ctx: Dist) -> bool:
+    """Whether the resident cache goes on the GPU: asked for, or below the device share."""
+    if ctx.device.type != "cuda" or args.cache_on_device == "false":
+        return False
+    if args.cache_on_device == "true":
+        return True
+    free, _total = torch.cuda.mem_get_info(ctx.device)
+    return index.nbytes() <= CACHE_DEVICE_MEMORY_SHARE * free
 
 
 def place_cache(data: CacheData, choice: str, ctx: Dist) -> bool:
@@ -813,8 +821,14 @@ def _run(args: argparse.Namespace, ctx: Dist) -> dict[str, Any]:
     log(ctx, f"train: cache of {index.nbytes() / 2**30:.2f} GiB: {cache_mode}")
     if cache_mode == "stream":
         data = StreamingCache(index, args.batch_size, args.seed, ctx, args.prefetch_batches)
+        on_device = False
     else:
-        data = load_cache(args.train)
+        # Filled shard by shard where it will live: a GPU-resident cache never passes through
+        # host memory whole.
+        on_device = cache_fits_device(args, index, ctx)
+        data = load_cache(args.train, ctx.device if on_device else None)
+        where = ctx.device if on_device else "host memory"
+        log(ctx, f"train: cache of {index.nbytes() / 2**30:.2f} GiB is resident in {where}")
     spec = backbones.backbone_spec(args.backbone)
     log(
         ctx,
@@ -828,7 +842,6 @@ def _run(args: argparse.Namespace, ctx: Dist) -> dict[str, Any]:
             "train: WARNING no validation images; early stopping and best-checkpoint "
             "selection use train accuracy",
         )
-    on_device = cache_mode == "resident" and place_cache(data, args.cache_on_device, ctx)
     weights_path = find_weights_file(args.weights, args.weights_file)
     model = build_model(args, len(data.classes), weights_path, ctx)
     amp_dtype, needs_scaler = choose_precision(args.precision, ctx.device)
