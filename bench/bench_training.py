@@ -81,6 +81,8 @@ def prepare_data(args: argparse.Namespace, work: Path) -> tuple[Path, Path]:
                 resource_config=work / "none.json", train_fraction=0.9,
                 validation_fraction=0.1, test_fraction=0.0, seed=0,
                 cache_size=args.cache_size, shard_size=4096, workers=0,
+                processing_instance_type="", training_instance_type="",
+                training_instance_count=1, volume_size_gb=30,
             )
         )  # fmt: skip
     return images, cache

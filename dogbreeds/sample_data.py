@@ -36,6 +36,25 @@ BREEDS: tuple[str, ...] = (
     "Yorkshire_terrier", "wire-haired_fox_terrier", "Lakeland_terrier", "Sealyham_terrier",
     "Airedale", "cairn", "Australian_terrier", "Dandie_Dinmont", "Boston_bull", "golden_retriever",
     "Labrador_retriever", "German_shepherd", "Siberian_husky", "pug",
+    # The rest of the 120 Stanford Dogs breeds, then 13 more: 133, as many as the Udacity set.
+    "miniature_schnauzer", "giant_schnauzer", "standard_schnauzer", "Scotch_terrier",
+    "Tibetan_terrier", "silky_terrier", "soft-coated_wheaten_terrier",
+    "West_Highland_white_terrier", "Lhasa", "flat-coated_retriever", "curly-coated_retriever",
+    "Chesapeake_Bay_retriever", "German_short-haired_pointer", "vizsla", "English_setter",
+    "Irish_setter", "Gordon_setter", "Brittany_spaniel", "clumber", "English_springer",
+    "Welsh_springer_spaniel", "cocker_spaniel", "Sussex_spaniel", "Irish_water_spaniel", "kuvasz",
+    "schipperke", "groenendael", "malinois", "briard", "kelpie", "komondor",
+    "Old_English_sheepdog", "Shetland_sheepdog", "collie", "Border_collie",
+    "Bouvier_des_Flandres", "Rottweiler", "Doberman", "miniature_pinscher",
+    "Greater_Swiss_Mountain_dog", "Bernese_mountain_dog", "Appenzeller", "EntleBucher", "boxer",
+    "bull_mastiff", "Tibetan_mastiff", "French_bulldog", "Great_Dane", "Saint_Bernard",
+    "Eskimo_dog", "malamute", "affenpinscher", "basenji", "Leonberg", "Newfoundland",
+    "Great_Pyrenees", "Samoyed", "Pomeranian", "chow", "keeshond", "Brabancon_griffon",
+    "Pembroke", "Cardigan", "toy_poodle", "miniature_poodle", "standard_poodle",
+    "Mexican_hairless", "dingo", "dhole", "African_hunting_dog", "Akita", "American_eskimo_dog",
+    "Anatolian_shepherd_dog", "Australian_cattle_dog", "Australian_shepherd", "Beauceron",
+    "Bichon_frise", "Canaan_dog", "Dachshund", "Dalmatian", "Havanese", "Pharaoh_hound",
+    "Portuguese_water_dog",
 )  # fmt: skip
 NAMINGS = ("stanford", "udacity", "plain")
 # Valid but unusual files, each placed once (on a different breed) when there are enough images.
@@ -290,7 +309,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("out", type=Path, metavar="OUT", help="folder to write class folders into")
-    parser.add_argument("--breeds", type=int, default=10, help="number of classes (2-50)")
+    parser.add_argument("--breeds", type=int, default=10, help=f"number of classes (2-{len(BREEDS)})")
     parser.add_argument("--per-breed", type=int, default=20, help="images per class")
     parser.add_argument("--size", default="64x64", help="nominal WIDTHxHEIGHT; sizes vary ±25%%")
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same files)")

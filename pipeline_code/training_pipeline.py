@@ -50,6 +50,11 @@ from stacks.settings import TrainingSettings
 
 # Step names are part of the contract with the local executor, the golden snapshot and the docs.
 PREPROCESS_STEP = "Preprocess"
+MERGE_STEP = "MergeBaseline"
+# Preprocess outputs whose per-host parts MergeBaseline combines. Its results go where the monitors
+# read a run's baseline (Preprocess/baseline); the hosts' parts go beside them (partial_baseline),
+# so the merge never changes a Preprocess output (which would void its cache entry).
+MERGED = ("baseline", "report")
 TRAIN_STEP = "Train"
 EVALUATE_STEP = "Evaluate"
 CHECK_STEP = "CheckAccuracy"
@@ -121,6 +126,8 @@ class TrainingParameters:
         self.instance_count = ParameterInteger(
             "TrainingInstanceCount", default_value=settings.instance_count
         )
+        # Preprocess hosts: each decodes the share of the images ShardedByS3Key gives it.
+        self.preprocess_instance_count = ParameterInteger("PreprocessInstanceCount", default_value=1)
         self.accuracy_threshold = ParameterFloat(
             "AccuracyThreshold", default_value=settings.accuracy_threshold
         )
@@ -132,7 +139,7 @@ class TrainingParameters:
         return [
             self.dataset, self.weights_prefix, self.backbone, self.epochs, self.batch_size,
             self.learning_rate, self.image_size, self.instance_type, self.instance_count,
-            self.accuracy_threshold, self.approval_status,
+            self.accuracy_threshold, self.approval_status, self.preprocess_instance_count,
         ]
 
 
@@ -153,14 +160,15 @@ def _run_output(locations: Locations, step: str, output: str) -> Join:
 
 
 def _processor(
-    locations: Locations, settings: TrainingSettings, session, base_job_name: str
-) -> ScriptProcessor:
+    locations: Locations, settings: TrainingSettings, session, base_job_name: str,
+    instance_count=1,
+) -> ScriptProcessor:  # fmt: skip
     return ScriptProcessor(
         role=locations.role_arn,
         image_uri=locations.processing_image_uri,
         command=["/bin/bash"],
         instance_type=settings.processing_instance_type,
-        instance_count=1,
+        instance_count=instance_count,
         base_job_name=base_job_name,
         volume_kms_key=locations.kms_key_id,
         output_kms_key=locations.kms_key_id,
@@ -190,13 +198,18 @@ def build_training_pipeline(
     preprocess = ProcessingStep(
         name=PREPROCESS_STEP,
         display_name="Validate, split and cache images; training-data baseline",
-        step_args=_processor(locations, settings, session, f"{names.base}-preprocess").run(
+        step_args=_processor(
+            locations, settings, session, f"{names.base}-preprocess",
+            instance_count=params.preprocess_instance_count,
+        ).run(
             code=locations.run_step_uri,
             inputs=[
                 ProcessingInput(
                     source=params.dataset,
                     destination=f"{PROCESSING}/input/data",
                     input_name="data",
+                    # Each host gets a disjoint share of the images (all of them with one host).
+                    s3_data_distribution_type="ShardedByS3Key",
                 ),
                 bundle_input(locations),
             ],
@@ -204,7 +217,11 @@ def build_training_pipeline(
                 ProcessingOutput(
                     output_name=name,
                     source=path,
-                    destination=_run_output(locations, PREPROCESS_STEP, name),
+                    # The hosts' baselines and reports are partial; MergeBaseline writes the
+                    # merged ones to Preprocess/baseline and Preprocess/report.
+                    destination=_run_output(
+                        locations, PREPROCESS_STEP, f"partial_{name}" if name in MERGED else name
+                    ),
                 )
                 for name, path in preprocess_outputs.items()
             ],
@@ -217,6 +234,52 @@ def build_training_pipeline(
                 "--cache-size", str(cache_size(settings.image_size)),
                 # Where SageMaker describes the cluster (passed, so local mode maps it too).
                 "--resource-config", "/opt/ml/config/resourceconfig.json",
+                # The plan preprocess prints first (and refuses on) needs the instance types.
+                "--processing-instance-type", settings.processing_instance_type,
+                "--training-instance-type", params.instance_type,
+                "--training-instance-count", params.instance_count.to_string(),
+            ),
+        ),
+        cache_config=CACHE,
+        retry_policies=RETRY_POLICIES,
+    )
+
+    # The hosts' partial baselines become one statistics.json where the monitors read it (the
+    # preprocess baseline prefix); see merge_baseline.py for why this is a step of its own. It
+    # needs only Preprocess, so it runs beside Train.
+    merge_outputs = {name: f"{PROCESSING}/{name}" for name in MERGED}
+    merge = ProcessingStep(
+        name=MERGE_STEP,
+        display_name="Merge the preprocess hosts' baselines and reports",
+        step_args=_processor(locations, settings, session, f"{names.base}-merge").run(
+            code=locations.run_step_uri,
+            inputs=[
+                *[
+                    ProcessingInput(
+                        source=preprocess.properties.ProcessingOutputConfig.Outputs[
+                            name
+                        ].S3Output.S3Uri,
+                        destination=f"{PROCESSING}/partial/{name}",
+                        input_name=f"partial_{name}",
+                    )
+                    for name in merge_outputs
+                ],
+                bundle_input(locations),
+            ],
+            outputs=[
+                ProcessingOutput(
+                    output_name=name,
+                    source=path,
+                    destination=_run_output(locations, PREPROCESS_STEP, name),
+                )
+                for name, path in merge_outputs.items()
+            ],
+            arguments=locations.run_step_arguments(
+                "merge_baseline.py",
+                "--baseline-dir", f"{PROCESSING}/partial/baseline",
+                "--report-dir", f"{PROCESSING}/partial/report",
+                "--out-baseline-dir", merge_outputs["baseline"],
+                "--out-report-dir", merge_outputs["report"],
             ),
         ),
         cache_config=CACHE,
@@ -332,16 +395,16 @@ def build_training_pipeline(
         uri = evaluate.properties.ProcessingOutputConfig.Outputs[name].S3Output.S3Uri
         return Join(on="/", values=[uri, file])
 
-    def preprocess_output(name: str, file: str) -> Join:
-        uri = preprocess.properties.ProcessingOutputConfig.Outputs[name].S3Output.S3Uri
+    def merged_output(name: str, file: str) -> Join:
+        uri = merge.properties.ProcessingOutputConfig.Outputs[name].S3Output.S3Uri
         return Join(on="/", values=[uri, file])
 
     def json_source(uri: Join) -> MetricsSource:
         return MetricsSource(s3_uri=uri, content_type="application/json")
 
     # The same baseline files are the package's metrics and its drift-check baselines.
-    data_statistics = json_source(preprocess_output("baseline", "statistics.json"))
-    data_constraints = json_source(preprocess_output("baseline", "constraints.json"))
+    data_statistics = json_source(merged_output("baseline", "statistics.json"))
+    data_constraints = json_source(merged_output("baseline", "constraints.json"))
     quality_constraints = json_source(evaluate_output("quality_baseline", "constraints.json"))
 
     model = PyTorchModel(
@@ -408,7 +471,7 @@ def build_training_pipeline(
     return Pipeline(
         name=names.training_pipeline,
         parameters=params.all(),
-        steps=[preprocess, train, evaluate, check],
+        steps=[preprocess, merge, train, evaluate, check],
         sagemaker_session=session,
     )
 

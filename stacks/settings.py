@@ -21,6 +21,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from pipeline_code.container.instance_types import PROCESSING_TYPES, TRAINING_TYPES
 from pipeline_code.container_images import pytorch_registry_accounts
 from stacks.naming import BUCKET_PURPOSES, MAX_BUCKET_NAME_LENGTH, Names
 
@@ -160,6 +161,29 @@ def _cross_field(fields: dict[str, Any], rule: str) -> PydanticCustomError:
 
 
 InstanceType = Annotated[str, AfterValidator(_instance_type)]
+
+
+def _in_table(allowed: tuple[str, ...], kind: str):
+    """Only types the instance table knows: preprocess's plan needs their memory and disk."""
+
+    def check(value: str) -> str:
+        if value not in allowed:
+            raise ValueError(
+                f"must be a {kind} type from pipeline_code/container/instance_types.py "
+                f"({', '.join(allowed)})"
+            )
+        return value
+
+    check.__doc__ = f"one of {', '.join(allowed)}"
+    return check
+
+
+ProcessingInstanceType = Annotated[
+    str, AfterValidator(_instance_type), AfterValidator(_in_table(PROCESSING_TYPES, "processing"))
+]
+TrainingInstanceType = Annotated[
+    str, AfterValidator(_instance_type), AfterValidator(_in_table(TRAINING_TYPES, "training"))
+]
 AccountId = Annotated[str, AfterValidator(_account)]
 Region = Annotated[str, AfterValidator(_region)]
 Email = Annotated[str, AfterValidator(_email)]
@@ -179,10 +203,10 @@ class TrainingSettings(_Strict):
         True,
         description="Deploy the training pipeline; false: the environment only receives promoted models.",
     )
-    processing_instance_type: InstanceType = Field(
+    processing_instance_type: ProcessingInstanceType = Field(
         "ml.m5.xlarge", description="CPU instance for preprocessing and evaluation."
     )
-    instance_type: InstanceType = Field(
+    instance_type: TrainingInstanceType = Field(
         "ml.g4dn.xlarge", description="GPU instance for the training step."
     )
     instance_count: int = Field(1, ge=1, le=16, description="More than 1 trains data-parallel.")

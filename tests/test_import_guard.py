@@ -360,6 +360,7 @@ JOB_IMAGES = _job_images()
 def test_the_definitions_name_the_inventoried_images_for_every_entry_point():
     assert {script: image_for(uri).name for script, uri in JOB_IMAGES.items()} == {
         "preprocess.py": PROCESSING_CPU.name,
+        "merge_baseline.py": PROCESSING_CPU.name,
         "train.py": TRAINING_GPU.name,
         "evaluate.py": PROCESSING_CPU.name,
         "monitor_data_quality.py": PROCESSING_CPU.name,

@@ -549,3 +549,22 @@ def test_container_paths_and_s3_uris_map_to_local_folders(tmp_path: Path) -> Non
     (tmp_path / "s3" / "bucket" / "data" / "report.json").write_text("{not json")
     with pytest.raises(S3MappingError, match="'s3://bucket/data/report.json' is not valid JSON"):
         s3.read_json("s3://bucket/data/report.json")
+
+
+def test_sharded_by_s3_key_gives_each_host_a_disjoint_share_of_the_objects(tmp_path: Path) -> None:
+    from dogbreeds.local_executor.processing import processing_instance_count
+    from dogbreeds.local_executor.s3_mapping import LocalS3
+
+    local_s3 = LocalS3(tmp_path / "s3")
+    for i in range(10):
+        path = tmp_path / "s3" / "bucket" / "data" / f"class_{i % 3}" / f"{i}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(str(i))
+    shares = []
+    for index in range(3):
+        destination = tmp_path / f"host-{index}"
+        local_s3.download("s3://bucket/data/", destination, shard=(index, 3))
+        shares.append({p.relative_to(destination).as_posix() for p in destination.rglob("*.jpg")})
+    assert sum(len(s) for s in shares) == 10 and len(set().union(*shares)) == 10
+    assert [len(s) for s in shares] == [4, 3, 3]
+    assert processing_instance_count({"ProcessingResources": {"ClusterConfig": {"InstanceCount": 3}}}) == 3

@@ -57,7 +57,7 @@ def first_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subproces
 def test_full_local_run_passes_the_gate_and_registers_version_1(first_run) -> None:
     workdir, result = first_run
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    assert "[5/6] Register-RegisterModel: Succeeded, version 1" in result.stdout
+    assert "[6/7] Register-RegisterModel: Succeeded, version 1" in result.stdout
     assert f"{FAIL_STEP} (Fail): skipped" in result.stdout
 
     registry = LocalModelRegistry(workdir)
@@ -145,3 +145,30 @@ def test_code_the_deployed_definition_cannot_find_fails_locally_too(tmp_path: Pa
     assert result.returncode == 1, result.stdout[-4000:] + result.stderr[-4000:]
     assert "pipeline failed at step 'Preprocess'" in result.stdout
     assert "code bundle not found at" in result.stdout and "sourcedir.tar.gz" in result.stdout
+
+
+def test_three_preprocess_hosts_give_the_same_baseline_as_one(first_run) -> None:
+    """PreprocessInstanceCount=3 through the local executor: three containers, each with its own
+    resourceconfig.json and a ShardedByS3Key share of the images; MergeBaseline's statistics.json
+    is byte for byte the one-host run's."""
+    workdir, first = first_run
+    assert first.returncode == 0
+    s3 = LocalS3(workdir / "s3")
+    before = {p.parent.parent.parent.name for p in s3.root.rglob("Preprocess/baseline/statistics.json")}
+    result = local_run(workdir, *SMALL_RUN, "--param", "AccuracyThreshold=0.0",
+                       "--param", "PreprocessInstanceCount=3")  # fmt: skip
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    runs = {p.parent.parent.parent.name: p.parent.parent.parent
+            for p in s3.root.rglob("Preprocess/baseline/statistics.json")}  # fmt: skip
+    [new] = set(runs) - before
+    cache = runs[new] / "Preprocess" / "cache"
+    assert {p.name for p in cache.glob("manifest*.json")} == {
+        f"manifest-algo-{n}.json" for n in (1, 2, 3)
+    }
+    partials = runs[new] / "Preprocess" / "partial_baseline"
+    assert len(list(partials.glob("statistics-partial-*.json"))) == 3
+    for old in before:
+        for name in ("statistics.json", "constraints.json"):
+            assert (runs[new] / "Preprocess" / "baseline" / name).read_bytes() == (
+                runs[old] / "Preprocess" / "baseline" / name
+            ).read_bytes(), name

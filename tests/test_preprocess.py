@@ -70,13 +70,14 @@ def test_bad_files_are_skipped_and_counted_by_reason(processed):
     assert all("filed under" in e["message"] for e in conflicting)
 
 
-def test_a_class_too_small_to_split_is_reported_and_left_out(processed):
+def test_a_class_missing_from_a_split_is_reported(processed):
     result, paths = processed
     report = read_json(paths["report"] / "dataset_report.json")
-    assert report["too_small_classes"] == [{"class": "tiny_breed", "images": 1, "needed": 3}]
-    assert report["classes"]["tiny_breed"]["left_out"] == 1
-    assert "tiny_breed" not in read_json(paths["cache"] / "classes.json")
-    assert "class 'tiny_breed' has 1 valid image(s)" in result.stdout
+    tiny = report["classes"]["tiny_breed"]
+    assert tiny["train"] + tiny["validation"] + tiny["test"] == 1
+    missing = {(e["class"], e["split"]) for e in report["classes_missing_from_splits"]}
+    assert {("tiny_breed", s) for s in ("train", "validation", "test") if tiny[s] == 0} <= missing
+    assert "class 'tiny_breed' has no" in result.stdout
 
 
 def test_folders_naming_one_breed_are_merged_and_reported(processed):
@@ -89,20 +90,29 @@ def test_folders_naming_one_breed_are_merged_and_reported(processed):
     assert counts["train"] + counts["validation"] + counts["test"] == 6
 
 
-def test_split_is_stratified_and_every_valid_image_lands_once(processed):
+def test_split_follows_the_fractions_and_every_valid_image_lands_once(processed):
     _, paths = processed
     report = read_json(paths["report"] / "dataset_report.json")
     manifest = read_json(paths["cache"] / "manifest.json")
-    for name, counts in report["classes"].items():
-        if name == "tiny_breed":
-            continue
-        assert counts["validation"] >= 1 and counts["test"] >= 1, name
-        assert counts["train"] > counts["validation"], name
     totals = report["totals"]
     assert manifest["counts"] == {s: totals[s] for s in ("train", "validation", "test")}
-    # 4 x 14 generated + 6 golden retriever, less the picture filed under two breeds; broken files
-    # and copies come on top; the tiny class is left out
-    assert sum(manifest["counts"].values()) == 4 * 14 + 6 - 1
+    # 4 x 14 generated + 6 golden retriever + the tiny class's one, less the picture filed under
+    # two breeds; broken files and copies come on top
+    assert sum(manifest["counts"].values()) == 4 * 14 + 6 + 1 - 1
+    assert manifest["counts"]["train"] > 0.6 * sum(manifest["counts"].values())
+    assert manifest["counts"]["validation"] >= 1 and manifest["counts"]["test"] >= 1
+
+
+def test_the_split_of_a_file_depends_on_its_path_and_the_seed_only():
+    from pipeline_code.container.preprocess import split_of
+
+    fractions = {"train": 0.8, "validation": 0.1, "test": 0.1}
+    paths = [f"breed_{i % 7}/img_{i:05d}.jpg" for i in range(20000)]
+    splits = [split_of(0, p, fractions) for p in paths]
+    share = {s: splits.count(s) / len(splits) for s in fractions}
+    assert all(abs(share[s] - fractions[s]) < 0.01 for s in fractions), share
+    assert [split_of(0, p, fractions) for p in reversed(paths)] == splits[::-1]
+    assert [split_of(1, p, fractions) for p in paths] != splits
 
 
 def test_shards_hold_uint8_squares_with_labels_matching_the_manifest(processed):
@@ -206,7 +216,6 @@ def test_sharded_hosts_write_host_named_outputs_that_train_combines(corpus, tmp_
         "manifest-algo-2.json",
     }
     assert not (cache / "manifest.json").exists()
-    assert (paths["baseline"] / "statistics-algo-2.json").is_file()
     assert (paths["report"] / "dataset_report-algo-1.json").is_file()
     data = load_cache(cache)
     counts = [read_json(p)["counts"] for p in sorted(cache.glob("manifest*.json"))]
@@ -214,6 +223,9 @@ def test_sharded_hosts_write_host_named_outputs_that_train_combines(corpus, tmp_
     assert len(data.classes) == 5
     # Labels were remapped from each host's class list to the union's order.
     assert set(data.train_labels.tolist()) == set(range(5))
+    # Several hosts leave partial statistics for the merge, and no statistics.json.
+    assert (paths["baseline"] / "statistics-partial-algo-2.json").is_file()
+    assert not (paths["baseline"] / "statistics.json").exists()
 
 
 @pytest.mark.parametrize(
@@ -234,3 +246,167 @@ def test_missing_input_dir_is_named(tmp_path):
     result, _ = run_preprocess(tmp_path / "nowhere", tmp_path)
     assert result.returncode == 2
     assert "nowhere is not a directory" in result.stderr
+
+
+PEAK_RSS = (
+    "import runpy, sys; sys.argv = sys.argv[1:]; sys.path.insert(0, sys.argv[0].rsplit('/', 1)[0]); "
+    "code = 0\ntry:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+    "except SystemExit as e:\n    code = e.code or 0\n"
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forking parent across exec.
+    "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
+    "print('PEAK_RSS_KB', hwm); sys.exit(code)"
+)
+
+
+def test_peak_memory_does_not_grow_with_the_number_of_images(tmp_path):
+    """4x the images must not cost more memory: pictures go straight to shards on disk, rows to
+    features.csv and the streaming statistics. At a 256 px cache a picture is 192 KiB, so holding
+    (or memory-mapping) 480 more of them would show as ~90 MiB; the bound is 20 MiB."""
+    from ml_fixtures import CONTAINER_DIR, job_env, run_job
+
+    from dogbreeds.sample_data import generate
+
+    peaks = {}
+    for per_breed in (40, 160):
+        images = tmp_path / f"images-{per_breed}"
+        generate(images, breeds=4, per_breed=per_breed, size=(32, 32), seed=0, odd=False,
+                 progress=False)  # fmt: skip
+        out = tmp_path / f"out-{per_breed}"
+        result = run_job(
+            ["-c", PEAK_RSS, str(CONTAINER_DIR / "preprocess.py"), "--input-dir", str(images),
+             *[a for n in ("cache", "test", "baseline", "report")
+               for a in (f"--{n}-dir", str(out / n))],
+             "--resource-config", str(out / "none.json"), "--cache-size", "256",
+             "--workers", "1"],
+            job_env(),
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        peaks[per_breed] = int(result.stdout.split("PEAK_RSS_KB")[-1].split()[0]) / 1024
+    assert peaks[160] - peaks[40] < 20, peaks
+
+
+def _run_hosts(images, root, hosts: int):
+    """Preprocess as `hosts` instances with ShardedByS3Key (the local executor's assignment: every
+    hosts-th object in key order), sharing output folders as the uploads would, then the merge."""
+    from ml_fixtures import CONTAINER_DIR, job_env, run_job
+
+    from dogbreeds.local_executor.s3_mapping import LocalS3
+
+    names = [f"algo-{n}" for n in range(1, hosts + 1)]
+    local_s3 = LocalS3(images.parent)
+    for index, host in enumerate(names):
+        share = root / f"input-{host}"
+        local_s3.download(f"s3://{images.name}/", share, shard=(index, hosts))
+        config = root / f"resourceconfig-{host}.json"
+        config.write_text(json.dumps({"current_host": host, "hosts": names}))
+        result, paths = run_preprocess(share, root / "shared", resource_config=config)
+        assert result.returncode == 0, result.stdout + result.stderr
+    merged = root / "merged"
+    result = run_job(
+        [str(CONTAINER_DIR / "merge_baseline.py"), "--baseline-dir", str(paths["baseline"]),
+         "--report-dir", str(paths["report"]), "--out-baseline-dir", str(merged / "baseline"),
+         "--out-report-dir", str(merged / "report")],
+        job_env(),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    return paths, merged
+
+
+def test_one_host_or_three_give_the_same_baseline_split_and_counts(tmp_path):
+    """The merge is exact: counts and buckets added, moments merged (Chan, in rationals), the
+    sketch chosen by image-key hash; and each file's split does not depend on the host count."""
+    from dogbreeds.sample_data import generate
+
+    images = tmp_path / "bucket"
+    # More values than the sketch keeps would need 2048+ images; 3 x 70 still tests the merge of
+    # moments, buckets, counts and the split, and a small sketch limit is tested in image_features.
+    generate(images, breeds=3, per_breed=70, size=(24, 24), seed=3, progress=False)
+    one, merged_one = _run_hosts(images, tmp_path / "one", 1)
+    three, merged_three = _run_hosts(images, tmp_path / "three", 3)
+    for name in ("statistics.json", "constraints.json"):
+        assert (merged_one / "baseline" / name).read_text() == (
+            merged_three / "baseline" / name
+        ).read_text(), name
+    # One host: preprocess's own statistics.json is the merge's, byte for byte.
+    assert (one["baseline"] / "statistics.json").read_text() == (
+        merged_one / "baseline" / "statistics.json"
+    ).read_text()
+    reports = [read_json(m / "report" / "dataset_report.json") for m in (merged_one, merged_three)]
+    assert reports[0]["classes"] == reports[1]["classes"]
+    assert reports[1]["hosts"] == ["algo-1", "algo-2", "algo-3"]
+
+    def test_files(p):
+        return sorted(x.relative_to(p["test"]).as_posix() for x in p["test"].rglob("*.*"))
+
+    assert test_files(one) == test_files(three)
+    train_one, train_three = load_cache(one["cache"]), load_cache(three["cache"])
+    assert len(train_one.train_labels) == len(train_three.train_labels)
+    assert sorted(train_one.train_labels.tolist()) == sorted(train_three.train_labels.tolist())
+
+
+def test_partial_statistics_merge_exactly_and_keep_a_hash_chosen_sketch(monkeypatch):
+    from pipeline_code.container import image_features as features
+
+    monkeypatch.setattr(features, "SKETCH_MAX_VALUES", 16)
+    rng = np.random.default_rng(0)
+    rows = [{"path": f"img_{i}", "brightness": float(rng.random()) * 1e3 + 1e6,
+             "format": "PNG" if i % 7 else "JPEG"} for i in range(300)]  # fmt: skip
+    specs = [features.FEATURES_BY_NAME["brightness"], features.FEATURES_BY_NAME["format"]]
+
+    def partial(part):
+        accumulator = features.StatisticsAccumulator(specs)
+        for row in part:
+            accumulator.add(row["path"], row)
+        return accumulator.partial()
+
+    whole = features.merge_partials([partial(rows)])
+    split = features.merge_partials([partial(rows[2::3]), partial(rows[::3]), partial(rows[1::3])])
+    assert split == whole
+    column = lambda name: [row[name] for row in rows]  # noqa: E731
+    stats = features.finalize_statistics(whole, column, specs)
+    numeric = stats["features"][0]["numerical_statistics"]
+    values = np.array(column("brightness"))
+    assert numeric["mean"] == pytest.approx(values.mean(), rel=1e-15)
+    assert numeric["std_dev"] == pytest.approx(values.std(), rel=1e-12)
+    assert [b["count"] for b in numeric["distribution"]["kll"]["buckets"]] == list(
+        np.histogram(values, bins=10)[0].astype(float)
+    )
+    sketch = numeric["distribution"]["kll"]["sketch"]["data"][0]
+    chosen = sorted(rows, key=lambda r: features.sketch_priority(r["path"]))[:16]
+    assert sketch == sorted(r["brightness"] for r in chosen)
+
+
+def test_the_plan_reports_each_steps_needs_first_and_refuses_what_cannot_fit(corpus, tmp_path):
+    ok, _ = run_preprocess(corpus, tmp_path / "ok", "--processing-instance-type", "ml.m5.xlarge",
+                           "--training-instance-type", "ml.g4dn.xlarge")  # fmt: skip
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    plan = [line for line in ok.stdout.splitlines() if line.startswith("preprocess: plan:")]
+    assert plan and ok.stdout.index("plan: dataset:") < ok.stdout.index("preprocess: train ")
+    assert any("resident on the GPU (16 GiB)" in line for line in plan)
+    # An EBS-only training type with a tiny volume: the cache and checkpoints cannot fit.
+    refused, paths = run_preprocess(
+        corpus, tmp_path / "refused", "--training-instance-type", "ml.p3.2xlarge",
+        "--volume-size-gb", "0.5",
+    )  # fmt: skip
+    assert refused.returncode == 3, refused.stdout + refused.stderr
+    assert "does not fit" in refused.stdout and "set training.instance_type" in refused.stdout
+    assert not list(paths["cache"].glob("*.npz")), "refused before anything was written"
+
+
+def test_plan_figures_pick_the_training_path_and_name_the_setting_to_change():
+    from pipeline_code.container import capacity
+
+    def plan(files, **extra):
+        return capacity.plan(files=files, input_bytes=files * 150_000, hosts=1, cache_size=256,
+                             test_fraction=0.1, workers=4, free_disk_bytes=None, **extra)  # fmt: skip
+
+    # 0.19 MiB an image cached: 20k images fit a T4's 40%, 50k do not and stream from disk.
+    assert plan(20_000, training_type="ml.g4dn.xlarge").figures["training_cache_path"] == (
+        "resident on the GPU")
+    assert plan(50_000, training_type="ml.g4dn.xlarge").figures["training_cache_path"] == (
+        "streamed from local disk")
+    too_big = plan(800_000, training_type="ml.g4dn.xlarge")
+    assert any("set training.instance_type" in p for p in too_big.problems), too_big.problems
+    host_disk = capacity.plan(files=50_000, input_bytes=50_000 * 150_000, hosts=1, cache_size=256,
+                              test_fraction=0.1, workers=4, free_disk_bytes=5 * 2**30)  # fmt: skip
+    assert any("PreprocessInstanceCount" in p for p in host_disk.problems)

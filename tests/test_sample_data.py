@@ -115,8 +115,24 @@ def test_cli_writes_the_tree_and_rejects_bad_arguments(tmp_path):
     assert "wrote 6 images in 3 classes" in ok.stdout
     assert sum(p.is_file() for p in (tmp_path / "out").rglob("*")) == 7
     bad = subprocess.run(
-        [sys.executable, "-m", "dogbreeds", "sample-data", str(tmp_path / "bad"), "--breeds", "99"],
+        [sys.executable, "-m", "dogbreeds", "sample-data", str(tmp_path / "bad"), "--breeds", "134"],
         env=job_env(), cwd=WORKTREE, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert bad.returncode == 2
-    assert "breeds must be between 2 and 50" in bad.stderr
+    assert "breeds must be between 2 and 133" in bad.stderr
+
+
+def test_all_133_breeds_have_distinct_names_and_generate(tmp_path):
+    """As many classes as the 133-breed dataset the project started from, each its own breed."""
+    from pipeline_code.container.class_names import normalise_class_name
+
+    assert len(BREEDS) == 133
+    assert len({normalise_class_name(name) for name in BREEDS}) == 133
+    summary = generate(tmp_path, breeds=133, per_breed=1, size=(16, 16), seed=0, odd=False,
+                       progress=False)  # fmt: skip
+    assert summary.images == 133 and len(summary.class_dirs) == 133
+    generate(tmp_path / "again", breeds=133, per_breed=1, size=(16, 16), seed=0,
+                     odd=False, progress=False)  # fmt: skip
+    for folder in summary.class_dirs[-3:]:
+        first = sorted((tmp_path / folder).iterdir())[0]
+        assert first.read_bytes() == (tmp_path / "again" / folder / first.name).read_bytes()

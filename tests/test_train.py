@@ -279,3 +279,50 @@ def test_without_a_validation_split_the_best_epoch_follows_train_accuracy(tmp_pa
     metadata = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in metadata"))
     assert metadata["metrics"]["val_accuracy"] is None
     assert metadata["metrics"]["best_epoch"] == 1
+
+
+def test_the_streaming_path_trains_from_shards_on_disk(tmp_path):
+    """--cache-mode stream (what auto picks when the cache does not fit) reads memory-mapped
+    shards with prefetch; the resident path loads the same images and labels."""
+    from pipeline_code.container.train import StreamingCache, load_cache, read_index
+
+    images = make_dataset(tmp_path, breeds=3, per_breed=16)
+    result, paths = run_preprocess(images, tmp_path / "pre", "--shard-size", "7")
+    assert result.returncode == 0, result.stdout + result.stderr
+    index = read_index(paths["cache"])
+    resident = load_cache(paths["cache"])
+    ctx = Dist(0, 1, 0, torch.device("cpu"))
+    stream = StreamingCache(index, batch_size=4, seed=0, ctx=ctx, prefetch=2)
+    seen = [(x, y) for x, y in stream.batches("train", epoch=1)]
+    assert len(seen) == stream.steps_per_epoch == len(resident.train_labels) // 4
+    streamed = torch.cat([x for x, _ in seen]).reshape(len(seen) * 4, -1)
+    # Every streamed picture is one of the cache's, with its label, and none twice.
+    rows = {bytes(r.numpy()): int(y) for r, y in zip(resident.train_images.reshape(
+        len(resident.train_labels), -1), resident.train_labels, strict=True)}  # fmt: skip
+    labels = torch.cat([y for _, y in seen]).tolist()
+    assert [rows[bytes(r.numpy())] for r in streamed] == labels
+    assert len({bytes(r.numpy()) for r in streamed}) == len(streamed)
+    val = torch.cat([y for _, y in stream.batches("validation", 0)])
+    assert sorted(val.tolist()) == sorted(resident.val_labels.tolist())
+
+    run = run_train(paths["cache"], tmp_path / "run", "--epochs", "1", "--batch-size", "8",
+                    "--cache-mode", "stream")  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "stream" in run.stdout and len(metric_lines(run.stdout)) == 1
+    loaded = model_artifact.load_model(tmp_path / "run" / "model")
+    assert loaded.metadata["training"]["cache_mode"] == "stream"
+
+
+def test_streaming_ranks_read_disjoint_shards_and_take_equal_steps(tmp_path):
+    from pipeline_code.container.train import StreamingCache, read_index
+
+    images = make_dataset(tmp_path, breeds=3, per_breed=12)
+    result, paths = run_preprocess(images, tmp_path / "pre", "--shard-size", "5")
+    assert result.returncode == 0, result.stdout + result.stderr
+    index = read_index(paths["cache"])
+    streams = [StreamingCache(index, 2, 0, Dist(r, 2, r, torch.device("cpu")), 2) for r in (0, 1)]
+    files = [{s["file"] for s in stream.shares["train"][stream.ctx.rank]} for stream in streams]
+    assert not files[0] & files[1]
+    assert files[0] | files[1] == {s["file"] for s in index.shards if s["split"] == "train"}
+    steps = [len(list(stream.batches("train", 0))) for stream in streams]
+    assert steps[0] == steps[1] == streams[0].steps_per_epoch

@@ -74,7 +74,10 @@ def test_reference_check_catches_a_dangling_get(definition):
 
 def test_steps_and_gate(definition):
     names = [s["Name"] for s in iter_steps(definition)]
-    assert names == ["Preprocess", "Train", "Evaluate", CHECK_STEP, REGISTER_MODEL_STEP, FAIL_STEP]
+    assert names == [
+        "Preprocess", "MergeBaseline", "Train", "Evaluate", CHECK_STEP, REGISTER_MODEL_STEP,
+        FAIL_STEP,
+    ]  # fmt: skip
     check = next(s for s in definition["Steps"] if s["Name"] == CHECK_STEP)
     [condition] = check["Arguments"]["Conditions"]
     assert condition["Type"] == "GreaterThanOrEqualTo"
@@ -204,3 +207,29 @@ def test_weights_channel_follows_the_backbone_parameter(definition):
     uri = weights["DataSource"]["S3DataSource"]["S3Uri"]
     assert uri == {"Std:Join": {"On": "/", "Values": [
         {"Get": "Parameters.PretrainedWeightsS3Prefix"}, {"Get": "Parameters.Backbone"}, ""]}}
+
+
+def test_preprocess_shards_the_images_over_its_hosts_and_a_merge_makes_one_baseline(definition):
+    """PreprocessInstanceCount hosts each get a disjoint share of the images; the registered
+    data baseline is the merge step's, written where the monitors read the preprocess baseline."""
+    steps = {s["Name"]: s["Arguments"] for s in iter_steps(definition)}
+    preprocess = steps["Preprocess"]
+    cluster = preprocess["ProcessingResources"]["ClusterConfig"]
+    assert cluster["InstanceCount"] == {"Get": "Parameters.PreprocessInstanceCount"}
+    params = {p["Name"]: p for p in definition["Parameters"]}
+    assert params["PreprocessInstanceCount"]["DefaultValue"] == 1
+    data = next(i for i in preprocess["ProcessingInputs"] if i["InputName"] == "data")
+    assert data["S3Input"]["S3DataDistributionType"] == "ShardedByS3Key"
+    merge = steps["MergeBaseline"]
+    assert merge["ProcessingResources"]["ClusterConfig"]["InstanceCount"] == 1
+    assert "merge_baseline.py" in json.dumps(merge["AppSpecification"])
+    outputs = {o["OutputName"]: o["S3Output"]["S3Uri"] for o in
+               merge["ProcessingOutputConfig"]["Outputs"]}  # fmt: skip
+    # Merged where the monitors read a run's baseline; the hosts' parts beside it, so the merge
+    # never rewrites a Preprocess output (that would void Preprocess's cache entry).
+    assert outputs["baseline"]["Std:Join"]["Values"][-2:] == ["Preprocess", "baseline"]
+    hosts = {o["OutputName"]: o["S3Output"]["S3Uri"] for o in
+             preprocess["ProcessingOutputConfig"]["Outputs"]}  # fmt: skip
+    assert hosts["baseline"]["Std:Join"]["Values"][-2:] == ["Preprocess", "partial_baseline"]
+    register = json.dumps(steps["Register-RegisterModel"]["DriftCheckBaselines"])
+    assert "Steps.MergeBaseline.ProcessingOutputConfig" in register

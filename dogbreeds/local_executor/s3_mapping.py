@@ -56,32 +56,44 @@ class LocalS3:
         except ValueError as error:
             raise S3MappingError(f"{uri!r} is not valid JSON ({error})") from None
 
-    def download(self, uri: str, destination: Path) -> None:
+    def download(self, uri: str, destination: Path, shard: tuple[int, int] | None = None) -> None:
         """Copy what an S3Prefix input names into `destination`, as SageMaker stages it.
 
         Every object whose key starts with the URI's key lands at the rest of its key after that
         prefix (so a "folder" brings its contents); a URI that names one object lands under that
         object's own name, the last part of its key.
+
+        `shard=(index, count)` is ShardedByS3Key on host index+1 of count: this host gets every
+        count-th object in key order, so the hosts' shares are disjoint and cover every object.
+        (SageMaker promises each instance about 1/count of the objects, not which ones; job code
+        must not depend on the assignment.)
         """
-        source = self.path_for(uri)
         destination.mkdir(parents=True, exist_ok=True)
+        for position, (source, target) in enumerate(self._objects(uri, destination)):
+            if shard is not None and position % shard[1] != shard[0]:
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+
+    def _objects(self, uri: str, destination: Path) -> list[tuple[Path, Path]]:
+        """(local object file, where it lands) for every object the URI names, in key order."""
+        source = self.path_for(uri)
         if source.is_file():
-            shutil.copy2(source, destination / source.name)
-            return
+            return [(source, destination / source.name)]
         if source.is_dir() and uri.endswith("/"):
-            shutil.copytree(source, destination, dirs_exist_ok=True)
-            return
+            return [(path, destination / path.relative_to(source)) for path in _files(source)]
         matches = sorted(source.parent.glob(glob_escape(source.name) + "*")) if source.parent.is_dir() else []
         if not matches:
             raise S3MappingError(f"no objects at {uri!r} (local folder {source})")
+        pairs = []
         for match in matches:
             remainder = match.name[len(source.name) :].lstrip("/")
             target = destination / remainder if remainder else destination
             if match.is_dir():
-                shutil.copytree(match, target, dirs_exist_ok=True)
+                pairs += [(path, target / path.relative_to(match)) for path in _files(match)]
             else:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(match, target)
+                pairs.append((match, target))
+        return sorted(pairs, key=lambda pair: self.uri_for(pair[0]))
 
     def upload(self, source: Path, uri: str) -> None:
         """Copy a folder's contents to the S3 prefix `uri` (what an output upload does)."""
@@ -94,6 +106,10 @@ class LocalS3:
         target = self.path_for(uri)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, target)
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(path for path in folder.rglob("*") if path.is_file())
 
 
 def glob_escape(name: str) -> str:

@@ -14,10 +14,13 @@ project's own monitors read and write the same shapes).
 
 from __future__ import annotations
 
+import hashlib
+import heapq
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -272,3 +275,291 @@ def dataset_constraints(statistics: Mapping[str, Any]) -> dict[str, Any]:
 def _completeness(common: Mapping[str, Any]) -> float:
     total = common["num_present"] + common["num_missing"]
     return float(common["num_present"] / total) if total else 0.0
+
+
+# ---- streaming, mergeable statistics (the training baseline) -------------------------------------
+#
+# Preprocess measures the training split one image at a time, on one host or several, and the
+# baseline must not depend on how many hosts there were. So every part is exact and associative:
+#
+# * counts and categorical counts are integers, added;
+# * moments are (n, mean, M2) held as exact rationals (``fractions.Fraction``; every float is a
+#   dyadic rational, so nothing is rounded) and merged with Chan et al.'s parallel-variance rule;
+#   one host or three give the same rationals, and the floats written are rounded once, at the end;
+# * the sketch keeps the SKETCH_MAX_VALUES values whose image key hashes lowest (a bottom-k sample):
+#   the lowest k of a union are the lowest k of the lowest k of each part, whatever the arrival
+#   order or host split. Below k values it holds every value, as before;
+# * the equal-width buckets span the global min..max, known only once every host is done, so they
+#   are counted in a second pass over the features tables (streamed, in fixed-size chunks).
+
+PARTIAL_VERSION = 1
+_HISTOGRAM_CHUNK = 65536
+_SHIFT = 1074  # 2**-1074 is the smallest positive double
+
+
+def sketch_priority(key: str) -> int:
+    """A value's place in the bottom-k sketch: a hash of its image's key, not its arrival order."""
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
+
+
+def _exact_moments(values: Sequence[float]) -> tuple[int, Fraction, Fraction]:
+    """(n, mean, M2) of a batch, exactly: from the exact sum and sum of squares."""
+    n = len(values)
+    if not n:
+        return 0, Fraction(0), Fraction(0)
+    # Integers scaled by 2**_SHIFT hold any finite double exactly, and add fast.
+    total = squares = 0
+    for value in values:
+        numerator, denominator = value.as_integer_ratio()
+        exponent = _SHIFT - denominator.bit_length() + 1
+        total += numerator << exponent
+        squares += (numerator * numerator) << (exponent + exponent)
+    total_fraction = Fraction(total, 1 << _SHIFT)
+    squares_fraction = Fraction(squares, 1 << (2 * _SHIFT))
+    return n, total_fraction / n, squares_fraction - total_fraction * total_fraction / n
+
+
+def merge_moments(
+    a: tuple[int, Fraction, Fraction], b: tuple[int, Fraction, Fraction]
+) -> tuple[int, Fraction, Fraction]:
+    """Chan, Golub & LeVeque's pairwise rule for (n, mean, M2); exact in rationals."""
+    n_a, mean_a, m2_a = a
+    n_b, mean_b, m2_b = b
+    n = n_a + n_b
+    if n_a == 0:
+        return b
+    if n_b == 0:
+        return a
+    delta = mean_b - mean_a
+    return n, mean_a + delta * n_b / n, m2_a + m2_b + delta * delta * n_a * n_b / n
+
+
+class NumericAccumulator:
+    """One numeric feature, streamed: counts, exact moments, min, max and the bottom-k sketch."""
+
+    def __init__(self) -> None:
+        self.missing = 0
+        self.moments: tuple[int, Fraction, Fraction] = (0, Fraction(0), Fraction(0))
+        self.low: float | None = None
+        self.high: float | None = None
+        self.sketch: list[tuple[int, str, float]] = []  # heap of (-priority, key, value)
+        self._pending: list[float] = []
+
+    def add(self, key: str, value: Any, priority: int) -> None:
+        if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
+            self.missing += 1
+            return
+        value = float(value)
+        self._pending.append(value)
+        if len(self._pending) >= 1024:  # exact sums of a batch are cheaper than value by value
+            self._flush()
+        self.low = value if self.low is None else min(self.low, value)
+        self.high = value if self.high is None else max(self.high, value)
+        item = (-priority, key, value)
+        if len(self.sketch) < SKETCH_MAX_VALUES:
+            heapq.heappush(self.sketch, item)
+        elif item > self.sketch[0]:
+            heapq.heapreplace(self.sketch, item)
+
+    def _flush(self) -> None:
+        if self._pending:
+            self.moments = merge_moments(self.moments, _exact_moments(self._pending))
+            self._pending = []
+
+    def to_json(self) -> dict[str, Any]:
+        self._flush()
+        n, mean, m2 = self.moments
+        return {
+            "num_present": n,
+            "num_missing": self.missing,
+            "mean": _fraction_text(mean),
+            "m2": _fraction_text(m2),
+            "min": self.low,
+            "max": self.high,
+            "sketch": sorted([-p, k, v] for p, k, v in self.sketch),
+        }
+
+
+def _fraction_text(value: Fraction) -> str:
+    return f"{value.numerator}/{value.denominator}"
+
+
+def _fraction(text: str) -> Fraction:
+    return Fraction(text)
+
+
+class StatisticsAccumulator:
+    """The training split's baseline, one feature row at a time; ``partial()`` is what a host
+    writes, ``merge_partials`` + ``finalize_statistics`` turn any number of them into
+    statistics.json."""
+
+    def __init__(self, features: Sequence[FeatureSpec] = FEATURES) -> None:
+        self.features = tuple(features)
+        self.items = 0
+        self.numeric = {s.name: NumericAccumulator() for s in self.features if s.kind == "numeric"}
+        self.categorical: dict[str, Counter] = {
+            s.name: Counter() for s in self.features if s.kind == "categorical"
+        }
+        self.categorical_missing = dict.fromkeys(self.categorical, 0)
+
+    def add(self, key: str, row: Mapping[str, Any]) -> None:
+        self.items += 1
+        priority = sketch_priority(key)
+        for name, accumulator in self.numeric.items():
+            accumulator.add(key, row.get(name), priority)
+        for name, counts in self.categorical.items():
+            value = row.get(name)
+            if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
+                self.categorical_missing[name] += 1
+            else:
+                counts[str(value)] += 1
+
+    def partial(self) -> dict[str, Any]:
+        return {
+            "partial_version": PARTIAL_VERSION,
+            "item_count": self.items,
+            "numeric": {name: acc.to_json() for name, acc in self.numeric.items()},
+            "categorical": {
+                name: {"counts": dict(sorted(counts.items())),
+                       "num_missing": self.categorical_missing[name]}
+                for name, counts in self.categorical.items()
+            },
+        }  # fmt: skip
+
+
+def merge_partials(partials: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Combine hosts' partial statistics exactly (see the section comment)."""
+    if not partials:
+        raise ValueError("no partial statistics to merge")
+    versions = {p.get("partial_version") for p in partials}
+    if versions != {PARTIAL_VERSION}:
+        raise ValueError(f"partial statistics versions {sorted(map(str, versions))} are not "
+                         f"{PARTIAL_VERSION}")  # fmt: skip
+    merged: dict[str, Any] = {
+        "partial_version": PARTIAL_VERSION,
+        "item_count": sum(p["item_count"] for p in partials),
+        "numeric": {},
+        "categorical": {},
+    }
+    for name in partials[0]["numeric"]:
+        parts = [p["numeric"][name] for p in partials]
+        moments = (0, Fraction(0), Fraction(0))
+        for part in parts:
+            moments = merge_moments(
+                moments, (part["num_present"], _fraction(part["mean"]), _fraction(part["m2"]))
+            )
+        present = [part for part in parts if part["num_present"]]
+        sketch = sorted(tuple(item) for part in parts for item in part["sketch"])
+        merged["numeric"][name] = {
+            "num_present": moments[0],
+            "num_missing": sum(part["num_missing"] for part in parts),
+            "mean": _fraction_text(moments[1]),
+            "m2": _fraction_text(moments[2]),
+            "min": min((part["min"] for part in present), default=None),
+            "max": max((part["max"] for part in present), default=None),
+            "sketch": [list(item) for item in sketch[:SKETCH_MAX_VALUES]],
+        }
+    for name in partials[0]["categorical"]:
+        counts: Counter = Counter()
+        for part in partials:
+            counts.update(part["categorical"][name]["counts"])
+        merged["categorical"][name] = {
+            "counts": dict(sorted(counts.items())),
+            "num_missing": sum(p["categorical"][name]["num_missing"] for p in partials),
+        }
+    return merged
+
+
+def _equal_width_counts(
+    values: Iterable[float], low: float, high: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """np.histogram's buckets between low and high, counted chunk by chunk (the same per-value
+    assignment, since each value's bucket depends only on it and the range)."""
+    if not high > low:
+        return np.zeros(1, dtype=np.int64), np.array([low, high])
+    counts = np.zeros(HISTOGRAM_BUCKETS, dtype=np.int64)
+    edges = None
+    chunk: list[float] = []
+
+    def flush() -> None:
+        nonlocal edges
+        if chunk:
+            part, edges = np.histogram(np.asarray(chunk), bins=HISTOGRAM_BUCKETS, range=(low, high))
+            counts[:] += part
+            chunk.clear()
+
+    for value in values:
+        chunk.append(value)
+        if len(chunk) >= _HISTOGRAM_CHUNK:
+            flush()
+    flush()
+    if edges is None:
+        edges = np.linspace(low, high, HISTOGRAM_BUCKETS + 1)
+    return counts, edges
+
+
+def finalize_statistics(
+    merged: Mapping[str, Any],
+    column_values: Callable[[str], Iterable[Any]],
+    features: Sequence[FeatureSpec] = FEATURES,
+) -> dict[str, Any]:
+    """statistics.json from merged partials; ``column_values(name)`` streams one numeric column
+    again (from the features tables) for the equal-width buckets."""
+    entries = []
+    for spec in features:
+        entry: dict[str, Any] = {"name": spec.name, "inferred_type": spec.inferred_type}
+        if spec.kind == "numeric":
+            part = merged["numeric"][spec.name]
+            common = {"num_present": part["num_present"], "num_missing": part["num_missing"]}
+            stats: dict[str, Any] = {"common": common}
+            if part["num_present"]:
+                n, mean, m2 = part["num_present"], _fraction(part["mean"]), _fraction(part["m2"])
+                low, high = float(part["min"]), float(part["max"])
+                present, _ = _present(column_values(spec.name))
+                counts, edges = _equal_width_counts((float(v) for v in present), low, high)
+                if high > low:
+                    buckets = [
+                        {"lower_bound": float(edges[i]), "upper_bound": float(edges[i + 1]),
+                         "count": float(c)}
+                        for i, c in enumerate(counts)
+                    ]  # fmt: skip
+                else:
+                    buckets = [{"lower_bound": low, "upper_bound": high, "count": float(n)}]
+                sketch_values = sorted(float(item[2]) for item in part["sketch"])
+                stats.update(
+                    {
+                        "mean": float(mean),
+                        "sum": float(mean * n),
+                        "std_dev": math.sqrt(float(m2 / n)),
+                        "min": low,
+                        "max": high,
+                        "distribution": {
+                            "kll": {
+                                "buckets": buckets,
+                                "sketch": {
+                                    "parameters": {"c": 0.64, "k": float(SKETCH_MAX_VALUES)},
+                                    "data": [sketch_values],
+                                },
+                            }
+                        },
+                    }
+                )
+            entry["numerical_statistics"] = stats
+        else:
+            part = merged["categorical"][spec.name]
+            counts = part["counts"]
+            entry["string_statistics"] = {
+                "common": {"num_present": sum(counts.values()), "num_missing": part["num_missing"]},
+                "distinct_count": float(len(counts)),
+                "distribution": {
+                    "categorical": {
+                        "buckets": [
+                            {"value": value, "count": float(count)}
+                            for value, count in sorted(counts.items(),
+                                                       key=lambda item: (-item[1], item[0]))
+                        ]
+                    }
+                },
+            }  # fmt: skip
+        entries.append(entry)
+    return {"version": 0, "dataset": {"item_count": merged["item_count"]}, "features": entries}

@@ -7,22 +7,29 @@ Reads ``--input-dir/<class folder>/<image>`` and writes:
   epoch, which is what bounded the seed system's GPU.
 * ``--test-dir/<class>/``: the test split's ORIGINAL files, because evaluation sends them through
   the serving handler exactly as production requests arrive.
-* ``--baseline-dir``: the training split's image features (features.csv) and their statistics.json /
-  constraints.json, against which the data-quality monitor compares live traffic.
-* ``--report-dir``: dataset_report.json (counts per class and split, skipped files and why).
+* ``--baseline-dir``: the training split's image features (features.csv), this host's mergeable
+  statistics-partial.json and, with one host, statistics.json / constraints.json, against which
+  the data-quality monitor compares live traffic.
+* ``--report-dir``: dataset_report.json (counts per class and split, skipped files and why, the
+  plan).
 
-Every image goes through ``image_decoding.decode_image``; a file that fails is skipped and counted
-by reason, never fatal. The split is stratified per class and seeded: files are ordered by a hash
-of (seed, relative path), so the result does not depend on listing order or on which host saw it.
+First it prints the plan (capacity.py): the dataset's size and what every step needs on the chosen
+instance types, and stops (exit 3) naming the setting to change where a step cannot fit. Then it
+works in memory that does not grow with the number of images (see ``run``). Every image goes
+through ``image_decoding.decode_image``; a file that fails is skipped and counted by reason, never
+fatal. Each file's split comes from a hash of (seed, relative path) alone, so it does not depend on
+listing order, on which host saw the file or on how many hosts there are.
 
 Several instances (ShardedByS3Key): each host processes only its share and writes host-named files
 (``manifest-<host>.json`` etc., see ``output_names``), so nothing collides in the shared S3 prefix;
-training reads every manifest and assigns class indices over the union of classes.
+training reads every manifest and assigns class indices over the union of classes, and
+merge_baseline.py merges the hosts' partial statistics and reports exactly.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import hashlib
 import json
@@ -30,16 +37,20 @@ import os
 import shutil
 import sys
 import tempfile
-from collections import Counter, defaultdict
+import zipfile
+from collections import Counter, defaultdict, deque
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import capacity
 import image_features
 import numpy as np
 from class_names import normalise_class_name
 from image_decoding import ImageDecodeError, decode_image
+from instance_types import INSTANCE_TYPES
 from PIL import Image
 from tqdm import tqdm
 
@@ -48,11 +59,17 @@ MANIFEST_VERSION = 1
 DEFAULT_HOST = "algo-1"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class InputFile:
-    path: Path
+    """One listed file. Plain strings in slots: a listing of a million files stays small."""
+
+    location: str
     relative: str  # posix path under the input dir: stable across hosts, used for hashing
     class_name: str  # normalised
+
+    @property
+    def path(self) -> Path:
+        return Path(self.location)
 
 
 @dataclass
@@ -91,6 +108,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--workers", type=int, default=0, help="decoding processes; 0 = one per CPU, 1 = none"
     )
+    # The instances the pipeline's steps run on, for the plan printed (and checked) up front.
+    parser.add_argument("--processing-instance-type", default="", help="e.g. ml.m5.xlarge")
+    parser.add_argument("--training-instance-type", default="", help="e.g. ml.g4dn.xlarge")
+    parser.add_argument("--training-instance-count", type=int, default=1)
+    parser.add_argument("--volume-size-gb", type=float, default=capacity.DEFAULT_VOLUME_GIB,
+                        help="the jobs' storage volume on types without instance storage")
     args = parser.parse_args(argv)
     validate_args(args, parser)
     return args
@@ -108,6 +131,11 @@ def validate_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         parser.error(f"--shard-size must be at least 1, got {args.shard_size}")
     if not args.input_dir.is_dir():
         parser.error(f"--input-dir {args.input_dir} is not a directory")
+    for name in ("processing_instance_type", "training_instance_type"):
+        value = getattr(args, name)
+        if value and value not in INSTANCE_TYPES:
+            parser.error(f"--{name.replace('_', '-')} {value!r} is not one of "
+                         f"{', '.join(INSTANCE_TYPES)}")  # fmt: skip
 
 
 # ---- hosts --------------------------------------------------------------------------------------
@@ -132,6 +160,7 @@ def output_names(host: str, hosts: list[str]) -> dict[str, str]:
         "manifest": f"manifest{suffix}.json",
         "classes": f"classes{suffix}.json",
         "features": f"features{suffix}.csv",
+        "partial": f"statistics-partial{suffix}.json",
         "statistics": f"statistics{suffix}.json",
         "constraints": f"constraints{suffix}.json",
         "report": f"dataset_report{suffix}.json",
@@ -163,7 +192,7 @@ def list_inputs(input_dir: Path) -> tuple[list[InputFile], list[dict[str, str]],
         for path in sorted(entry.rglob("*")):
             if path.is_file() and not path.name.startswith("."):
                 relative = path.relative_to(input_dir).as_posix()
-                files.append(InputFile(path, relative, class_name))
+                files.append(InputFile(str(path), relative, class_name))
     merged = {name: folders for name, folders in folders_by_class.items() if len(folders) > 1}
     return files, skipped, merged
 
@@ -173,14 +202,15 @@ def _skip(relative: str, reason: str, message: str) -> dict[str, str]:
 
 
 def drop_exact_duplicates(
-    valid: list[int], files: list, results: list, skipped: list[dict[str, str]]
+    valid: list[int], files: list, hashes: list[str], skipped: list[dict[str, str]]
 ) -> list[int]:
     """One file per content hash: the same picture under two paths could otherwise land in train
     and test and inflate the accuracy the pipeline gates on. Copies within a class keep the first
-    by path; a picture filed under two breeds has no trustworthy label and is left out entirely."""
+    by path; a picture filed under two breeds has no trustworthy label and is left out entirely.
+    (Copies that ShardedByS3Key sends to different hosts are not seen by either.)"""
     by_content: dict[str, list[int]] = defaultdict(list)
     for i in sorted(valid, key=lambda index: files[index].relative):
-        by_content[results[i].sha256].append(i)
+        by_content[hashes[i]].append(i)
     unique = []
     for copies in by_content.values():
         first = copies[0]
@@ -205,40 +235,17 @@ def split_order_key(seed: int, relative: str) -> str:
     return hashlib.sha256(f"{seed}:{relative}".encode()).hexdigest()
 
 
-def stratified_split(
-    relatives_by_class: dict[str, list[str]], fractions: dict[str, float], seed: int
-) -> tuple[dict[str, str], list[dict[str, Any]]]:
-    """Assign each file to a split, per class; returns (relative -> split, too-small classes).
-
-    Every split with a non-zero fraction gets at least one image of every class, so a class needs
-    that many images; smaller classes are left out entirely and reported.
-    """
-    needed = sum(1 for split in SPLITS if fractions[split] > 0)
-    assignment: dict[str, str] = {}
-    too_small: list[dict[str, Any]] = []
-    for class_name in sorted(relatives_by_class):
-        ordered = sorted(relatives_by_class[class_name], key=lambda r: split_order_key(seed, r))
-        n = len(ordered)
-        if n < needed:
-            too_small.append({"class": class_name, "images": n, "needed": needed})
-            continue
-        counts = {}
-        for split in ("validation", "test"):
-            share = fractions[split]
-            counts[split] = max(1, round(n * share)) if share > 0 else 0
-        # Rounding up small shares must not eat the training split.
-        while n - counts["validation"] - counts["test"] < 1:
-            largest = max(("validation", "test"), key=lambda s: counts[s])
-            counts[largest] -= 1
-        bounds = {"test": counts["test"], "validation": counts["test"] + counts["validation"]}
-        for index, relative in enumerate(ordered):
-            if index < bounds["test"]:
-                assignment[relative] = "test"
-            elif index < bounds["validation"]:
-                assignment[relative] = "validation"
-            else:
-                assignment[relative] = "train"
-    return assignment, too_small
+def split_of(seed: int, relative: str, fractions: dict[str, float]) -> str:
+    """A file's split from a hash of (seed, its path) alone: the same whichever host sees it and
+    however many hosts there are. ``u`` is uniform in [0, 1): test below the test fraction,
+    validation below test + validation, train above; so every class is split in proportion, in
+    expectation (a small class may miss a split; the report lists such classes)."""
+    u = int(split_order_key(seed, relative)[:16], 16) / 2.0**64
+    if u < fractions["test"]:
+        return "test"
+    if u < fractions["test"] + fractions["validation"]:
+        return "validation"
+    return "train"
 
 
 # ---- decoding -----------------------------------------------------------------------------------
@@ -278,31 +285,32 @@ def process_file(job: tuple[str, int]) -> FileResult:
     )
 
 
-def decode_all(
-    files: list[InputFile], cache_size: int, workers: int, cache_rows: np.ndarray
-) -> list[FileResult]:
-    """Decode every file (in parallel when ``workers`` > 1); pictures go into ``cache_rows``."""
-    jobs = [(str(f.path), cache_size) for f in files]
-    results: list[FileResult] = []
-    bar = tqdm(total=len(jobs), desc="decode", file=sys.stdout, mininterval=_progress_interval())
-    if workers > 1:
-        executor = ProcessPoolExecutor(max_workers=workers)
-        iterator = executor.map(process_file, jobs, chunksize=16)
-    else:
-        executor = None
-        iterator = map(process_file, jobs)
+def hash_file(path: Path) -> tuple[str, str]:
+    """(sha256, "") or ("", why it could not be read); reads in blocks, whatever the file size."""
+    digest = hashlib.sha256()
     try:
-        for index, result in enumerate(iterator):
-            if result.array is not None:
-                cache_rows[index] = result.array
-                result.array = None  # the row lives on disk now; keep memory flat
-            results.append(result)
-            bar.update()
-    finally:
-        bar.close()
-        if executor is not None:
-            executor.shutdown()
-    return results
+        with open(path, "rb") as handle:
+            while block := handle.read(1 << 20):
+                digest.update(block)
+    except OSError as error:
+        return "", str(error)
+    return digest.hexdigest(), ""
+
+
+def bounded_map(function, jobs: Iterable, workers: int, window: int) -> Iterator:
+    """``map`` in order, in ``workers`` processes, with at most ``window`` results waiting: a slow
+    writer never lets decoded pictures pile up in memory (Executor.map submits everything)."""
+    if workers <= 1:
+        yield from map(function, jobs)
+        return
+    with ProcessPoolExecutor(max_workers=workers) as executor:
+        pending: deque = deque()
+        for job in jobs:
+            pending.append(executor.submit(function, job))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def _progress_interval() -> float:
@@ -313,58 +321,85 @@ def _progress_interval() -> float:
 # ---- writing ------------------------------------------------------------------------------------
 
 
-def write_shards(
-    cache_dir: Path,
-    host: str,
-    split: str,
-    indices: list[int],
-    labels: list[int],
-    cache_rows: np.ndarray,
-    shard_size: int,
-) -> list[dict[str, Any]]:
-    shards = []
-    for number, start in enumerate(range(0, len(indices), shard_size)):
-        chunk = indices[start : start + shard_size]
-        name = f"{host}-{split}-{number:04d}.npz"
-        images = np.ascontiguousarray(cache_rows[chunk])
-        np.savez(
-            cache_dir / name,
-            images=images,
-            labels=np.asarray(labels[start : start + shard_size], dtype=np.int64),
-        )
-        shards.append({"file": name, "split": split, "count": len(chunk)})
-    return shards
+class ShardWriter:
+    """One split's shards, written as pictures arrive: each picture is appended to a scratch file
+    and a full shard is streamed from it into an uncompressed .npz, so memory holds one picture
+    and one copy buffer, not a shard (a 2048-image shard at 292 px is 0.5 GB)."""
+
+    def __init__(self, cache_dir: Path, scratch: Path, host: str, split: str, shard_size: int,
+                 cache_size: int) -> None:  # fmt: skip
+        self.cache_dir, self.host, self.split = cache_dir, host, split
+        self.shard_size, self.cache_size = shard_size, cache_size
+        self.raw_path = scratch / f"{split}.raw"
+        self.raw = open(self.raw_path, "wb")  # noqa: SIM115 - closed in close()
+        self.labels: list[int] = []
+        self.shards: list[dict[str, Any]] = []
+
+    def add(self, picture: np.ndarray, label: int) -> None:
+        self.raw.write(np.ascontiguousarray(picture, dtype=np.uint8).tobytes())
+        self.labels.append(label)
+        if len(self.labels) == self.shard_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.labels:
+            return
+        self.raw.close()
+        count = len(self.labels)
+        name = f"{self.host}-{self.split}-{len(self.shards):04d}.npz"
+        shape = (count, self.cache_size, self.cache_size, 3)
+        with zipfile.ZipFile(self.cache_dir / name, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+            with zf.open("images.npy", "w", force_zip64=True) as member:
+                header = {"descr": "|u1", "fortran_order": False, "shape": shape}
+                np.lib.format.write_array_header_1_0(member, header)
+                with open(self.raw_path, "rb") as raw:
+                    shutil.copyfileobj(raw, member, 1 << 22)
+            with zf.open("labels.npy", "w") as member:
+                np.lib.format.write_array(member, np.asarray(self.labels, dtype=np.int64))
+        self.shards.append({"file": name, "split": self.split, "count": count})
+        self.labels = []
+        self.raw = open(self.raw_path, "wb")  # noqa: SIM115 - truncates for the next shard
+
+    def close(self) -> list[dict[str, Any]]:
+        self.flush()
+        self.raw.close()
+        return self.shards
 
 
-def copy_test_files(test_dir: Path, files: list[InputFile]) -> dict[str, str]:
-    """Copy originals to test_dir/<class>/<name>; returns relative input path -> copied path."""
-    copied: dict[str, str] = {}
-    for item in files:
-        target_dir = test_dir / item.class_name
-        target_dir.mkdir(parents=True, exist_ok=True)
-        target = target_dir / item.path.name
-        counter = 1
-        while target.exists():  # nested folders can repeat a file name within one class
-            target = target_dir / f"{item.path.stem}-{counter}{item.path.suffix}"
-            counter += 1
-        shutil.copyfile(item.path, target)
-        copied[item.relative] = target.relative_to(test_dir).as_posix()
-    return copied
+def copy_test_file(test_dir: Path, item: InputFile) -> str:
+    """Copy an original to test_dir/<class>/<name>; returns the copied path under test_dir."""
+    target_dir = test_dir / item.class_name
+    target_dir.mkdir(parents=True, exist_ok=True)
+    target = target_dir / item.path.name
+    counter = 1
+    while target.exists():  # nested folders can repeat a file name within one class
+        target = target_dir / f"{item.path.stem}-{counter}{item.path.suffix}"
+        counter += 1
+    shutil.copyfile(item.path, target)
+    return target.relative_to(test_dir).as_posix()
 
 
-def write_baseline(
-    baseline_dir: Path, names: dict[str, str], rows: list[dict[str, Any]]
-) -> dict[str, Any]:
-    baseline_dir.mkdir(parents=True, exist_ok=True)
-    columns = ["path", "class", *image_features.FEATURE_NAMES]
-    with open(baseline_dir / names["features"], "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    statistics = image_features.dataset_statistics(rows)
-    constraints = image_features.dataset_constraints(statistics)
-    _write_json(baseline_dir / names["statistics"], statistics)
-    _write_json(baseline_dir / names["constraints"], constraints)
+FEATURE_COLUMNS = ["path", "class", *image_features.FEATURE_NAMES]
+
+
+def read_feature_column(paths: list[Path], name: str) -> Iterator[str]:
+    """One column of one or more features tables, streamed."""
+    for path in paths:
+        with open(path, newline="") as handle:
+            for row in csv.DictReader(handle):
+                yield row[name]
+
+
+def finish_baseline(baseline_dir: Path, partials: list[dict[str, Any]], tables: list[Path],
+                    out_dir: Path) -> dict[str, Any]:  # fmt: skip
+    """statistics.json and constraints.json from hosts' partial statistics and features tables
+    (preprocess on one host, merge_baseline.py on several: the same code, the same files)."""
+    merged = image_features.merge_partials(partials)
+    statistics = image_features.finalize_statistics(
+        merged, lambda name: read_feature_column(tables, name)
+    )
+    _write_json(out_dir / "statistics.json", statistics)
+    _write_json(out_dir / "constraints.json", image_features.dataset_constraints(statistics))
     return statistics
 
 
@@ -373,19 +408,31 @@ def _write_json(path: Path, value: Any) -> None:
     path.write_text(json.dumps(value, indent=1, sort_keys=True) + "\n")
 
 
-def dataset_fingerprint(entries: list[tuple[str, str, str]], settings: dict[str, Any]) -> str:
-    """sha256 over (relative path, content hash, split) of every used file and the settings."""
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
-    for relative, content, split in sorted(entries):
-        digest.update(f"{relative}\0{content}\0{split}\n".encode())
-    return digest.hexdigest()
+class Fingerprint:
+    """sha256 over (relative path, content hash, split) of every used file, in path order, and the
+    settings; fed as files are used (they are used in path order)."""
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+
+    def add(self, relative: str, content: str, split: str) -> None:
+        self.digest.update(f"{relative}\0{content}\0{split}\n".encode())
+
+    def hexdigest(self) -> str:
+        return self.digest.hexdigest()
 
 
 # ---- the job ------------------------------------------------------------------------------------
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    """The whole job; returns the dataset report (also written to --report-dir)."""
+    """The whole job; returns the dataset report (also written to --report-dir).
+
+    Memory stays flat in the number of images: files are listed and hashed (a few hundred bytes
+    each), then decoded in a bounded window; each picture goes straight to its split's shard
+    writer, each test original is copied, each training row goes to features.csv and to the
+    streaming statistics. Nothing holds all the pictures or all the feature rows.
+    """
     host, hosts = read_hosts(args.resource_config)
     names = output_names(host, hosts)
     fractions = {
@@ -398,56 +445,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     print(f"preprocess: {len(files)} files in {len({f.class_name for f in files})} classes")
     for directory in (args.cache_dir, args.test_dir, args.baseline_dir, args.report_dir):
         directory.mkdir(parents=True, exist_ok=True)
-
     workers = args.workers or os.cpu_count() or 1
-    with tempfile.TemporaryDirectory(prefix="preprocess-") as scratch:
-        # Decoded pictures wait on disk, not in memory, until the split is known.
-        cache_rows = np.lib.format.open_memmap(
-            Path(scratch) / "rows.npy",
-            mode="w+",
-            dtype=np.uint8,
-            shape=(max(1, len(files)), args.cache_size, args.cache_size, 3),
-        )
-        results = decode_all(files, args.cache_size, workers, cache_rows)
-        for item, result in zip(files, results, strict=True):
-            if not result.ok:
-                skipped.append(_skip(item.relative, result.reason, result.message))
+    the_plan = make_plan(args, files, len(hosts), workers)
 
-        valid = drop_exact_duplicates(
-            [i for i, result in enumerate(results) if result.ok], files, results, skipped
-        )
-        relatives_by_class: dict[str, list[str]] = defaultdict(list)
-        for i in valid:
-            relatives_by_class[files[i].class_name].append(files[i].relative)
-        assignment, too_small = stratified_split(relatives_by_class, fractions, args.seed)
-        for entry in too_small:
-            print(
-                f"preprocess: WARNING class {entry['class']!r} has {entry['images']} valid "
-                f"image(s) on this host, needs {entry['needed']} for the split; left out",
-                flush=True,
-            )
-        classes = sorted({files[i].class_name for i in valid if files[i].relative in assignment})
-        class_index = {name: index for index, name in enumerate(classes)}
-        by_split: dict[str, list[int]] = {split: [] for split in SPLITS}
-        for i in valid:
-            split = assignment.get(files[i].relative)
-            if split:
-                by_split[split].append(i)
-
-        shards = []
-        for split in ("train", "validation"):
-            indices = by_split[split]
-            labels = [class_index[files[i].class_name] for i in indices]
-            shards += write_shards(
-                args.cache_dir, host, split, indices, labels, cache_rows, args.shard_size
-            )
-    copy_test_files(args.test_dir, [files[i] for i in by_split["test"]])
-
-    feature_rows = [
-        {"path": files[i].relative, "class": files[i].class_name, **results[i].features}
-        for i in by_split["train"]
-    ]
-    write_baseline(args.baseline_dir, names, feature_rows)
+    # Pass 1: content hashes, so copies are found before anything is written. Per file this keeps
+    # its hash and one status byte; flags, not sets of indices, to keep the listing small.
+    hashes: list[str] = []
+    status = np.zeros(len(files), dtype=np.uint8)  # 0 unreadable, 1 empty, 2 readable, 3 used
+    for index, item in enumerate(files):
+        digest, error = hash_file(item.path)
+        hashes.append(digest)
+        if error:
+            skipped.append(_skip(item.relative, "unreadable", error))
+        else:
+            # Empty files are not compared: decoding reports each as "empty".
+            status[index] = 2 if os.path.getsize(item.location) > 0 else 1
+    readable = np.flatnonzero(status == 2).tolist()
+    status[np.asarray(drop_exact_duplicates(readable, files, hashes, skipped), dtype=np.intp)] = 3
+    del readable
+    used = np.flatnonzero((status == 3) | (status == 1))
+    classes = sorted({files[i].class_name for i in used})
+    class_index = {name: index for index, name in enumerate(classes)}
 
     settings = {
         "fractions": fractions,
@@ -455,12 +473,60 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "cache_size": args.cache_size,
         "manifest_version": MANIFEST_VERSION,
     }
-    fingerprint = dataset_fingerprint(
-        [(files[i].relative, results[i].sha256, assignment[files[i].relative])
-         for split in SPLITS for i in by_split[split]],
-        settings,
-    )  # fmt: skip
-    counts = {split: len(by_split[split]) for split in SPLITS}
+    fingerprint = Fingerprint(settings)
+    counts = dict.fromkeys(SPLITS, 0)
+    per_class: dict[str, dict[str, int]] = defaultdict(
+        lambda: {"train": 0, "validation": 0, "test": 0, "skipped": 0, "left_out": 0}
+    )
+    skipped_paths = {entry["path"] for entry in skipped}
+    for item in files:
+        if item.relative in skipped_paths:
+            per_class[item.class_name]["skipped"] += 1
+    del skipped_paths
+    statistics = image_features.StatisticsAccumulator()
+    jobs = ((files[i].location, args.cache_size) for i in used)
+    with (
+        tempfile.TemporaryDirectory(prefix="preprocess-") as scratch,
+        open(args.baseline_dir / names["features"], "w", newline="") as table,
+    ):
+        writers = {
+            split: ShardWriter(args.cache_dir, Path(scratch), host, split, args.shard_size,
+                               args.cache_size)
+            for split in ("train", "validation")
+        }  # fmt: skip
+        features = csv.DictWriter(table, fieldnames=FEATURE_COLUMNS)
+        features.writeheader()
+        bar = tqdm(total=len(used), desc="decode", file=sys.stdout,
+                   mininterval=_progress_interval())  # fmt: skip
+        results = bounded_map(process_file, jobs, workers, window=max(8, workers * 8))
+        for index, result in zip(used.tolist(), results, strict=True):
+            item = files[index]
+            bar.update()
+            if not result.ok:
+                skipped.append(_skip(item.relative, result.reason, result.message))
+                per_class[item.class_name]["skipped"] += 1
+                continue
+            split = split_of(args.seed, item.relative, fractions)
+            counts[split] += 1
+            per_class[item.class_name][split] += 1
+            fingerprint.add(item.relative, result.sha256, split)
+            if split == "test":
+                copy_test_file(args.test_dir, item)
+                continue
+            writers[split].add(result.array, class_index[item.class_name])
+            if split == "train":
+                row = {"path": item.relative, "class": item.class_name, **result.features}
+                features.writerow(row)
+                statistics.add(item.relative, row)
+        bar.close()
+        shards = writers["train"].close() + writers["validation"].close()
+
+    partial = statistics.partial()
+    _write_json(args.baseline_dir / names["partial"], partial)
+    if len(hosts) == 1:
+        finish_baseline(args.baseline_dir, [partial], [args.baseline_dir / names["features"]],
+                        args.baseline_dir)  # fmt: skip
+
     manifest = {
         "manifest_version": MANIFEST_VERSION,
         "host": host,
@@ -471,13 +537,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "shards": shards,
         "counts": counts,
         "settings": settings,
-        "fingerprint": fingerprint,
+        "fingerprint": fingerprint.hexdigest(),
     }
     _write_json(args.cache_dir / names["manifest"], manifest)
     _write_json(args.cache_dir / names["classes"], classes)
 
-    report = build_report(files, results, assignment, skipped, too_small, merged_folders)
-    report.update({"host": host, "hosts": hosts, "fingerprint": fingerprint, "settings": settings})
+    report = build_report(per_class, skipped, merged_folders)
+    report.update({"host": host, "hosts": hosts, "fingerprint": fingerprint.hexdigest(),
+                   "settings": settings, "plan": {"lines": the_plan.lines,
+                                                  **the_plan.figures}})  # fmt: skip
+    for entry in report["classes_missing_from_splits"]:
+        print(f"preprocess: WARNING class {entry['class']!r} has no {entry['split']} image "
+              "on this host", flush=True)  # fmt: skip
     _write_json(args.report_dir / names["report"], report)
     print(
         f"preprocess: train {counts['train']}, validation {counts['validation']}, "
@@ -488,26 +559,44 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
-def build_report(
-    files: list[InputFile],
-    results: list[FileResult],
-    assignment: dict[str, str],
-    skipped: list[dict[str, str]],
-    too_small: list[dict[str, Any]],
-    merged_folders: dict[str, list[str]],
-) -> dict[str, Any]:
-    per_class: dict[str, dict[str, int]] = defaultdict(
-        lambda: {"train": 0, "validation": 0, "test": 0, "skipped": 0, "left_out": 0}
+class CapacityError(Exception):
+    """A step cannot fit on its instance type; the message says which setting to change."""
+
+
+def make_plan(args: argparse.Namespace, files: list[InputFile], hosts: int,
+              workers: int) -> capacity.Plan:  # fmt: skip
+    """Print what every step will need; refuse, before anything is written, where one cannot fit."""
+    input_bytes = 0
+    for item in files:
+        with contextlib.suppress(OSError):  # unreadable files are reported by pass 1
+            input_bytes += item.path.stat().st_size
+    result = capacity.plan(
+        files=len(files),
+        input_bytes=input_bytes,
+        hosts=hosts,
+        cache_size=args.cache_size,
+        test_fraction=args.test_fraction,
+        workers=workers,
+        free_disk_bytes=shutil.disk_usage(args.cache_dir).free,
+        processing_type=args.processing_instance_type,
+        training_type=args.training_instance_type,
+        training_count=args.training_instance_count,
+        volume_gib=args.volume_size_gb,
     )
-    for item, result in zip(files, results, strict=True):
-        counts = per_class[item.class_name]
-        if not result.ok:
-            counts["skipped"] += 1
-        elif item.relative in assignment:
-            counts[assignment[item.relative]] += 1
-        else:
-            counts["left_out"] += 1
-    totals = Counter()
+    for line in result.lines:
+        print(f"preprocess: plan: {line}", flush=True)
+    if result.problems:
+        raise CapacityError("; ".join(result.problems))
+    return result
+
+
+def build_report(
+    per_class: dict[str, dict[str, int]],
+    skipped: list[dict[str, str]],
+    merged_folders: dict[str, list[str]],
+    fractions: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    totals: Counter = Counter()
     for counts in per_class.values():
         totals.update(counts)
     return {
@@ -515,14 +604,28 @@ def build_report(
         "totals": {key: totals.get(key, 0) for key in (*SPLITS, "skipped", "left_out")},
         "skipped_by_reason": dict(sorted(Counter(s["reason"] for s in skipped).items())),
         "skipped_files": skipped,
-        "too_small_classes": too_small,
+        "classes_missing_from_splits": missing_from_splits(per_class),
         "merged_class_folders": merged_folders,
     }
 
 
+def missing_from_splits(per_class: dict[str, dict[str, int]]) -> list[dict[str, str]]:
+    """Classes with no image in a split (the split is per file, so a small class can miss one)."""
+    return [
+        {"class": name, "split": split}
+        for name in sorted(per_class)
+        for split in SPLITS
+        if per_class[name][split] == 0 and sum(per_class[name][s] for s in SPLITS) > 0
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    report = run(args)
+    try:
+        report = run(args)
+    except CapacityError as error:
+        print(f"preprocess: ERROR this dataset does not fit: {error}", flush=True)
+        return 3
     if sum(report["totals"][split] for split in ("train",)) == 0:
         print("preprocess: ERROR no usable training images; see dataset_report.json", flush=True)
         return 1

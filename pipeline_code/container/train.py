@@ -19,11 +19,15 @@ import json
 import math
 import os
 import sys
+import threading
 import time
 import warnings
+import zipfile
+from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from queue import Full, Queue
 from typing import Any
 
 import backbones
@@ -38,6 +42,8 @@ CHECKPOINT_LAST = "last.pt"
 CHECKPOINT_BEST = "best.pt"
 # Leave most of the GPU to activations: the cache goes on the device only below this share.
 CACHE_DEVICE_MEMORY_SHARE = 0.4
+# The cache stays in host memory (when not on the GPU) only below this share of available memory.
+HOST_MEMORY_SHARE = 0.5
 
 
 # ---- arguments ----------------------------------------------------------------------------------
@@ -105,6 +111,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--precision", choices=("auto", "bf16", "fp16", "fp32"), default="auto")
     parser.add_argument("--channels-last", type=str2bool, default=True)
     parser.add_argument("--cache-on-device", choices=("auto", "true", "false"), default="auto")
+    parser.add_argument(
+        "--cache-mode",
+        choices=("auto", "resident", "stream"),
+        default="auto",
+        help="resident: the whole cache in (GPU or host) memory; stream: shards read from local "
+        "disk as training goes, memory not growing with the dataset; auto: resident when it fits",
+    )
+    parser.add_argument("--prefetch-batches", type=int, default=4, help="streamed batches read ahead")
     parser.add_argument("--compile", type=str2bool, default=False, help="torch.compile the model")
     args = parser.parse_args(argv)
     validate_args(args, parser)
@@ -189,8 +203,29 @@ class CacheData:
     manifests: list[str] = field(default_factory=list)
 
 
-def load_cache(train_dir: Path) -> CacheData:
-    """Read every host's manifest and shards; class indices are assigned here, over the union.
+@dataclass
+class CacheIndex:
+    """What the manifests say, before any picture is read: classes, shards, sizes."""
+
+    classes: list[str]
+    cache_size: int
+    shards: list[dict[str, Any]]  # file, split, count, remap (manifest class index -> ours)
+    fingerprint: str
+    manifests: list[str]
+
+    def count(self, split: str) -> int:
+        return sum(shard["count"] for shard in self.shards if shard["split"] == split)
+
+    @property
+    def image_bytes(self) -> int:
+        return self.cache_size * self.cache_size * 3
+
+    def nbytes(self) -> int:
+        return (self.count("train") + self.count("validation")) * self.image_bytes
+
+
+def read_index(train_dir: Path) -> CacheIndex:
+    """Read every host's manifest; class indices are assigned here, over the union.
 
     Preprocess hosts each saw a share of the files, so their class lists can differ; sorted names
     give one index order that classes.json records.
@@ -204,32 +239,11 @@ def load_cache(train_dir: Path) -> CacheData:
         raise SystemExit(f"train: manifests disagree on cache_size: {sorted(sizes)}")
     classes = sorted({name for m in manifests for name in m["classes"]})
     index = {name: i for i, name in enumerate(classes)}
-    parts: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {
-        "train": ([], []),
-        "validation": ([], []),
-    }
+    shards = []
     for manifest in manifests:
         remap = np.array([index[name] for name in manifest["classes"]], dtype=np.int64)
         for shard in manifest["shards"]:
-            with np.load(train_dir / shard["file"]) as data:
-                images, labels = data["images"], data["labels"]
-            parts[shard["split"]][0].append(images)
-            parts[shard["split"]][1].append(remap[labels] if len(labels) else labels)
-    size = sizes.pop()
-    tensors = {}
-    for split, (images, labels) in parts.items():
-        if images:
-            tensors[split] = (
-                torch.from_numpy(np.concatenate(images)),
-                torch.from_numpy(np.concatenate(labels).astype(np.int64)),
-            )
-        else:
-            tensors[split] = (
-                torch.empty((0, size, size, 3), dtype=torch.uint8),
-                torch.empty(0, dtype=torch.int64),
-            )
-    if len(tensors["train"][1]) == 0:
-        raise SystemExit(f"train: the cache in {train_dir} has no training images")
+            shards.append({**shard, "path": train_dir / shard["file"], "remap": remap})
     fingerprint = (
         manifests[0]["fingerprint"]
         if len(manifests) == 1
@@ -237,16 +251,224 @@ def load_cache(train_dir: Path) -> CacheData:
             "".join(sorted(m["fingerprint"] for m in manifests)).encode()
         ).hexdigest()
     )
+    result = CacheIndex(classes, sizes.pop(), shards, fingerprint, [p.name for p in manifest_paths])
+    if result.count("train") == 0:
+        raise SystemExit(f"train: the cache in {train_dir} has no training images")
+    return result
+
+
+def shard_images(path: Path) -> np.ndarray:
+    """A shard's images memory-mapped straight from the .npz (preprocess stores it uncompressed):
+    pages are read from disk when indexed, nothing is loaded up front."""
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo("images.npy")
+    if info.compress_type != zipfile.ZIP_STORED:
+        with np.load(path) as data:
+            return data["images"]
+    with open(path, "rb") as handle:
+        handle.seek(info.header_offset)
+        local = handle.read(30)
+        name_length, extra_length = int.from_bytes(local[26:28], "little"), int.from_bytes(
+            local[28:30], "little"
+        )
+        handle.seek(info.header_offset + 30 + name_length + extra_length)
+        version = np.lib.format.read_magic(handle)
+        readers = {(1, 0): np.lib.format.read_array_header_1_0,
+                   (2, 0): np.lib.format.read_array_header_2_0}  # fmt: skip
+        if version not in readers:
+            with np.load(path) as data:
+                return data["images"]
+        shape, fortran, dtype = readers[version](handle)
+        offset = handle.tell()
+    if fortran or dtype != np.uint8:
+        raise SystemExit(f"train: {path} images are not C-order uint8")
+    return np.memmap(path, dtype=np.uint8, mode="r", shape=shape, offset=offset)
+
+
+def shard_labels(shard: dict[str, Any]) -> np.ndarray:
+    with np.load(shard["path"]) as data:
+        labels = data["labels"]
+    return shard["remap"][labels] if len(labels) else labels.astype(np.int64)
+
+
+def load_cache(train_dir: Path, device: torch.device | None = None) -> CacheData:
+    """The whole cache as tensors, on ``device`` (host memory by default). Shards are copied one
+    at a time into tensors allocated at their final size: nothing is concatenated in host memory,
+    so putting the cache on a GPU costs the host one shard."""
+    index = read_index(train_dir)
+    device = device or torch.device("cpu")
+    size = index.cache_size
+    tensors = {}
+    for split in ("train", "validation"):
+        count = index.count(split)
+        images = torch.empty((count, size, size, 3), dtype=torch.uint8, device=device)
+        labels = torch.empty(count, dtype=torch.int64, device=device)
+        start = 0
+        for shard in (s for s in index.shards if s["split"] == split):
+            part = shard_images(shard["path"])
+            images[start : start + len(part)] = torch.from_numpy(np.array(part))
+            labels[start : start + len(part)] = torch.from_numpy(shard_labels(shard))
+            start += len(part)
+            del part
+        tensors[split] = (images, labels)
     return CacheData(
-        classes=classes,
+        classes=index.classes,
         train_images=tensors["train"][0],
         train_labels=tensors["train"][1],
         val_images=tensors["validation"][0],
         val_labels=tensors["validation"][1],
-        fingerprint=fingerprint,
+        fingerprint=index.fingerprint,
         cache_size=size,
-        manifests=[p.name for p in manifest_paths],
+        manifests=index.manifests,
     )
+
+
+class StreamingCache:
+    """The cache read from local disk as training goes: host memory holds the prefetched batches,
+    not the dataset. Each rank reads only its share of the shards (every world_size-th, in file
+    order); every rank takes the same number of steps (the smallest share's), as DDP needs."""
+
+    def __init__(self, index: CacheIndex, batch_size: int, seed: int, ctx: Dist,
+                 prefetch: int) -> None:  # fmt: skip
+        self.index, self.batch_size, self.seed, self.ctx = index, batch_size, seed, ctx
+        self.prefetch = max(1, prefetch)
+        self.classes, self.cache_size = index.classes, index.cache_size
+        self.fingerprint, self.manifests = index.fingerprint, index.manifests
+        self.shares = {
+            split: [
+                [s for s in index.shards if s["split"] == split][rank :: ctx.world_size]
+                for rank in range(ctx.world_size)
+            ]
+            for split in ("train", "validation")
+        }
+        per_rank = [sum(s["count"] for s in share) for share in self.shares["train"]]
+        smallest = min(per_rank)
+        if smallest < 2:
+            raise SystemExit(
+                f"train: a rank's share of the training shards has {smallest} image(s); use fewer "
+                "training processes or smaller preprocess shards (--shard-size)"
+            )
+        self.steps_per_epoch = max(1, smallest // batch_size)
+        self.train_count = index.count("train")
+        self.val_count = index.count("validation")
+        self.pin = ctx.device.type == "cuda"
+
+    def _batches(self, split: str, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        shards = list(self.shares[split][self.ctx.rank])
+        if split != "train":  # evaluation: every image of this rank's share, in order
+            for shard in shards:
+                images, labels = shard_images(shard["path"]), shard_labels(shard)
+                for start in range(0, len(labels), self.batch_size * 2):
+                    stop = start + self.batch_size * 2
+                    yield self._tensor(images[start:stop]), torch.from_numpy(labels[start:stop])
+            return
+        # Training: shards in a seeded order, each shuffled; batches carry over shard ends.
+        rng = np.random.default_rng([self.seed, epoch, self.ctx.rank])
+        size, made = self.batch_size, 0
+        carry_images = np.empty((0, self.cache_size, self.cache_size, 3), dtype=np.uint8)
+        carry_labels = np.empty(0, dtype=np.int64)
+        for shard_number in rng.permutation(len(shards)):
+            shard = shards[shard_number]
+            images, labels = shard_images(shard["path"]), shard_labels(shard)
+            order = rng.permutation(len(labels))
+            start = 0
+            while start < len(order):
+                need = size - len(carry_labels)
+                # Sorted within a batch: the memory map is read front to back.
+                chunk = np.sort(order[start : start + need])
+                start += len(chunk)
+                batch_images = np.concatenate([carry_images, images[chunk]])
+                batch_labels = np.concatenate([carry_labels, labels[chunk]])
+                if len(batch_labels) < size:
+                    carry_images, carry_labels = batch_images, batch_labels
+                    continue
+                carry_images, carry_labels = carry_images[:0], carry_labels[:0]
+                yield self._tensor(batch_images), torch.from_numpy(batch_labels)
+                made += 1
+                if made >= self.steps_per_epoch:
+                    return
+        if made < self.steps_per_epoch and len(carry_labels) >= 2:  # smaller than one batch
+            yield self._tensor(carry_images), torch.from_numpy(carry_labels)
+
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(np.array(array))  # a copy: memory maps are read-only
+        return tensor.pin_memory() if self.pin else tensor
+
+    def batches(self, split: str, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """``_batches`` read ahead in a thread, ``prefetch`` batches deep."""
+        queue: Queue = Queue(maxsize=self.prefetch)
+        done = object()
+        stop = threading.Event()
+
+        def produce() -> None:
+            try:
+                for item in self._batches(split, epoch):
+                    while not stop.is_set():
+                        try:
+                            queue.put(item, timeout=0.1)
+                            break
+                        except Full:
+                            continue
+                    if stop.is_set():
+                        return
+                queue.put(done)
+            except BaseException as error:  # surfaced in the training thread
+                queue.put(error)
+
+        thread = threading.Thread(target=produce, daemon=True)
+        thread.start()
+        try:
+            while (item := queue.get()) is not done:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            thread.join(timeout=5)
+
+
+def train_count(data) -> int:
+    return data.train_count if isinstance(data, StreamingCache) else len(data.train_labels)
+
+
+def val_count(data) -> int:
+    return data.val_count if isinstance(data, StreamingCache) else len(data.val_labels)
+
+
+def host_memory_available() -> int:
+    """MemAvailable from /proc/meminfo (bytes), or the physical memory where there is none."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def choose_cache_mode(args, index: CacheIndex, ctx: Dist) -> str:
+    """resident (the fast path) when the cache fits where it would live, else stream. On a GPU
+    it must fit the device share; in host memory, HOST_MEMORY_SHARE of what is available per
+    process on this instance. Decided from the manifests, before any picture is read."""
+    if args.cache_mode != "auto":
+        return args.cache_mode
+    needed = index.nbytes()
+    if cache_fits_device(args, index, ctx):
+        return "resident"
+    local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    if needed <= HOST_MEMORY_SHARE * host_memory_available() / local_processes:
+        return "resident"
+    return "stream"
+
+
+def cache_fits_device(args, index: CacheIndex, ctx: Dist) -> bool:
+    """Whether the resident cache goes on the GPU: asked for, or below the device share."""
+    if ctx.device.type != "cuda" or args.cache_on_device == "false":
+        return False
+    if args.cache_on_device == "true":
+        return True
+    free, _total = torch.cuda.mem_get_info(ctx.device)
+    return index.nbytes() <= CACHE_DEVICE_MEMORY_SHARE * free
 
 
 def place_cache(data: CacheData, choice: str, ctx: Dist) -> bool:
@@ -488,7 +710,15 @@ def train_one_epoch(
     ctx: Dist,
 ) -> dict[str, float]:
     set_train_mode(model, args.fine_tune)
-    batches = epoch_batches(len(data.train_labels), args.batch_size, epoch, args.seed, ctx)
+    if isinstance(data, StreamingCache):
+        source = data.batches("train", epoch)
+    else:
+        batches = epoch_batches(len(data.train_labels), args.batch_size, epoch, args.seed, ctx)
+        source = (
+            (data.train_images[i.to(data.train_images.device)],
+             data.train_labels[i.to(data.train_images.device)])
+            for i in batches
+        )  # fmt: skip
     generator = torch.Generator(device=ctx.device).manual_seed(
         args.seed * 7919 + epoch * 101 + ctx.rank
     )
@@ -496,10 +726,9 @@ def train_one_epoch(
     if ctx.device.type == "cuda":
         torch.cuda.synchronize(ctx.device)
     start = time.perf_counter()
-    for indices in batches:
-        on_device = indices.to(data.train_images.device)
-        images = data.train_images[on_device].to(ctx.device, non_blocking=True)
-        labels = data.train_labels[on_device].to(ctx.device, non_blocking=True)
+    for batch_images, batch_labels in source:
+        images = batch_images.to(ctx.device, non_blocking=True)
+        labels = batch_labels.to(ctx.device, non_blocking=True)
         inputs = augment.train(images, generator)
         with autocast(ctx.device, amp_dtype):
             logits = model(inputs)
@@ -534,12 +763,18 @@ def evaluate(
     model, criterion, data: CacheData, augment: DeviceAugment, batch_size: int, amp_dtype, ctx: Dist
 ) -> dict[str, float]:
     model.eval()
-    indices = torch.arange(ctx.rank, len(data.val_labels), ctx.world_size)
+    if isinstance(data, StreamingCache):
+        source = data.batches("validation", 0)
+    else:
+        indices = torch.arange(ctx.rank, len(data.val_labels), ctx.world_size)
+        source = (
+            (data.val_images[c.to(data.val_images.device)], data.val_labels[c.to(data.val_images.device)])
+            for c in torch.split(indices, batch_size)
+        )
     loss_sum = correct = seen = 0.0
-    for chunk in torch.split(indices, batch_size):
-        on_device = chunk.to(data.val_images.device)
-        images = data.val_images[on_device].to(ctx.device, non_blocking=True)
-        labels = data.val_labels[on_device].to(ctx.device, non_blocking=True)
+    for batch_images, batch_labels in source:
+        images = batch_images.to(ctx.device, non_blocking=True)
+        labels = batch_labels.to(ctx.device, non_blocking=True)
         with autocast(ctx.device, amp_dtype):
             logits = model(augment.evaluate(images))
         loss_sum = loss_sum + criterion(logits.float(), labels).float() * len(labels)
@@ -581,21 +816,32 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _run(args: argparse.Namespace, ctx: Dist) -> dict[str, Any]:
-    data = load_cache(args.train)
+    index = read_index(args.train)
+    cache_mode = choose_cache_mode(args, index, ctx)
+    log(ctx, f"train: cache of {index.nbytes() / 2**30:.2f} GiB: {cache_mode}")
+    if cache_mode == "stream":
+        data = StreamingCache(index, args.batch_size, args.seed, ctx, args.prefetch_batches)
+        on_device = False
+    else:
+        # Filled shard by shard where it will live: a GPU-resident cache never passes through
+        # host memory whole.
+        on_device = cache_fits_device(args, index, ctx)
+        data = load_cache(args.train, ctx.device if on_device else None)
+        where = ctx.device if on_device else "host memory"
+        log(ctx, f"train: cache of {index.nbytes() / 2**30:.2f} GiB is resident in {where}")
     spec = backbones.backbone_spec(args.backbone)
     log(
         ctx,
-        f"train: {len(data.train_labels)} train / {len(data.val_labels)} validation images, "
+        f"train: {train_count(data)} train / {val_count(data)} validation images, "
         f"{len(data.classes)} classes, cache {data.cache_size}px, "
         f"{ctx.world_size} process(es) on {ctx.device.type}",
     )
-    if len(data.val_labels) == 0:
+    if val_count(data) == 0:
         log(
             ctx,
             "train: WARNING no validation images; early stopping and best-checkpoint "
             "selection use train accuracy",
         )
-    on_device = place_cache(data, args.cache_on_device, ctx)
     weights_path = find_weights_file(args.weights, args.weights_file)
     model = build_model(args, len(data.classes), weights_path, ctx)
     amp_dtype, needs_scaler = choose_precision(args.precision, ctx.device)
@@ -607,7 +853,11 @@ def _run(args: argparse.Namespace, ctx: Dist) -> dict[str, Any]:
         trained = torch.compile(trained)
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=args.lr, weight_decay=args.weight_decay)
-    steps_per_epoch = len(epoch_batches(len(data.train_labels), args.batch_size, 0, args.seed, ctx))
+    steps_per_epoch = (
+        data.steps_per_epoch
+        if isinstance(data, StreamingCache)
+        else len(epoch_batches(len(data.train_labels), args.batch_size, 0, args.seed, ctx))
+    )
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=args.lr, total_steps=max(1, steps_per_epoch * args.epochs), pct_start=0.15
     )
@@ -655,7 +905,7 @@ def _run(args: argparse.Namespace, ctx: Dist) -> dict[str, Any]:
         metrics.update(
             evaluate(model, criterion, data, augment, args.batch_size * 2, amp_dtype, ctx)
         )
-        score = metrics["val_accuracy"] if len(data.val_labels) else metrics["train_accuracy"]
+        score = metrics["val_accuracy"] if val_count(data) else metrics["train_accuracy"]
         state.epoch = epoch
         state.history.append({"epoch": epoch, **metrics})
         if score > state.best_accuracy + args.min_delta:
@@ -713,7 +963,7 @@ def finite_or_none(value: Any) -> Any:
 
 def build_metadata(
     args,
-    data: CacheData,
+    data,
     spec,
     state: TrainState,
     weights_path,
@@ -755,6 +1005,7 @@ def build_metadata(
             "device": ctx.device.type,
             "precision": {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[amp_dtype],
             "cache_on_device": on_device,
+            "cache_mode": "stream" if isinstance(data, StreamingCache) else "resident",
             "pretrained_weights": weights_path.name if weights_path else None,
             "torch_version": torch.__version__,
         },
