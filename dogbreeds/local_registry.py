@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dogbreeds.model_evidence import flatten_s3_uris
+
 APPROVAL_STATUSES = ("PendingManualApproval", "Approved", "Rejected")
 REGISTRY_FILE = "model_registry.json"
 DEFAULT_WORKDIR = ".local"
@@ -91,8 +93,8 @@ class LocalModelRegistry:
                 "arn": f"arn:aws:sagemaker:local:000000000000:model-package/{group}/{version}",
                 "approval_status": approval_status,
                 "model_data_url": model_data_url,
-                "metrics_uris": _uris(model_metrics or {}),
-                "baseline_uris": _uris(drift_check_baselines or {}),
+                "metrics_uris": flatten_s3_uris(model_metrics or {}),
+                "baseline_uris": flatten_s3_uris(drift_check_baselines or {}),
                 "model_metrics": dict(model_metrics or {}),
                 "drift_check_baselines": dict(drift_check_baselines or {}),
                 "inference_specification": dict(inference_specification or {}),
@@ -202,18 +204,6 @@ def _check_status(status: str) -> None:
         raise RegistryError(
             f"approval status {status!r} is not valid; use one of {', '.join(APPROVAL_STATUSES)}"
         )
-
-
-def _uris(section: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """Flatten `{"ModelQuality": {"Statistics": {"S3Uri": ...}}}` to `{"ModelQuality.Statistics": uri}`."""
-    flat: dict[str, str] = {}
-    for key, value in section.items():
-        if isinstance(value, Mapping):
-            if isinstance(value.get("S3Uri"), str):
-                flat[prefix + key] = value["S3Uri"]
-            else:
-                flat.update(_uris(value, prefix + key + "."))
-    return flat
 
 
 # -- the evidence behind an approval ----------------------------------------------------------
@@ -380,8 +370,10 @@ def _print_show(registry: LocalModelRegistry, package: dict[str, Any], workdir: 
         print(f"  {name:<30} {uri}".rstrip())
     source = package.get("source") or {}
     parameters = (execution or {}).get("parameters") or {}
-    print(f"training execution: {source.get('pipeline_execution_id') or 'unknown'}"
-          + ("" if execution or not source.get("pipeline_execution_id") else " (its execution.json is gone)"))
+    print(
+        f"training execution: {source.get('pipeline_execution_id') or 'unknown'}"
+        + ("" if execution or not source.get("pipeline_execution_id") else " (its execution.json is gone)")
+    )
     print(f"dataset: {parameters.get('DatasetS3Uri') or 'unknown'}")
     print("approval history:")
     for entry in package.get("status_history") or []:

@@ -17,6 +17,19 @@ EVALUATION_KEY = "ModelQuality.Statistics"  # the flattened ModelMetrics slot ev
 NA = "n/a"
 
 
+def flatten_s3_uris(section: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """``{"ModelQuality": {"Statistics": {"S3Uri": u}}}`` -> ``{"ModelQuality.Statistics": u}``: the
+    files a package's ModelMetrics or DriftCheckBaselines name, by their slot."""
+    flat: dict[str, str] = {}
+    for key, value in section.items():
+        if isinstance(value, Mapping):
+            if isinstance(value.get("S3Uri"), str):
+                flat[prefix + key] = value["S3Uri"]
+            else:
+                flat.update(flatten_s3_uris(value, prefix + key + "."))
+    return flat
+
+
 def metrics_of(evaluation: Mapping[str, Any] | None) -> dict[str, float | None]:
     """accuracy, top-5 (top-k when fewer than 5 classes) and macro F1; None where absent."""
     section = (evaluation or {}).get("multiclass_classification_metrics") or {}

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from dogbreeds.environment import CommandError, resolve_environment
+from dogbreeds.model_evidence import flatten_s3_uris
 from stacks.naming import Names
 
 DECISIONS = {"approve": "Approved", "reject": "Rejected"}
@@ -38,7 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     def common(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--env", required=True, help="environment name from cdk.json (dev, staging, prod)")
         sub.add_argument(
-            "--cdk-json", type=Path, default=None,
+            "--cdk-json",
+            type=Path,
+            default=None,
             help="cdk.json to read names from (default: ./cdk.json, else the project's)",
         )
 
@@ -180,8 +183,10 @@ class Registry:
                 # The variant with the most traffic is the live model (a canary shares it for minutes).
                 variant = max(variants, key=lambda v: float(v.get("InitialVariantWeight", 1.0)))
                 model = self.sagemaker.describe_model(ModelName=variant["ModelName"])
-                containers = [model["PrimaryContainer"]] if model.get("PrimaryContainer") else model.get(
-                    "Containers", []
+                containers = (
+                    [model["PrimaryContainer"]]
+                    if model.get("PrimaryContainer")
+                    else model.get("Containers", [])
                 )
                 for container in containers:
                     arn = (container.get("Environment") or {}).get(MODEL_VERSION_VARIABLE, "")
@@ -247,9 +252,7 @@ def version_of_arn(arn: str, group: str) -> int | None:
 
 
 def evaluation_uri(package: dict[str, Any]) -> str | None:
-    return (
-        (package.get("ModelMetrics") or {}).get("ModelQuality", {}).get("Statistics", {}).get("S3Uri")
-    )
+    return (package.get("ModelMetrics") or {}).get("ModelQuality", {}).get("Statistics", {}).get("S3Uri")
 
 
 def pipeline_execution_of(package: dict[str, Any]) -> str | None:
@@ -324,7 +327,7 @@ def _show(registry: Registry, names: Names, version: int) -> None:
     parameters = registry.execution_parameters(package)
     print(f"  threshold passed {(parameters or {}).get('AccuracyThreshold', 'n/a')}")
     print("baselines:")
-    baselines = _flatten_uris(package.get("DriftCheckBaselines") or {})
+    baselines = flatten_s3_uris(package.get("DriftCheckBaselines") or {})
     for name, uri in sorted(baselines.items()) or [("none", "")]:
         print(f"  {name:<30} {uri}".rstrip())
     lineage = package.get("CustomerMetadataProperties") or {}
@@ -348,17 +351,6 @@ def _show(registry: Registry, names: Names, version: int) -> None:
         by = f" by {who}" if who else ""
         print(f"  {package['LastModifiedTime'].isoformat(timespec='seconds'):<26} "
               f"{package.get('ModelApprovalStatus', '')}{by}{note}")  # fmt: skip
-
-
-def _flatten_uris(section: dict[str, Any], prefix: str = "") -> dict[str, str]:
-    flat: dict[str, str] = {}
-    for key, value in section.items():
-        if isinstance(value, dict):
-            if isinstance(value.get("S3Uri"), str):
-                flat[prefix + key] = value["S3Uri"]
-            else:
-                flat.update(_flatten_uris(value, prefix + key + "."))
-    return flat
 
 
 def _decide(registry: Registry, names: Names, version: int, status: str, description: str | None) -> None:

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from dogbreeds.model_evidence import flatten_s3_uris
 from stacks.settings import PromotionSettings
 
 ALARM = "ALARM"
@@ -249,23 +250,12 @@ def package_uris(package: Mapping[str, Any]) -> dict[str, str]:
         if container.get("ModelDataUrl"):
             uris[f"model-{index}"] = container["ModelDataUrl"]
     for section in ("ModelMetrics", "DriftCheckBaselines"):
-        for name, uri in _flat_uris(package.get(section) or {}, section + ".").items():
+        for name, uri in flatten_s3_uris(package.get(section) or {}, section + ".").items():
             uris[name] = uri
     for key, value in (package.get("CustomerMetadataProperties") or {}).items():
         if isinstance(value, str) and value.startswith("s3://") and key not in LINEAGE_KEYS:
             uris[f"CustomerMetadataProperties.{key}"] = value
     return uris
-
-
-def _flat_uris(section: Mapping[str, Any], prefix: str) -> dict[str, str]:
-    flat: dict[str, str] = {}
-    for key, value in section.items():
-        if isinstance(value, Mapping):
-            if isinstance(value.get("S3Uri"), str):
-                flat[prefix + key] = value["S3Uri"]
-            else:
-                flat.update(_flat_uris(value, prefix + key + "."))
-    return flat
 
 
 def copy_plan(uris: Mapping[str, str], target_bucket: str, target_prefix: str) -> dict[str, str]:
