@@ -182,15 +182,21 @@ def numerical_statistics(values: Sequence[Any]) -> dict[str, Any]:
         "std_dev": float(array.std()),
         "min": low,
         "max": high,
-        "distribution": {
-            "kll": {
-                "buckets": buckets,
-                "sketch": {
-                    "parameters": {"c": 0.64, "k": float(SKETCH_MAX_VALUES)},
-                    "data": [[float(v) for v in ordered]],
-                },
-            }
-        },
+        "distribution": kll_distribution(buckets, [float(v) for v in ordered]),
+    }
+
+
+def kll_distribution(buckets: list[dict[str, float]], sketch_values: list[float]) -> dict[str, Any]:
+    """A numeric feature's ``distribution`` in Model Monitor's statistics.json shape (one writer
+    for a single host's baseline and for the merge of several)."""
+    return {
+        "kll": {
+            "buckets": buckets,
+            "sketch": {
+                "parameters": {"c": 0.64, "k": float(SKETCH_MAX_VALUES)},
+                "data": [sketch_values],
+            },
+        }
     }
 
 
@@ -533,15 +539,7 @@ def finalize_statistics(
                         "std_dev": math.sqrt(float(m2 / n)),
                         "min": low,
                         "max": high,
-                        "distribution": {
-                            "kll": {
-                                "buckets": buckets,
-                                "sketch": {
-                                    "parameters": {"c": 0.64, "k": float(SKETCH_MAX_VALUES)},
-                                    "data": [sketch_values],
-                                },
-                            }
-                        },
+                        "distribution": kll_distribution(buckets, sketch_values),
                     }
                 )
             entry["numerical_statistics"] = stats
