@@ -5,8 +5,8 @@ import sys
 
 import aws_cdk as cdk
 
+from contract.settings import SettingsError
 from stacks.environment_app import build_environment
-from stacks.settings import SettingsError
 
 app = cdk.App()
 try:

@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+from contract.naming import DATASETS_PREFIX, PRETRAINED_WEIGHTS_PREFIX
 from dogbreeds.dataset_upload import (
     SHA256_METADATA_KEY,
     UploadInterrupted,
@@ -21,7 +22,6 @@ from dogbreeds.dataset_upload import (
     upload_dataset,
 )
 from dogbreeds.environment import CommandError, resolve_environment
-from stacks.naming import DATASETS_PREFIX, PRETRAINED_WEIGHTS_PREFIX
 
 SHOWN_BAD_FILES = 20
 # Where the last upload's DatasetS3Uri is kept per environment (`pipeline start` reads it).

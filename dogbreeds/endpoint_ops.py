@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from stacks.naming import Names
+from contract.naming import Names
 
 FOLLOW_INTERVAL_S = 5.0
 

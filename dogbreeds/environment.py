@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from stacks.naming import Names
-from stacks.settings import EnvironmentSettings, SettingsError, load_environment
+from contract.naming import Names
+from contract.settings import EnvironmentSettings, SettingsError, load_environment
 
 PROJECT_CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
 

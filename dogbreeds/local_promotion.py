@@ -246,11 +246,11 @@ def live_since(packages: Sequence[Mapping[str, Any]], version: int) -> datetime 
 def local_evidence(
     workdir: Path, registry: Any, names: Any, settings: Any, version: int, now: datetime
 ) -> Evidence:
+    from contract import monitoring_metrics as mm
+    from contract.promotion_gates import gate_alarm_names
     from dogbreeds.local_alarms import HISTORY_FILE, STATES_FILE, read_metrics_sink
     from dogbreeds.local_monitor import LAST_RUN_FILE
     from dogbreeds.local_registry import live_package
-    from pipeline_code.container import monitoring_metrics as mm
-    from stacks.constructs.promotion_access import gate_alarm_names
 
     group = names.model_package_group
     live = live_package(registry, group)

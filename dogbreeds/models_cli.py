@@ -11,8 +11,8 @@ execution that registered it, and which version is live on the endpoint.
 Approving a version is the deployment: the environment's EventBridge rule hands the decision to the
 deploy Lambda, which rolls the version out to the endpoint (blue/green canary, alarms roll it back).
 Rejecting the live version rolls the endpoint back to the newest approved version that remains.
-Names (package group, endpoint, config prefix) come from cdk.json through stacks.settings and
-stacks.naming, the same way the stacks get them.
+Names (package group, endpoint, config prefix) come from cdk.json through contract.settings and
+contract.naming, the same way the stacks get them.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from contract.naming import Names
 from dogbreeds.environment import CommandError, resolve_environment
 from dogbreeds.model_evidence import flatten_s3_uris
-from stacks.naming import Names
 
 DECISIONS = {"approve": "Approved", "reject": "Rejected"}
 

@@ -21,6 +21,9 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from contract import monitoring_metrics as mm
+from contract.naming import Names
+from contract.settings import EnvironmentSettings, cross_account
 from dogbreeds.environment import CommandError, resolve_environment
 from dogbreeds.promotion import (
     LINEAGE_KEYS,
@@ -41,9 +44,6 @@ from dogbreeds.promotion import (
     rewrite_uris,
     split_s3,
 )
-from pipeline_code.container import monitoring_metrics as mm
-from stacks.naming import Names
-from stacks.settings import EnvironmentSettings, cross_account
 
 PENDING, APPROVED = "PendingManualApproval", "Approved"
 # Fields of the source's answer that describe its own objects, not the copies.
@@ -260,8 +260,8 @@ def collect_evidence(
     and states of its gate alarms, and the model-quality monitor's accuracy metrics."""
     from botocore.exceptions import ClientError
 
+    from contract.promotion_gates import gate_alarm_names
     from dogbreeds.models_cli import Registry
-    from stacks.constructs.promotion_access import gate_alarm_names
 
     registry = Registry(names, session.region_name, session=session)
     live_version = registry.live_version()

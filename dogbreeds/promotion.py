@@ -27,8 +27,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from contract.settings import PromotionSettings
 from dogbreeds.model_evidence import flatten_s3_uris
-from stacks.settings import PromotionSettings
 
 ALARM = "ALARM"
 HOUR = 3600

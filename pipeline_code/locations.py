@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# The image tags live with the inventory of what each image holds (pipeline_code/container_images.py);
+# The image tags live with the inventory of what each image holds (contract/container_images.py);
 # re-exported here for the pipeline builders.
-from pipeline_code.container_images import (
+from contract.container_images import (
     INFERENCE_IMAGE_TAG,
     PROCESSING_IMAGE_TAG,
     PYTHON_VERSION,

@@ -33,8 +33,8 @@ from sagemaker.workflow.steps import ProcessingStep
 
 from pipeline_code.locations import Locations
 from pipeline_code.training_pipeline import RETRY_POLICIES, bundle_input
-from stacks.naming import CAPTURE_PREFIX, GROUND_TRUTH_PREFIX, MONITORING_PREFIX, Names
-from stacks.settings import EnvironmentSettings, MonitoringSettings
+from contract.naming import CAPTURE_PREFIX, GROUND_TRUTH_PREFIX, MONITORING_PREFIX, Names
+from contract.settings import EnvironmentSettings, MonitoringSettings
 
 DATA_QUALITY_STEP = "DataQuality"
 MODEL_QUALITY_STEP = "ModelQuality"

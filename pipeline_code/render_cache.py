@@ -4,7 +4,7 @@ Rendering imports the sagemaker SDK and builds its sessions and steps: about 2 o
 `cdk synth` on a 2-core machine, paid on every synth and in every test that builds an app. The
 rendered text is a pure function of the builder's code, the sagemaker version, the Locations, the
 settings and the names, so it is stored under a hash of all of them and reused; any change to any
-of them (any .py under pipeline_code/ or stacks/naming.py, stacks/settings.py) renders afresh.
+of them (any .py under contract/ or pipeline_code/) renders afresh.
 """
 
 from __future__ import annotations
@@ -22,16 +22,14 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from contract.naming import Names
 from pipeline_code.locations import Locations
-from stacks.naming import Names
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = REPO_ROOT / ".cache" / "rendered-pipelines"
 # Everything whose code can change a rendered definition.
-SOURCE_FILES = (
-    *sorted((REPO_ROOT / "pipeline_code").rglob("*.py")),
-    REPO_ROOT / "stacks" / "naming.py",
-    REPO_ROOT / "stacks" / "settings.py",
+SOURCE_FILES = tuple(
+    sorted(path for folder in ("contract", "pipeline_code") for path in (REPO_ROOT / folder).rglob("*.py"))
 )
 
 

@@ -45,8 +45,8 @@ from pipeline_code.locations import (
     SERVING_ENVIRONMENT,
     Locations,
 )
-from stacks.naming import DATASETS_PREFIX, PIPELINE_RUNS_PREFIX, PRETRAINED_WEIGHTS_PREFIX, Names
-from stacks.settings import TrainingSettings
+from contract.naming import DATASETS_PREFIX, PIPELINE_RUNS_PREFIX, PRETRAINED_WEIGHTS_PREFIX, Names
+from contract.settings import TrainingSettings
 
 # Step names are part of the contract with the local executor, the golden snapshot and the docs.
 PREPROCESS_STEP = "Preprocess"

@@ -13,12 +13,12 @@ from typing import Any
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
+from contract.naming import Names
+from contract.settings import EnvironmentSettings
 from stacks.constructs.deploy_alarms import DeployAlarms
 from stacks.constructs.deploy_function import DeployFunction
 from stacks.constructs.deployment_dashboard import DeploymentDashboard
 from stacks.constructs.endpoint_alarms import EndpointAlarms
-from stacks.naming import Names
-from stacks.settings import EnvironmentSettings
 from stacks.storage_stack import StorageStack
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from aws_cdk import Aws, CfnMapping, Fn, Stack
 from constructs import Construct
 
-from pipeline_code.container_images import pytorch_registry_accounts
+from contract.container_images import pytorch_registry_accounts
 
 DLC_REPOSITORIES = ("pytorch-training", "pytorch-inference")
 _MAPPING_ID = "PyTorchImageRegistries"

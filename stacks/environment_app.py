@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 import aws_cdk as cdk
 
+from contract.naming import Names
+from contract.settings import EnvironmentSettings, PromotionPeers, load_environment_with_peers
 from stacks.deployment_stack import DeploymentStack
 from stacks.monitoring_stack import MonitoringStack
 from stacks.nag import add_nag_checks
-from stacks.naming import Names
-from stacks.settings import EnvironmentSettings, PromotionPeers, load_environment_with_peers
 from stacks.storage_stack import StorageStack
 from stacks.training_stack import TrainingStack
 

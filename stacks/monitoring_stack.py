@@ -20,6 +20,8 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from contract.naming import Names
+from contract.settings import EnvironmentSettings
 from pipeline_code.render_cache import cached_render
 from stacks.constructs.monitoring_alarms import MonitoringAlarms
 from stacks.constructs.monitoring_dashboard import MonitoringDashboard
@@ -32,8 +34,6 @@ from stacks.constructs.monitoring_schedule import (
 from stacks.constructs.rendered_pipeline import RenderedPipeline, RenderFunction
 from stacks.constructs.retrain_guard_function import RetrainGuardFunction
 from stacks.nag import acknowledge
-from stacks.naming import Names
-from stacks.settings import EnvironmentSettings
 
 
 def monitoring_render(settings: EnvironmentSettings, names: Names) -> RenderFunction:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from stacks.settings import (
+from contract.settings import (
     EndpointSettings,
     EnvironmentSettings,
     MonitoringSettings,

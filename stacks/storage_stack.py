@@ -15,14 +15,14 @@ from aws_cdk import Aws, CfnOutput, Stack
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
+from contract.naming import Names
+from contract.settings import EnvironmentSettings, PromotionPeers, cross_account
 from stacks.constructs.alerts_topic import AlertsTopic
 from stacks.constructs.endpoint_role import EndpointRole
 from stacks.constructs.execution_role import SageMakerExecutionRole
 from stacks.constructs.promotion_access import PromotionRole, SourceGrants
 from stacks.constructs.secure_storage import SecureStorage
 from stacks.nag import acknowledge
-from stacks.naming import Names
-from stacks.settings import EnvironmentSettings, PromotionPeers, cross_account
 
 
 class StorageStack(Stack):

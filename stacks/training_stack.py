@@ -14,9 +14,9 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from contract.naming import Names
+from contract.settings import TrainingSettings
 from stacks.constructs.training_pipeline import TrainingPipeline
-from stacks.naming import Names
-from stacks.settings import TrainingSettings
 
 PIPELINE_STATUS_DETAIL_TYPE = "SageMaker Model Building Pipeline Execution Status Change"
 

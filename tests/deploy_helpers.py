@@ -11,8 +11,8 @@ from typing import Any
 from cdk_helpers import REPO_ROOT, project_context
 from moto_fixtures import ACCOUNT, REGION
 
-from stacks.naming import Names
-from stacks.settings import load_environment
+from contract.naming import Names
+from contract.settings import load_environment
 
 LAMBDA_DIR = REPO_ROOT / "lambdas" / "deploy_endpoint"
 

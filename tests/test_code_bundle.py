@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tarfile
 
-from pipeline_code.code_bundle import CONTAINER_CODE_DIR, build_source_bundle, bundle_files
+from pipeline_code.code_bundle import SHIPPED_CONTRACT_MODULES, build_source_bundle, bundle_files
 
 
 def test_bundle_is_byte_identical_and_holds_the_container_code(tmp_path):
@@ -14,9 +14,10 @@ def test_bundle_is_byte_identical_and_holds_the_container_code(tmp_path):
     with tarfile.open(tmp_path / "a" / "sourcedir.tar.gz") as tar:
         names = set(tar.getnames())
         assert all(member.mtime == 0 and member.uid == 0 for member in tar.getmembers())
-    expected = {p.relative_to(CONTAINER_CODE_DIR).as_posix() for p in bundle_files()}
-    assert names == expected
+    assert names == {name for name, _ in bundle_files()}
     assert "image_decoding.py" in names
+    assert {f"contract/{module}" for module in SHIPPED_CONTRACT_MODULES} <= names
+    assert "contract/settings.py" not in names  # pydantic: no image holds it
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
 
 

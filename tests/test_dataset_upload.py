@@ -20,10 +20,10 @@ from cdk_helpers import REPO_ROOT
 from moto_fixtures import ACCOUNT, REGION, aws, aws_environment, moto_server  # noqa: F401
 from PIL import Image
 
+from contract.naming import Names
 from dogbreeds.cli import main
 from dogbreeds.dataset_upload import scan_dataset, upload_dataset
 from dogbreeds.sample_data import generate
-from stacks.naming import Names
 
 BUCKET = Names("dogbreeds", "dev").bucket(ACCOUNT, REGION, "data")
 

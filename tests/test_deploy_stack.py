@@ -10,8 +10,8 @@ from aws_cdk.assertions import Template
 from cdk_helpers import build_app
 from deploy_helpers import lambda_module
 
+from contract.naming import Names
 from stacks.constructs import deploy_alarms, deployment_dashboard, endpoint_alarms
-from stacks.naming import Names
 
 deploy_config = lambda_module("deploy_config")
 deploy_logging = lambda_module("deploy_logging")

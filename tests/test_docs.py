@@ -39,8 +39,8 @@ def test_readme_cost_table_matches_the_settings():
 def test_cost_estimate_follows_the_settings():
     import pytest
 
+    from contract.settings import EnvironmentSettings
     from stacks.cost_estimate import HOSTING, HOURS_PER_MONTH, estimate
-    from stacks.settings import EnvironmentSettings
 
     base = EnvironmentSettings()
     two = EnvironmentSettings.model_validate(

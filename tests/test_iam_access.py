@@ -24,8 +24,8 @@ from iam_access.evaluator import Outcome, evaluate, node_available
 from iam_access.pipelines import PipelineRun
 from iam_access.policies import PolicyStore
 
+from contract.naming import BUCKET_PREFIXES
 from dogbreeds.cloud_assembly import CloudAssembly, synthesize
-from stacks.naming import BUCKET_PREFIXES
 
 # Where the templates are resolved as deployed.
 ACCOUNT = "111122223333"

@@ -19,8 +19,8 @@ from iam_access.accesses import Request
 from iam_access.evaluator import evaluate, node_available
 from iam_access.policies import PolicyStore
 
+from contract.naming import MonitoringAlarmNames, Names
 from dogbreeds.cloud_assembly import CloudAssembly
-from stacks.naming import MonitoringAlarmNames, Names
 
 pytestmark = pytest.mark.skipif(
     not node_available() and not os.environ.get("CI"),

@@ -22,6 +22,15 @@ import serve_fixtures
 from ml_fixtures import make_dataset
 from PIL import Image
 
+from contract.container_images import (
+    IMAGES,
+    INFERENCE_CPU,
+    INFERENCE_IMAGE_TAG,
+    PROCESSING_CPU,
+    PROCESSING_IMAGE_TAG,
+    TRAINING_GPU,
+    TRAINING_IMAGE_TAG,
+)
 from dogbreeds.local_executor.import_guard import (
     ENV_VAR,
     GUARD_SITE_DIR,
@@ -31,17 +40,14 @@ from dogbreeds.local_executor.import_guard import (
     install_import_guard,
     project_modules,
 )
-from pipeline_code.code_bundle import CONTAINER_CODE_DIR, build_source_bundle
-from pipeline_code.container import backbones, model_artifact, serving_handlers
-from pipeline_code.container_images import (
-    IMAGES,
-    INFERENCE_CPU,
-    INFERENCE_IMAGE_TAG,
-    PROCESSING_CPU,
-    PROCESSING_IMAGE_TAG,
-    TRAINING_GPU,
-    TRAINING_IMAGE_TAG,
+from pipeline_code.code_bundle import (
+    CONTAINER_CODE_DIR,
+    CONTRACT_DIR,
+    SHIPPED_CONTRACT_MODULES,
+    SHIPPED_PACKAGES,
+    build_source_bundle,
 )
+from pipeline_code.container import backbones, model_artifact, serving_handlers
 from pipeline_code.definition_checks import iter_steps
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -406,8 +412,10 @@ def test_every_import_of_the_container_code_is_in_every_image_or_optional():
     own = {p.stem for p in CONTAINER_CODE_DIR.glob("*.py")} | {
         p.parent.name for p in CONTAINER_CODE_DIR.glob("*/__init__.py")
     }
+    own |= SHIPPED_PACKAGES
     missing, optional = [], set()
-    for path in sorted(CONTAINER_CODE_DIR.glob("*.py")):
+    shipped = [CONTRACT_DIR / name for name in SHIPPED_CONTRACT_MODULES]
+    for path in sorted(CONTAINER_CODE_DIR.glob("*.py")) + shipped:
         for line, top, is_optional in _imports(path):
             lacking = [
                 image.name

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from contract import monitoring_metrics as mm
+from contract.naming import Names
+from contract.promotion_gates import gate_alarm_names
+from contract.settings import load_environment
 from dogbreeds.cli import main
 from dogbreeds.local_promotion import live_since
 from dogbreeds.local_registry import LocalModelRegistry
 from dogbreeds.promotion import PROMOTED_FROM_ARN
-from pipeline_code.container import monitoring_metrics as mm
-from stacks.constructs.promotion_access import gate_alarm_names
-from stacks.naming import Names
-from stacks.settings import load_environment
 
 DEV, PROD = Names("dogbreeds", "dev"), Names("dogbreeds", "prod")
 DEV_BUCKET = DEV.bucket("000000000000", "us-east-1")

@@ -9,6 +9,8 @@ import re
 import pytest
 from cdk_helpers import project_context
 
+from contract.naming import Names
+from contract.settings import load_environment
 from pipeline_code.container import monitor_data_quality, monitor_model_quality
 from pipeline_code.definition_checks import iter_steps, unresolved_references, validate_step_arguments
 from pipeline_code.monitoring_pipeline import (
@@ -17,8 +19,6 @@ from pipeline_code.monitoring_pipeline import (
     render_monitoring_pipeline,
 )
 from stacks.constructs.training_pipeline import placeholder_locations
-from stacks.naming import Names
-from stacks.settings import load_environment
 
 SCRIPTS = {DATA_QUALITY_STEP: monitor_data_quality, MODEL_QUALITY_STEP: monitor_model_quality}
 

@@ -13,15 +13,15 @@ from aws_cdk.assertions import Match, Template
 from cdk_helpers import REPO_ROOT, build_app, project_context
 from moto.events.models import EventPattern
 
-from pipeline_code.container import monitoring_metrics as mm
+from contract import monitoring_metrics as mm
+from contract.naming import Names
+from contract.settings import TrainingSettings
 from pipeline_code.training_pipeline import render_training_pipeline
 from stacks.constructs.monitoring_alarms import no_data_evaluation_periods
 from stacks.constructs.monitoring_schedule import MonitoringSchedule, schedule_period_seconds
 from stacks.constructs.rendered_pipeline import PLACEHOLDERS, placeholder_locations
 from stacks.constructs.retrain_guard_function import retrain_event_pattern
 from stacks.monitoring_stack import schedule_parameters, window_hours
-from stacks.naming import Names
-from stacks.settings import TrainingSettings
 
 sys.path.insert(0, str(REPO_ROOT / "lambdas" / "retrain_guard"))
 import retrain_guard  # noqa: E402

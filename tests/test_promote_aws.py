@@ -19,12 +19,12 @@ from cdk_helpers import project_context
 from deploy_helpers import IMAGE
 from moto_fixtures import ACCOUNT, REGION, aws, moto_server  # noqa: F401
 
+from contract import monitoring_metrics as mm
+from contract.naming import Names
+from contract.promotion_gates import gate_alarm_names
+from contract.settings import load_environment
 from dogbreeds import promote_aws
 from dogbreeds.promotion import PROMOTED_FROM_ARN
-from pipeline_code.container import monitoring_metrics as mm
-from stacks.constructs.promotion_access import gate_alarm_names
-from stacks.naming import Names
-from stacks.settings import load_environment
 
 SOURCE_ACCOUNT = "111111111111"  # staging, in the cross-account case
 STAGING, PROD = Names("dogbreeds", "staging"), Names("dogbreeds", "prod")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from cdk_helpers import project_context
 
-from stacks.settings import (
+from contract.settings import (
     ALARM_HISTORY_HOURS,
     SettingsError,
     load_environment,

@@ -10,8 +10,8 @@ import pytest
 from aws_cdk.assertions import Match, Template
 from cdk_helpers import build_app, project_context
 
-from stacks.constructs.promotion_access import gate_alarm_names
-from stacks.naming import MonitoringAlarmNames, Names
+from contract.naming import MonitoringAlarmNames, Names
+from contract.promotion_gates import gate_alarm_names
 
 ACCOUNTS = {"dev": "111122223333", "staging": "222233334444", "prod": "333344445555"}
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
+from contract.naming import Names
+from contract.settings import TrainingSettings
 from pipeline_code.render_cache import cache_key, cached_render
 from pipeline_code.training_pipeline import render_training_pipeline
 from stacks.constructs.rendered_pipeline import placeholder_locations
-from stacks.naming import Names
-from stacks.settings import TrainingSettings
 
 CALLS: list[str] = []
 BUILDER = "test_render_cache:counting_builder"

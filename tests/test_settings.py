@@ -8,7 +8,7 @@ import re
 import pytest
 from cdk_helpers import project_context
 
-from stacks.settings import (
+from contract.settings import (
     LONGEST_REGION,
     SettingsError,
     load_environment,

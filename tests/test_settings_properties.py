@@ -26,16 +26,16 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
-from dogbreeds.cloud_assembly import CloudAssembly
-from lambdas.deploy_endpoint.deploy_names import DIGEST_LENGTH
-from stacks.naming import Names
-from stacks.settings import (
+from contract.naming import Names
+from contract.settings import (
     LONGEST_REGION,
     EnvironmentSettings,
     ProjectSettings,
     SettingsError,
     load_environment,
 )
+from dogbreeds.cloud_assembly import CloudAssembly
+from lambdas.deploy_endpoint.deploy_names import DIGEST_LENGTH
 
 # --- strategies derived from the model --------------------------------------------------------
 

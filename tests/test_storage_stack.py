@@ -8,8 +8,8 @@ import pytest
 from aws_cdk.assertions import Match, Template
 from cdk_helpers import build_app, project_context
 
+from contract.naming import BUCKET_PREFIXES, EXPIRING_PREFIXES
 from stacks.constructs.execution_role import READ_ONLY_PREFIXES, WRITABLE_PREFIXES
-from stacks.naming import BUCKET_PREFIXES, EXPIRING_PREFIXES
 
 
 @pytest.fixture(scope="module")

@@ -24,12 +24,12 @@ from ml_fixtures import (
     train_env,
 )
 
+from contract.container_images import INFERENCE_IMAGE_TAG
 from dogbreeds.local_executor.import_guard import guard_environment
 from pipeline_code.container import model_artifact
 from pipeline_code.container.image_decoding import decode_image
 from pipeline_code.container.preprocess import cache_array
 from pipeline_code.container.train import DeviceAugment, Dist, epoch_batches, parse_args
-from pipeline_code.container_images import INFERENCE_IMAGE_TAG
 
 INFERENCE_IMAGE = f"pytorch-inference:{INFERENCE_IMAGE_TAG}"
 LITE0_WEIGHTS_DIR = None

@@ -8,6 +8,8 @@ import re
 import pytest
 from cdk_helpers import project_context
 
+from contract.naming import Names
+from contract.settings import load_environment
 from pipeline_code.definition_checks import (
     code_placement_problems,
     iter_steps,
@@ -22,8 +24,6 @@ from pipeline_code.training_pipeline import (
     render_training_pipeline,
 )
 from stacks.constructs.training_pipeline import placeholder_locations
-from stacks.naming import Names
-from stacks.settings import load_environment
 
 
 def _render(env: str = "dev", **overrides) -> str:

@@ -10,8 +10,8 @@ import pytest
 from aws_cdk.assertions import Template
 from cdk_helpers import build_app
 
+from contract.naming import Names
 from stacks.constructs.training_pipeline import PLACEHOLDERS
-from stacks.naming import Names
 
 
 @pytest.fixture(scope="module")

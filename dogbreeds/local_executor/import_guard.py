@@ -7,13 +7,15 @@ on AWS (where the Train step runs with network isolation, so nothing can be pip-
 
 The rule (implemented, standard library only, in ``import_guard_site/dogbreeds_import_hook.py``):
 an import made *by job code* of a top-level module succeeds only if the module is in the standard
-library of the image's Python, is listed for that image in ``pipeline_code/container_images.py``,
+library of the image's Python, is listed for that image in ``contract/container_images.py``,
 or is the job's own code (found in the importing file's own root folder: the bundle, ``code/``).
 Anything else raises ``ModuleNotFoundError`` (an ``ImportError``, so ``try: ... except
 ImportError:`` fallbacks keep working) naming the module, the image and what to do. This project's
 own packages (``stacks``, ``dogbreeds``, ``pipeline_code`` ...) are refused to job code even though
-they are importable locally. Imports made by the standard library, site-packages (torch importing
-sympy) or the project's host code are never refused; neither is code without a file (``python -c``).
+they are importable locally; ``contract`` is allowed, as the bundle carries its standard-library
+modules (``pipeline_code/code_bundle.py`` lists them). Imports made by the standard library,
+site-packages (torch importing sympy) or the project's host code are never refused; neither is code
+without a file (``python -c``).
 
 * ``guard_environment(image_uri, environment)``: the environment for a job subprocess. It puts
   ``import_guard_site/`` first on PYTHONPATH, whose ``sitecustomize.py`` installs the rule at
@@ -29,7 +31,7 @@ sympy) or the project's host code are never refused; neither is code without a f
 
 Images are matched by repository name and tag (any registry; a tag or one of the image's published
 aliases). An image that is not in the inventory is refused with ``UnknownImageError``: what it holds
-is unknown, so no honest guard can be set up; add it to ``pipeline_code/container_images.py``.
+is unknown, so no honest guard can be set up; add it to ``contract/container_images.py``.
 """
 
 from __future__ import annotations
@@ -40,9 +42,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from contract.container_images import IMAGES, ContainerImage, find_image
 from dogbreeds.local_executor.import_guard_site import dogbreeds_import_hook as hook
-from pipeline_code.code_bundle import CONTAINER_CODE_DIR
-from pipeline_code.container_images import IMAGES, ContainerImage, find_image
+from pipeline_code.code_bundle import CONTAINER_CODE_DIR, SHIPPED_PACKAGES
 
 GUARD_SITE_DIR = Path(hook.HOOK_DIR)
 ENV_VAR = hook.ENV_VAR
@@ -64,7 +66,7 @@ def image_for(image_uri: str) -> ContainerImage:
         )
         raise UnknownImageError(
             f"no import guard for image {image_uri!r}: it is not in the inventory of "
-            f"pipeline_code/container_images.py, so what it holds is unknown. Known images: {known}"
+            f"contract/container_images.py, so what it holds is unknown. Known images: {known}"
         )
     return image
 
@@ -89,6 +91,7 @@ def _rule(image_uri: str, code_dir: Path | None = None) -> hook.Rule:
         modules=image.modules,
         stdlib_removed=image.stdlib_removed(),
         project=project_modules(),
+        shipped=SHIPPED_PACKAGES,
         code_dir=None if code_dir is None else os.path.realpath(code_dir),
         project_root=os.path.realpath(REPOSITORY_ROOT),
         project_job_dir=os.path.realpath(CONTAINER_CODE_DIR),

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from instance_types import DEFAULT_VOLUME_GIB, INSTANCE_TYPES, instance_type
+from contract.instance_types import DEFAULT_VOLUME_GIB, INSTANCE_TYPES, instance_type
 
 GIB = 2**30
 # Mirrors train.py (kept here so preprocess does not import torch).

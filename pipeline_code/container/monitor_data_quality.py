@@ -38,7 +38,8 @@ import monitor_io
 import monitor_metrics_sink
 import monitor_report
 import monitor_window
-import monitoring_metrics
+
+from contract import monitoring_metrics
 
 NAMESPACE_DEFAULT = "dogbreeds/dev"
 DRIFT_CHECK = "baseline_drift_check"

@@ -14,7 +14,8 @@ from datetime import datetime
 from typing import Any
 
 import monitor_io
-import monitoring_metrics
+
+from contract import monitoring_metrics
 
 CLOUDWATCH = "cloudwatch"
 # PutMetricData takes up to 1,000 metrics per request; 20 keeps every request small and is the

@@ -34,7 +34,8 @@ import monitor_io
 import monitor_metrics_sink
 import monitor_report
 import monitor_window
-import monitoring_metrics
+
+from contract import monitoring_metrics
 
 TOP_K = 5
 MAX_ERROR_SAMPLES = 20

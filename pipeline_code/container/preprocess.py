@@ -50,9 +50,10 @@ import image_features
 import numpy as np
 from class_names import normalise_class_name
 from image_decoding import ImageDecodeError, decode_image
-from instance_types import INSTANCE_TYPES
 from PIL import Image
 from tqdm import tqdm
+
+from contract.instance_types import INSTANCE_TYPES
 
 SPLITS = ("train", "validation", "test")
 MANIFEST_VERSION = 1

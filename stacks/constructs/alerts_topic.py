@@ -11,7 +11,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
-from stacks.naming import Names
+from contract.naming import Names
 
 # Services that publish to the topic: EventBridge rules and CloudWatch alarms. The topic is
 # KMS-encrypted, so they need to use the key as well as publish.
@@ -20,7 +20,7 @@ PUBLISHING_SERVICES = ("events.amazonaws.com", "cloudwatch.amazonaws.com")
 
 def publisher_source_arns(names: Names) -> dict[str, str]:
     """Per publishing service, the ARNs of the sources that may publish: this environment's rules
-    and alarms (every name starts with ``<project>-<env>-``, see stacks/naming.py), in this account."""
+    and alarms (every name starts with ``<project>-<env>-``, see contract/naming.py), in this account."""
     prefix = f"arn:{Aws.PARTITION}"
     return {
         "events.amazonaws.com": f"{prefix}:events:{Aws.REGION}:{Aws.ACCOUNT_ID}:rule/{names.base}-*",

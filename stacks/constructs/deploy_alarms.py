@@ -19,8 +19,8 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from contract.naming import Names
 from stacks.constructs.endpoint_alarms import alarm_description
-from stacks.naming import Names
 
 PERIOD = Duration.minutes(5)
 # Any message in the queue: every one is an event that was dropped after all retries.

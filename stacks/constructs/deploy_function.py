@@ -18,6 +18,8 @@ from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from contract.naming import CAPTURE_PREFIX, PRODUCTION_VARIANT, Names
+from contract.settings import EndpointSettings
 from stacks.constructs.lambda_parts import (
     RUNTIME,
     acknowledge_dead_letter_grant,
@@ -25,8 +27,6 @@ from stacks.constructs.lambda_parts import (
     lambda_code,
 )
 from stacks.nag import acknowledge
-from stacks.naming import CAPTURE_PREFIX, PRODUCTION_VARIANT, Names
-from stacks.settings import EndpointSettings
 
 LAMBDA_FOLDER = "deploy_endpoint"
 HANDLER = "deploy_handler.handler"

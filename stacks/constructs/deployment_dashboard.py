@@ -24,6 +24,8 @@ from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 
+from contract.naming import Names
+from contract.settings import EndpointSettings
 from stacks.constructs.deploy_alarms import (
     DEAD_LETTER_MESSAGES,
     DEPLOYMENT_FIELD,
@@ -37,8 +39,6 @@ from stacks.constructs.endpoint_alarms import (
     SERVER_ERRORS_PER_MINUTE,
     EndpointAlarms,
 )
-from stacks.naming import Names
-from stacks.settings import EndpointSettings
 
 # lambdas/deploy_endpoint/deploy_metrics.py publishes this metric (a test checks both agree).
 LIVE_MODEL_VERSION = "LiveModelVersion"

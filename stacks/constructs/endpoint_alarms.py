@@ -17,7 +17,7 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from stacks.naming import PRODUCTION_VARIANT, Names
+from contract.naming import PRODUCTION_VARIANT, Names
 
 NAMESPACE = "AWS/SageMaker"
 PERIOD = Duration.minutes(1)

@@ -12,9 +12,9 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from contract.naming import CAPTURE_PREFIX, MODEL_PREFIXES, PIPELINE_RUNS_PREFIX, PROMOTED_PREFIX, Names
 from stacks.dlc_registries import pytorch_registry_account
 from stacks.nag import acknowledge
-from stacks.naming import CAPTURE_PREFIX, MODEL_PREFIXES, PIPELINE_RUNS_PREFIX, PROMOTED_PREFIX, Names
 
 SAGEMAKER_PRINCIPAL = "sagemaker.amazonaws.com"
 INFERENCE_REPOSITORY = "pytorch-inference"

@@ -8,9 +8,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks.dlc_registries import DLC_REPOSITORIES, pytorch_registry_account
-from stacks.nag import acknowledge
-from stacks.naming import (
+from contract.naming import (
     BUCKET_PREFIXES,
     CAPTURE_PREFIX,
     DATASETS_PREFIX,
@@ -21,6 +19,8 @@ from stacks.naming import (
     PROMOTED_PREFIX,
     Names,
 )
+from stacks.dlc_registries import DLC_REPOSITORIES, pytorch_registry_account
+from stacks.nag import acknowledge
 
 SAGEMAKER_PRINCIPAL = "sagemaker.amazonaws.com"
 

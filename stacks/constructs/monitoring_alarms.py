@@ -14,9 +14,9 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from pipeline_code.container import monitoring_metrics as mm
-from stacks.naming import MonitoringAlarmNames, Names  # noqa: F401  (re-exported)
-from stacks.settings import MonitoringSettings
+from contract import monitoring_metrics as mm
+from contract.naming import MonitoringAlarmNames, Names  # noqa: F401  (re-exported)
+from contract.settings import MonitoringSettings
 
 PIPELINE_STATUS_DETAIL_TYPE = "SageMaker Model Building Pipeline Execution Status Change"
 # SageMaker Pipelines publishes execution counts here, per pipeline.

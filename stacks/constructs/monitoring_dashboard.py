@@ -14,10 +14,10 @@ from aws_cdk import Aws, Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 
-from pipeline_code.container import monitoring_metrics as mm
+from contract import monitoring_metrics as mm
+from contract.naming import PRODUCTION_VARIANT, Names
+from contract.settings import MonitoringSettings
 from stacks.constructs.monitoring_alarms import monitor_metric
-from stacks.naming import PRODUCTION_VARIANT, Names
-from stacks.settings import MonitoringSettings
 
 INVOCATION_NAMESPACE = "AWS/SageMaker"
 INSTANCE_NAMESPACE = "/aws/sagemaker/Endpoints"

@@ -16,8 +16,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_scheduler as scheduler
 from constructs import Construct
 
-from stacks.naming import Names
-from stacks.settings import schedule_seconds
+from contract.naming import Names
+from contract.settings import schedule_seconds
 
 SCHEDULER_PRINCIPAL = "scheduler.amazonaws.com"
 # A missed run is not worth more than one retry window: the next scheduled run covers the data.

@@ -29,21 +29,13 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from contract.naming import MODEL_PREFIXES, PROMOTED_PREFIX, Names
+from contract.promotion_gates import gate_alarm_names
+from contract.settings import EnvironmentSettings, cross_account
 from stacks.nag import acknowledge
-from stacks.naming import MODEL_PREFIXES, PROMOTED_PREFIX, MonitoringAlarmNames, Names
-from stacks.settings import EnvironmentSettings, cross_account
 
 PENDING = "PendingManualApproval"
 APPROVED = "Approved"
-
-
-def gate_alarm_names(names: Names, settings: EnvironmentSettings) -> tuple[str, ...]:
-    """The alarms whose history the alarm gate reads: the endpoint's rollback alarms and, where
-    the environment monitors, every monitoring alarm."""
-    alarms = list(names.rollback_alarms)
-    if settings.monitoring.enabled:
-        alarms += MonitoringAlarmNames(names).all
-    return tuple(alarms)
 
 
 @dataclass(frozen=True)

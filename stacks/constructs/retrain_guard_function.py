@@ -15,6 +15,7 @@ from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from contract.naming import Names
 from stacks.constructs.lambda_parts import (
     RUNTIME,
     acknowledge_dead_letter_grant,
@@ -22,7 +23,6 @@ from stacks.constructs.lambda_parts import (
     lambda_code,
 )
 from stacks.constructs.monitoring_schedule import pipeline_arn
-from stacks.naming import Names
 
 LAMBDA_FOLDER = "retrain_guard"
 HANDLER = "retrain_guard.handler"

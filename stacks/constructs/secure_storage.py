@@ -7,7 +7,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks.naming import ACCESS_LOG_BUCKET, DATA_BUCKET, EXPIRING_PREFIXES, Names
+from contract.naming import ACCESS_LOG_BUCKET, DATA_BUCKET, EXPIRING_PREFIXES, Names
 
 
 class SecureStorage(Construct):

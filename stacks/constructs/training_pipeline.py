@@ -8,6 +8,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from contract.naming import Names
+from contract.settings import TrainingSettings
 from pipeline_code.render_cache import cached_render
 from stacks.constructs.rendered_pipeline import (  # noqa: F401 (re-exported for callers and tests)
     PLACEHOLDERS,
@@ -15,8 +17,6 @@ from stacks.constructs.rendered_pipeline import (  # noqa: F401 (re-exported for
     placeholder_locations,
     substitute_tokens,
 )
-from stacks.naming import Names
-from stacks.settings import TrainingSettings
 
 
 class TrainingPipeline(RenderedPipeline):

@@ -56,6 +56,8 @@ class Rule:
     modules: frozenset[str]  # top-level modules the image provides beyond the standard library
     stdlib_removed: frozenset[str]  # host standard-library modules the image's Python lacks
     project: frozenset[str]  # this project's top-level packages and modules: never job code
+    # ... except these, which the code bundle carries (the bottom layer's standard-library modules)
+    shipped: frozenset[str] = frozenset()
     code_dir: str | None = None  # realpath; None: every file outside the libraries is job code
     # This project's checkout: its files are host code (a local wrapper may run in the job's
     # process), except those under project_job_dir (pipeline_code/container: the bundle's source).
@@ -70,6 +72,7 @@ class Rule:
             modules=frozenset(data["modules"]),
             stdlib_removed=frozenset(data["stdlib_removed"]),
             project=frozenset(data["project"]),
+            shipped=frozenset(data.get("shipped", ())),
             code_dir=data.get("code_dir"),
             project_root=data.get("project_root"),
             project_job_dir=data.get("project_job_dir"),
@@ -82,6 +85,7 @@ class Rule:
                 "modules": sorted(self.modules),
                 "stdlib_removed": sorted(self.stdlib_removed),
                 "project": sorted(self.project),
+                "shipped": sorted(self.shipped),
                 "code_dir": self.code_dir,
                 "project_root": self.project_root,
                 "project_job_dir": self.project_job_dir,
@@ -287,11 +291,11 @@ class ImportGuard:
         importer = frame.f_globals.get("__file__") or root
         advice = (
             "Job code may import the standard library, its own modules and what its image holds "
-            "(the inventory in pipeline_code/container_images.py). Vendor what it needs into "
+            "(the inventory in contract/container_images.py). Vendor what it needs into "
             "pipeline_code/container, the code bundle (as dogbreeds_vendor/ does for "
             "efficientnet_lite_pytorch), or do without it."
         )
-        if top in rule.project:
+        if top in rule.project and top not in rule.shipped:
             return (
                 f"import of {top!r} refused by the local import guard: {importer} is job code for "
                 f"{rule.image}, and {top!r} is this project's own package, not part of the code "

@@ -21,9 +21,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from pipeline_code.container.instance_types import PROCESSING_TYPES, TRAINING_TYPES
-from pipeline_code.container_images import pytorch_registry_accounts
-from stacks.naming import BUCKET_PURPOSES, MAX_BUCKET_NAME_LENGTH, Names
+from contract.container_images import pytorch_registry_accounts
+from contract.instance_types import PROCESSING_TYPES, TRAINING_TYPES
+from contract.naming import BUCKET_PURPOSES, MAX_BUCKET_NAME_LENGTH, Names
 
 DEFAULT_ENVIRONMENT = "dev"
 # Environments whose buckets and key must never be deleted with the stack.
@@ -169,7 +169,7 @@ def _in_table(allowed: tuple[str, ...], kind: str):
     def check(value: str) -> str:
         if value not in allowed:
             raise ValueError(
-                f"must be a {kind} type from pipeline_code/container/instance_types.py "
+                f"must be a {kind} type from contract/instance_types.py "
                 f"({', '.join(allowed)})"
             )
         return value

@@ -1,0 +1,94 @@
+"""Imports run one way: contract <- pipeline_code <- stacks, and dogbreeds beside stacks.
+
+* ``contract`` (settings, names, metric names, event types) imports nothing of the project;
+* ``pipeline_code`` (pipeline definitions and the job code) imports only ``contract``;
+* ``stacks`` (the CDK app) imports ``contract`` and ``pipeline_code``;
+* ``dogbreeds`` (command line, local mode) imports ``contract`` and ``pipeline_code``, never
+  ``stacks``: local mode reads what the CDK app made from the synthesised cloud assembly;
+* code that runs inside AWS (the job code bundle, the Lambda functions) imports, of the project,
+  only the bottom layer's modules that ship with it.
+
+Every import counts, including those inside functions.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from pipeline_code.code_bundle import CONTAINER_CODE_DIR, SHIPPED_CONTRACT_MODULES
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LAYERS = ("contract", "pipeline_code", "stacks", "dogbreeds", "lambdas")
+ALLOWED = {
+    "contract": {"contract"},
+    "pipeline_code": {"contract", "pipeline_code"},
+    "stacks": {"contract", "pipeline_code", "stacks"},
+    "dogbreeds": {"contract", "pipeline_code", "dogbreeds"},
+    "lambdas": {"contract"},
+}
+SHIPPED_CONTRACT = {f"contract.{Path(n).stem}" for n in SHIPPED_CONTRACT_MODULES} - {"contract.__init__"}
+
+
+def project_imports(path: Path) -> list[tuple[int, str]]:
+    """(line, dotted module) for every absolute import of a project package in ``path``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        found += [(node.lineno, name) for name in names if name.partition(".")[0] in LAYERS]
+    return found
+
+
+def layer_sources(layer: str) -> list[Path]:
+    return sorted(p for p in (REPO_ROOT / layer).rglob("*.py") if "__pycache__" not in p.parts)
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_no_module_imports_a_layer_above_its_own(layer):
+    upward = [
+        f"{path.relative_to(REPO_ROOT)}:{line} imports {name}"
+        for path in layer_sources(layer)
+        for line, name in project_imports(path)
+        if name.partition(".")[0] not in ALLOWED[layer]
+    ]
+    assert upward == [], f"{layer} may import only {sorted(ALLOWED[layer])}"
+
+
+def test_code_that_runs_in_aws_imports_only_the_contract_modules_it_carries():
+    aws_code = [p for p in CONTAINER_CODE_DIR.rglob("*.py") if "__pycache__" not in p.parts]
+    aws_code += layer_sources("lambdas")
+    outside = []
+    for path in aws_code:
+        for line, name in project_imports(path):
+            # "from contract import monitoring_metrics" names contract and contract.monitoring_metrics.
+            carried = name == "contract" or any(
+                name == m or name.startswith(f"{m}.") for m in SHIPPED_CONTRACT
+            )
+            if not carried:
+                outside.append(f"{path.relative_to(REPO_ROOT)}:{line} imports {name}")
+    assert outside == []
+
+
+def test_the_rule_sees_an_upward_import(tmp_path):
+    """The parser behind both tests finds imports at any depth, in both spellings."""
+    source = tmp_path / "m.py"
+    source.write_text("def f():\n    from stacks.nag import acknowledge\n    import dogbreeds.cli\n")
+    assert project_imports(source) == [
+        (2, "stacks.nag"),
+        (2, "stacks.nag.acknowledge"),
+        (3, "dogbreeds.cli"),
+    ]
+
+
+def test_the_contract_package_itself_imports_nothing():
+    """Importing one shipped module must not pull pydantic or the CDK into a container."""
+    assert project_imports(REPO_ROOT / "contract" / "__init__.py") == []
+    tree = ast.parse((REPO_ROOT / "contract" / "__init__.py").read_text())
+    assert not [n for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom)]
