@@ -17,6 +17,7 @@ def test_bundle_is_byte_identical_and_holds_the_container_code(tmp_path):
     expected = {p.relative_to(CONTAINER_CODE_DIR).as_posix() for p in bundle_files()}
     assert names == expected
     assert "image_decoding.py" in names
+    assert "dogbreeds_jobs/training/main.py" in names  # job packages travel too
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
 
 
