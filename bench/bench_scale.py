@@ -120,20 +120,21 @@ def make_images(out: Path, pool_dir: Path, count: int, breeds: int) -> None:
 DATA_PATH_EPOCH = """
 import sys, time, torch
 sys.path.insert(0, sys.argv[1])
-import train
+from dogbreeds_jobs.training import data_cache
+from dogbreeds_jobs.training.augmentation import DeviceAugment
+from dogbreeds_jobs.training.distributed import Dist
 from pathlib import Path
 cache, mode, batch, image_size = Path(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
-ctx = train.Dist(0, 1, 0, torch.device("cpu"))
-index = train.read_index(cache)
-augment = train.DeviceAugment(image_size, (0.5,) * 3, (0.25,) * 3, 0.35, ctx.device, False)
+ctx = Dist(0, 1, 0, torch.device("cpu"))
+index = data_cache.read_index(cache)
+augment = DeviceAugment(image_size, (0.5,) * 3, (0.25,) * 3, 0.35, ctx.device, False)
 start = time.perf_counter()
 if mode == "stream":
-    data = train.StreamingCache(index, batch, 0, ctx, 4)
+    data = data_cache.StreamingCache(index, batch, 0, ctx, 4)
     source = data.batches("train", 1)
 else:
-    data = train.load_cache(cache)
-    source = ((data.train_images[i], data.train_labels[i])
-              for i in train.epoch_batches(len(data.train_labels), batch, 1, 0, ctx))
+    data = data_cache.load_cache(cache)
+    source = data_cache.train_batches(data, batch, 1, 0, ctx)
 seen = 0
 for images, labels in source:
     augment.train(images)

@@ -4,7 +4,7 @@ Three rates, images per second, on one device:
 
 * model-only: train steps on synthetic, already-normalised tensors resident on the device: the
   ceiling any data path can reach with this model, batch and precision;
-* end-to-end: train.py's own epoch function on preprocess's uint8 cache (cache resident on the
+* end-to-end: the training job's own epoch function on preprocess's uint8 cache (cache resident on the
   device, crop/flip/normalise on the device, AMP and channels_last where the device has them);
 * seed-style: what the seed system did: PIL decode + RandomResizedCrop + flip + ToTensor +
   Normalize every epoch in DataLoader workers, fp32, batch 32.
@@ -36,7 +36,15 @@ from torch.utils.data import DataLoader, Dataset  # noqa: E402
 from torchvision import transforms  # noqa: E402
 
 from dogbreeds.sample_data import generate  # noqa: E402
-from pipeline_code.container import backbones, preprocess, train  # noqa: E402
+from pipeline_code.container import backbones, preprocess  # noqa: E402
+from pipeline_code.container.dogbreeds_jobs.training import data_cache, network  # noqa: E402
+from pipeline_code.container.dogbreeds_jobs.training.augmentation import DeviceAugment  # noqa: E402
+from pipeline_code.container.dogbreeds_jobs.training.distributed import Dist  # noqa: E402
+from pipeline_code.container.dogbreeds_jobs.training.loop import (  # noqa: E402
+    LoopSetup,
+    train_one_epoch,
+    train_step,
+)
 
 
 def parse_args() -> argparse.Namespace:
@@ -95,59 +103,54 @@ def make_model(args: argparse.Namespace, classes: int, device: torch.device) -> 
     return model
 
 
-def model_only(args, classes: int, device: torch.device, amp_dtype) -> float:  # noqa: ANN001
-    model = make_model(args, classes, device).train()
+def loop_setup(args, model: nn.Module, steps: int, device: torch.device, amp_dtype) -> LoopSetup:  # noqa: ANN001
+    """What the job's loop needs, with the job's optimizer, schedule and scaler choice."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    criterion = nn.CrossEntropyLoss()
+    spec = backbones.backbone_spec(args.backbone)
+    return LoopSetup(
+        model=model,
+        optimizer=optimizer,
+        scheduler=torch.optim.lr_scheduler.OneCycleLR(optimizer, 1e-3, total_steps=steps),
+        scaler=torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None,
+        criterion=nn.CrossEntropyLoss(),
+        augment=DeviceAugment(args.image_size, spec.mean, spec.std, 0.35, device, device.type == "cuda"),
+        amp_dtype=amp_dtype,
+        ctx=Dist(0, 1, 0, device),
+        batch_size=args.batch_size,
+    )
+
+
+def model_only(args, classes: int, device: torch.device, amp_dtype) -> float:  # noqa: ANN001
+    """The job's own train step on inputs that need no data path at all."""
+    model = make_model(args, classes, device).train()
+    setup = loop_setup(args, model, args.steps + 3, device, amp_dtype)
     memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
     x = torch.randn(args.batch_size, 3, args.image_size, args.image_size, device=device)
     x = x.contiguous(memory_format=memory_format)
     y = torch.randint(0, classes, (args.batch_size,), device=device)
-    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
-
-    def step() -> None:
-        with train.autocast(device, amp_dtype):
-            loss = criterion(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        if scaler:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
 
     for _ in range(3):
-        step()
+        train_step(setup, x, y)
     synchronize(device)
     start = time.perf_counter()
     for _ in range(args.steps):
-        step()
+        train_step(setup, x, y)
     synchronize(device)
     return args.steps * args.batch_size / (time.perf_counter() - start)
 
 
 def end_to_end(args, cache: Path, device: torch.device, amp_dtype) -> tuple[float, int, bool]:  # noqa: ANN001
-    data = train.load_cache(cache)
+    data = data_cache.load_cache(cache)
     repeat = max(1, args.train_images // len(data.train_labels))
     data.train_images = data.train_images.repeat(repeat, 1, 1, 1)
     data.train_labels = data.train_labels.repeat(repeat)
-    ctx = train.Dist(0, 1, 0, device)
-    on_device = train.place_cache(data, "auto", ctx)
+    ctx = Dist(0, 1, 0, device)
+    on_device = data_cache.place_cache(data, "auto", ctx)
     model = make_model(args, len(data.classes), device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    steps = len(train.epoch_batches(len(data.train_labels), args.batch_size, 0, 0, ctx))
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, 1e-3, total_steps=steps * 2)
-    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
-    spec = backbones.backbone_spec(args.backbone)
-    augment = train.DeviceAugment(args.image_size, spec.mean, spec.std, 0.35, device,
-                                  device.type == "cuda")  # fmt: skip
-    hyper = SimpleNamespace(fine_tune="all", batch_size=args.batch_size, seed=0)
-    criterion = nn.CrossEntropyLoss()
-    train.train_one_epoch(model, optimizer, scheduler, scaler, criterion, data, augment, hyper,
-                          1, amp_dtype, ctx)  # warm-up epoch  # fmt: skip
-    metrics = train.train_one_epoch(model, optimizer, scheduler, scaler, criterion, data,
-                                    augment, hyper, 2, amp_dtype, ctx)  # fmt: skip
+    steps = data_cache.steps_per_epoch(data, args.batch_size, 0, ctx)
+    setup = loop_setup(args, model, steps * 2, device, amp_dtype)
+    train_one_epoch(setup, data, 1)  # warm-up epoch
+    metrics = train_one_epoch(setup, data, 2)
     return metrics["images_per_second"], len(data.train_labels), on_device
 
 
@@ -210,7 +213,7 @@ def main() -> int:
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("bench: --device cuda but no CUDA device; use --device cpu --small")
-    amp_dtype, _ = train.choose_precision(args.precision, device)
+    amp_dtype, _ = network.choose_precision(args.precision, device)
     with tempfile.TemporaryDirectory() as scratch:
         work = args.work_dir or Path(scratch)
         work.mkdir(parents=True, exist_ok=True)
@@ -220,7 +223,7 @@ def main() -> int:
         rate_ours, n_images, on_device = end_to_end(args, cache, device, amp_dtype)
         rate_seed = seed_style(args, images, device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
-    precision = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[amp_dtype]
+    precision = network.PRECISION_NAMES[amp_dtype]
     print(
         f"\nDevice: {name or platform.machine()} ({device.type}), torch {torch.__version__}, "
         f"{torch.get_num_threads()} CPU threads; {args.backbone} at {args.image_size} px; "

@@ -18,6 +18,7 @@ def test_bundle_is_byte_identical_and_holds_the_container_code(tmp_path):
     assert "image_decoding.py" in names
     assert {f"contract/{module}" for module in SHIPPED_CONTRACT_MODULES} <= names
     assert "contract/settings.py" not in names  # pydantic: no image holds it
+    assert "dogbreeds_jobs/training/main.py" in names  # job packages travel too
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from ml_fixtures import make_dataset, read_json, run_preprocess
 
-from pipeline_code.container.train import load_cache
+from pipeline_code.container.dogbreeds_jobs.training.data_cache import load_cache
 
 
 @pytest.fixture(scope="module")

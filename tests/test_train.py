@@ -27,9 +27,13 @@ from ml_fixtures import (
 from contract.container_images import INFERENCE_IMAGE_TAG
 from dogbreeds.local_executor.import_guard import guard_environment
 from pipeline_code.container import model_artifact
+from pipeline_code.container.dogbreeds_jobs.training.augmentation import DeviceAugment
+from pipeline_code.container.dogbreeds_jobs.training.data_cache import epoch_batches, read_index
+from pipeline_code.container.dogbreeds_jobs.training.distributed import Dist
+from pipeline_code.container.dogbreeds_jobs.training.errors import TrainingError
+from pipeline_code.container.dogbreeds_jobs.training.main import main, parse_args
 from pipeline_code.container.image_decoding import decode_image
 from pipeline_code.container.preprocess import cache_array
-from pipeline_code.container.train import DeviceAugment, Dist, epoch_batches, parse_args
 
 INFERENCE_IMAGE = f"pytorch-inference:{INFERENCE_IMAGE_TAG}"
 LITE0_WEIGHTS_DIR = None
@@ -76,7 +80,7 @@ def test_training_writes_the_model_directory_and_one_metric_line_per_epoch(cache
     assert metadata["training"]["pretrained_weights"] is None
     code = {p.name for p in (tmp_path / "model" / "code").iterdir()}
     assert {"image_features.py", "image_decoding.py", "backbones.py", "model_artifact.py"} <= code
-    assert not code & {"train.py", "preprocess.py", "evaluate.py"}
+    assert not code & {"train.py", "preprocess.py", "evaluate.py", "dogbreeds_jobs"}
     history = read_json(tmp_path / "output" / "history.json")
     assert [h["epoch"] for h in history["history"]] == [1, 2]
     assert (tmp_path / "checkpoints" / "last.pt").is_file()
@@ -233,6 +237,14 @@ def test_missing_training_channel_is_named(tmp_path, monkeypatch, capsys):
     assert "SM_CHANNEL_TRAIN" in capsys.readouterr().err
 
 
+def test_a_cache_without_manifests_is_a_training_error_and_main_its_exit(tmp_path, capsys):
+    """Helpers raise TrainingError; main alone turns it into `train: <message>` and status 1."""
+    with pytest.raises(TrainingError, match=r"no manifest\*\.json in .*; run preprocess first"):
+        read_index(tmp_path)
+    assert main(["--train", str(tmp_path), "--device", "cpu"]) == 1
+    assert capsys.readouterr().err.startswith(f"train: no manifest*.json in {tmp_path}")
+
+
 def test_ranks_get_equal_disjoint_batches_covering_the_epoch():
     ranks = [Dist(rank, 3, rank, torch.device("cpu")) for rank in range(3)]
     batches = [epoch_batches(20, 4, epoch=2, seed=0, ctx=ctx) for ctx in ranks]
@@ -284,7 +296,7 @@ def test_without_a_validation_split_the_best_epoch_follows_train_accuracy(tmp_pa
 def test_the_streaming_path_trains_from_shards_on_disk(tmp_path):
     """--cache-mode stream (what auto picks when the cache does not fit) reads memory-mapped
     shards with prefetch; the resident path loads the same images and labels."""
-    from pipeline_code.container.train import StreamingCache, load_cache, read_index
+    from pipeline_code.container.dogbreeds_jobs.training.data_cache import StreamingCache, load_cache
 
     images = make_dataset(tmp_path, breeds=3, per_breed=16)
     result, paths = run_preprocess(images, tmp_path / "pre", "--shard-size", "7")
@@ -314,7 +326,7 @@ def test_the_streaming_path_trains_from_shards_on_disk(tmp_path):
 
 
 def test_streaming_ranks_read_disjoint_shards_and_take_equal_steps(tmp_path):
-    from pipeline_code.container.train import StreamingCache, read_index
+    from pipeline_code.container.dogbreeds_jobs.training.data_cache import StreamingCache
 
     images = make_dataset(tmp_path, breeds=3, per_breed=12)
     result, paths = run_preprocess(images, tmp_path / "pre", "--shard-size", "5")

@@ -189,7 +189,7 @@ def test_the_model_names_its_entry_point_and_the_deploy_region():
 
 def test_metric_definitions_read_the_lines_train_py_prints():
     """SageMaker extracts training metrics from the log with these regexes."""
-    from pipeline_code.container.train import metric_line
+    from pipeline_code.container.dogbreeds_jobs.training.loop import metric_line
     from pipeline_code.training_pipeline import METRIC_DEFINITIONS
 
     values = {

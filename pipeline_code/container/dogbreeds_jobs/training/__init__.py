@@ -1,0 +1,8 @@
+"""The training job, split the way torchvision's references/classification is.
+
+``main`` parses the hyperparameters and runs the job; ``distributed`` joins the process group;
+``data_cache`` reads preprocess's uint8 shards (resident or streamed); ``augmentation`` crops,
+flips and normalises batches on the device; ``network`` builds the model and picks the precision;
+``loop`` trains and evaluates one epoch; ``checkpoints`` saves and resumes. Helpers raise
+``TrainingError``; only ``main`` turns it into the job's exit status.
+"""
