@@ -20,8 +20,8 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 
 from dogbreeds.sample_data import breed_style, render_image  # noqa: E402
-from pipeline_code.container import image_features  # noqa: E402
-from pipeline_code.container.image_decoding import decode_image  # noqa: E402
+from pipeline_code.container.dogbreeds_jobs.data import image_features  # noqa: E402
+from pipeline_code.container.dogbreeds_jobs.data.image_decoding import decode_image  # noqa: E402
 
 SIZES = ((500, 375), (1414, 943), (4000, 3000))
 

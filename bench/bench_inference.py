@@ -36,7 +36,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from dogbreeds import sample_data  # noqa: E402
-from pipeline_code.container import backbones, model_artifact, serving_handlers  # noqa: E402
+from pipeline_code.container.dogbreeds_jobs.serving import backbones, model_artifact, serving_handlers  # noqa: E402
 
 SIZES = ((500, 375), (1414, 943))
 

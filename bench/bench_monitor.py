@@ -29,7 +29,8 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 
 from dogbreeds.sample_data import breed_style, render_image  # noqa: E402
-from pipeline_code.container import capture_format, image_features, model_monitor_files  # noqa: E402
+from pipeline_code.container.dogbreeds_jobs.data import image_features  # noqa: E402
+from pipeline_code.container.dogbreeds_jobs.monitoring import capture_format, model_monitor_files  # noqa: E402
 
 CONTAINER = REPO / "pipeline_code" / "container"
 START = datetime(2026, 11, 20, 9, tzinfo=UTC)

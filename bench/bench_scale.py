@@ -146,7 +146,7 @@ print("SEEN", seen, time.perf_counter() - start)
 def model_only_rate(args) -> float:
     import torch
 
-    from pipeline_code.container import backbones
+    from pipeline_code.container.dogbreeds_jobs.serving import backbones
 
     torch.manual_seed(0)
     model = backbones.build_backbone(args.backbone, args.breeds, None)

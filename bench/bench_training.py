@@ -36,7 +36,8 @@ from torch.utils.data import DataLoader, Dataset  # noqa: E402
 from torchvision import transforms  # noqa: E402
 
 from dogbreeds.sample_data import generate  # noqa: E402
-from pipeline_code.container import backbones, preprocess  # noqa: E402
+from pipeline_code.container.dogbreeds_jobs.data import preprocess  # noqa: E402
+from pipeline_code.container.dogbreeds_jobs.serving import backbones  # noqa: E402
 from pipeline_code.container.dogbreeds_jobs.training import data_cache, network  # noqa: E402
 from pipeline_code.container.dogbreeds_jobs.training.augmentation import DeviceAugment  # noqa: E402
 from pipeline_code.container.dogbreeds_jobs.training.distributed import Dist  # noqa: E402

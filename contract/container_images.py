@@ -1,7 +1,7 @@
 """The container images the jobs and the endpoint run in, and what Python packages each really holds.
 
 This is a contract: the code in ``pipeline_code/container`` may import the standard library, its own
-modules (including what it vendors, e.g. ``dogbreeds_vendor/``) and the modules listed here for the
+modules (including what it vendors, e.g. ``dogbreeds_jobs/vendor/``) and the modules listed here for the
 image it runs in, nothing else. The pipeline builders take the tags from here, and local mode's
 import guard (``dogbreeds/local_executor/import_guard.py``) refuses any other import, because the
 local virtual environment holds packages no container has. This module imports nothing of the

@@ -151,7 +151,10 @@ def _run_upload(args: argparse.Namespace) -> int:
 
 def _run_stage_weights(args: argparse.Namespace) -> int:
     def work() -> int:
-        from pipeline_code.container.backbones import backbone_spec, default_weights_path
+        from pipeline_code.container.dogbreeds_jobs.serving.backbones import (
+            backbone_spec,
+            default_weights_path,
+        )
 
         try:
             backbone_spec(args.backbone)

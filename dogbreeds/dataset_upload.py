@@ -39,8 +39,8 @@ from typing import Any, BinaryIO, TypeVar
 
 from tqdm import tqdm
 
-from pipeline_code.container.class_names import normalise_class_name
-from pipeline_code.container.image_decoding import ImageDecodeError, decode_image
+from pipeline_code.container.dogbreeds_jobs.data.class_names import normalise_class_name
+from pipeline_code.container.dogbreeds_jobs.data.image_decoding import ImageDecodeError, decode_image
 
 SHA256_METADATA_KEY = "sha256"
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline_code.container import ground_truth_format, monitor_io, monitor_window
+from pipeline_code.container.dogbreeds_jobs.monitoring import ground_truth_format, monitor_io, monitor_window
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:

@@ -50,7 +50,7 @@ LAST_RUN_FILE = "last_run.json"
 EXIT_VIOLATIONS = 3
 DATA_QUALITY, MODEL_QUALITY = "data_quality", "model_quality"
 MONITORS = (DATA_QUALITY, MODEL_QUALITY)
-# The report files each monitor run writes (pipeline_code/container/monitor_report.py).
+# The report files each monitor run writes (dogbreeds_jobs/monitoring/monitor_report.py).
 SUMMARY_FILE, VIOLATIONS_FILE, REPORT_FILE = "summary.json", "constraint_violations.json", "report.html"
 
 

@@ -70,7 +70,7 @@ def stage_weights(weights_uri: str, backbone: str, local_s3: LocalS3, weights_fi
     ship in an installed package (EfficientNet-Lite0), and with none the run is refused here,
     before any step, instead of failing in Train with an empty channel.
     """
-    from pipeline_code.container.backbones import default_weights_path
+    from pipeline_code.container.dogbreeds_jobs.serving.backbones import default_weights_path
 
     target = local_s3.path_for(weights_uri)
     if weights_file is not None:

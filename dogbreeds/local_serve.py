@@ -37,7 +37,7 @@ from typing import Any
 
 from dogbreeds import inference_worker
 from dogbreeds.local_registry import DEFAULT_WORKDIR, LocalModelRegistry, RegistryError
-from pipeline_code.container import capture_format
+from pipeline_code.container.dogbreeds_jobs.monitoring import capture_format
 from pipeline_code.locations import SERVING_ENVIRONMENT
 
 LOG = logging.getLogger("dogbreeds.local_serve")

@@ -37,7 +37,7 @@ import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter
 
 from dogbreeds.environment import CommandError, resolve_environment
-from pipeline_code.container import class_names, image_decoding
+from pipeline_code.container.dogbreeds_jobs.data import class_names, image_decoding
 
 DRIFTS = ("brightness", "blur", "noise", "crop")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")

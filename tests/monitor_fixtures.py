@@ -24,13 +24,10 @@ from serve_fixtures import image_files, train_tiny_model
 
 from dogbreeds import sample_data
 from dogbreeds.traffic import apply_drift
-from pipeline_code.container import (
-    capture_format,
-    evaluate,
-    image_decoding,
-    image_features,
-    serving_handlers,
-)
+from pipeline_code.container.dogbreeds_jobs.data import image_decoding, image_features
+from pipeline_code.container.dogbreeds_jobs.monitoring import capture_format
+from pipeline_code.container.dogbreeds_jobs.serving import serving_handlers
+from pipeline_code.container.dogbreeds_jobs.training import evaluate
 
 WORKTREE = Path(__file__).resolve().parents[1]
 CONTAINER_DIR = WORKTREE / "pipeline_code" / "container"

@@ -23,7 +23,8 @@ from pathlib import Path
 import torch
 
 from dogbreeds import sample_data
-from pipeline_code.container import backbones, image_decoding, inference, model_artifact
+from pipeline_code.container.dogbreeds_jobs.data import image_decoding
+from pipeline_code.container.dogbreeds_jobs.serving import backbones, inference, model_artifact
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BACKBONE = "resnet18"

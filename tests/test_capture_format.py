@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_code.container import capture_format
+from pipeline_code.container.dogbreeds_jobs.monitoring import capture_format
 
 MOMENT = datetime(2026, 11, 27, 10, 15, 2, 123456, tzinfo=UTC)
 
@@ -131,7 +131,7 @@ FULL_DISK_CHILD = r"""
 import json, resource, signal, sys
 from datetime import UTC, datetime
 from pathlib import Path
-from pipeline_code.container import capture_format
+from pipeline_code.container.dogbreeds_jobs.monitoring import capture_format
 
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 root = Path(sys.argv[1])

@@ -15,7 +15,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import serve_fixtures  # noqa: E402
 
-from pipeline_code.container import model_monitor_files  # noqa: E402
+from pipeline_code.container.dogbreeds_jobs.monitoring import model_monitor_files  # noqa: E402
 
 EVALUATE = serve_fixtures.REPO_ROOT / "pipeline_code" / "container" / "evaluate.py"
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from pipeline_code.container import image_features as features
-from pipeline_code.container.image_decoding import DecodedImage, decode_image
+from pipeline_code.container.dogbreeds_jobs.data import image_features as features
+from pipeline_code.container.dogbreeds_jobs.data.image_decoding import DecodedImage, decode_image
 
 
 def encoded(array: np.ndarray, fmt: str = "PNG", **save) -> bytes:

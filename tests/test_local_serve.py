@@ -27,7 +27,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import serve_fixtures  # noqa: E402
 
-from pipeline_code.container import capture_format, serving_handlers  # noqa: E402
+from pipeline_code.container.dogbreeds_jobs.monitoring import capture_format  # noqa: E402
+from pipeline_code.container.dogbreeds_jobs.serving import serving_handlers  # noqa: E402
 
 ENDPOINT = "dogs-local-test"
 GROUP = "dogbreeds-test-models"

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torchvision
 
-from pipeline_code.container import backbones, model_artifact
+from pipeline_code.container.dogbreeds_jobs.serving import backbones, model_artifact
 
 torch.set_num_threads(1)
 META = {"backbone": "resnet18", "image_size": 32, "mean": [0.5] * 3, "std": [0.25] * 3}
@@ -64,10 +64,11 @@ LITE_WHEEL_RECORD = {
 
 def test_lite0_is_built_from_the_vendored_copy_of_the_unmodified_release():
     vendored = backbones.import_efficientnet_lite()
-    folder = model_artifact.CONTAINER_CODE_DIR / "dogbreeds_vendor" / "efficientnet_lite_pytorch"
+    folder = backbones.JOBS_DIR / "vendor" / "efficientnet_lite_pytorch"
     assert Path(vendored.__file__).resolve().parent == folder
     model = backbones.build_backbone("efficientnet_lite0", 3)
-    assert type(model).__module__ == "dogbreeds_vendor.efficientnet_lite_pytorch.model"
+    jobs_package = backbones.__package__.rpartition(".")[0]
+    assert type(model).__module__ == f"{jobs_package}.vendor.efficientnet_lite_pytorch.model"
     for name, digest in LITE_WHEEL_RECORD.items():
         actual = base64.urlsafe_b64encode(hashlib.sha256((folder / name).read_bytes()).digest())
         assert actual.rstrip(b"=").decode() == digest, name
@@ -79,8 +80,8 @@ def test_lite0_artifact_carries_the_vendored_package_from_the_bundle(tmp_path):
     model = backbones.build_backbone("efficientnet_lite0", 2)
     meta = {"backbone": "efficientnet_lite0", "image_size": 32, "mean": spec.mean, "std": spec.std}
     model_artifact.write_model_dir(tmp_path, model, ["x", "y"], meta)
-    copied = tmp_path / "code" / "dogbreeds_vendor"
-    bundle = model_artifact.CONTAINER_CODE_DIR / "dogbreeds_vendor"
+    copied = tmp_path / "code" / "dogbreeds_jobs" / "vendor"
+    bundle = backbones.JOBS_DIR / "vendor"
     names = sorted(p.relative_to(copied).as_posix() for p in copied.rglob("*") if p.is_file())
     assert names == [
         "__init__.py",
@@ -116,7 +117,9 @@ def test_written_model_loads_back_with_identical_outputs(tmp_path):
     assert loaded.classes == ["a", "b", "c"]
     assert (loaded.image_size, loaded.mean, loaded.std) == (32, (0.5,) * 3, (0.25,) * 3)
     assert json.loads((tmp_path / "metadata.json").read_text())["extra"] == 1
-    assert not (tmp_path / "code" / "dogbreeds_vendor").exists()  # only when needed
+    assert not (tmp_path / "code" / "dogbreeds_jobs" / "vendor").exists()  # only when needed
+    code = sorted(p.relative_to(tmp_path / "code").as_posix() for p in (tmp_path / "code").rglob("*.py"))
+    assert code == sorted(model_artifact.SERVING_CODE)  # listed: no monitoring or training code
 
 
 def test_wrapped_models_are_saved_without_wrapper_prefixes(tmp_path):

@@ -12,7 +12,7 @@ import pytest
 from monitor_fixtures import ENDPOINT, run_monitor, subprocess_env
 from moto_fixtures import aws_environment
 
-from pipeline_code.container import monitor_baselines
+from pipeline_code.container.dogbreeds_jobs.monitoring import monitor_baselines
 
 monitor_case = monitor_fixtures.monitor_case
 clean_capture = monitor_fixtures.clean_capture

@@ -24,7 +24,7 @@ from monitor_fixtures import (
     write_tiny_capture,
 )
 
-from pipeline_code.container import capture_format
+from pipeline_code.container.dogbreeds_jobs.monitoring import capture_format
 
 # The container's own modules by their bare names (as the jobs import each other), so the
 # accumulators built here are the classes check_constraints knows.

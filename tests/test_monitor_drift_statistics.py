@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from scipy.stats import ks_2samp
 
-from pipeline_code.container import drift_statistics, image_features, monitor_window
+from pipeline_code.container.dogbreeds_jobs.data import image_features
+from pipeline_code.container.dogbreeds_jobs.monitoring import drift_statistics, monitor_window
 
 
 def _accumulator(
@@ -142,7 +143,7 @@ def test_small_samples_over_the_threshold_by_chance_are_not_significant():
 def test_negative_values_against_a_non_negative_baseline_and_foreign_categories_are_violations():
     import argparse
 
-    from pipeline_code.container import model_monitor_files, monitor_data_quality
+    from pipeline_code.container.dogbreeds_jobs.monitoring import model_monitor_files, monitor_data_quality
 
     # The monitor imports its siblings by bare name, as in the container; use its own module objects.
     drift = monitor_data_quality.drift_statistics

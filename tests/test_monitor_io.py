@@ -13,7 +13,7 @@ import pytest
 from monitor_fixtures import CONTAINER_DIR, subprocess_env
 from moto_fixtures import aws, aws_environment, moto_server  # noqa: F401
 
-from pipeline_code.container import monitor_io
+from pipeline_code.container.dogbreeds_jobs.monitoring import monitor_io
 
 LINE_MB = 150
 # The reader may hold one line up to the cap and one read chunk; "a little" more is allocator
@@ -49,8 +49,7 @@ def test_the_cap_is_above_any_line_an_endpoint_can_write():
 # RSS (VmHWM: the address space after exec, unlike rusage which also counts the forking parent).
 READER = """
 import json, re, sys
-import pipeline_code.container
-import monitor_io
+from pipeline_code.container.dogbreeds_jobs.monitoring import monitor_io
 def peak():
     return int(re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1)) * 1024
 if sys.argv[1].startswith("s3://"):

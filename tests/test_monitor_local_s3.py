@@ -9,14 +9,14 @@ from pathlib import Path
 
 from dogbreeds.local_executor import run_pipeline
 from dogbreeds.local_executor.s3_mapping import LOCAL_S3_ROOT_ENV
-from pipeline_code.container import monitor_io
+from pipeline_code.container.dogbreeds_jobs.monitoring import monitor_io
 
 # Local steps run under the import guard of the image they name.
 PROCESSING_IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.8.0-cpu-py312"
 
 # The step copies one object to another with monitor_io, both named by s3:// URIs.
 STEP_SCRIPT = (
-    "import sys, pipeline_code.container; import monitor_io; "
+    "import sys; from pipeline_code.container.dogbreeds_jobs.monitoring import monitor_io; "
     "data = b''.join(monitor_io.iter_lines(sys.argv[1])); "
     "monitor_io.write_bytes(sys.argv[2], data.upper())"
 )

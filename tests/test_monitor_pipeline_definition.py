@@ -11,7 +11,7 @@ from cdk_helpers import project_context
 
 from contract.naming import Names
 from contract.settings import load_environment
-from pipeline_code.container import monitor_data_quality, monitor_model_quality
+from pipeline_code.container.dogbreeds_jobs.monitoring import monitor_data_quality, monitor_model_quality
 from pipeline_code.definition_checks import iter_steps, unresolved_references, validate_step_arguments
 from pipeline_code.monitoring_pipeline import (
     DATA_QUALITY_STEP,

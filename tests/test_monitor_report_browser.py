@@ -22,7 +22,7 @@ from monitor_fixtures import ENDPOINT, WORKTREE, capture_traffic, run_monitor
 from PIL import Image
 
 from dogbreeds.ground_truth import read_records, write_ground_truth
-from pipeline_code.container import report_charts
+from pipeline_code.container.dogbreeds_jobs.monitoring import report_charts
 
 monitor_case = monitor_fixtures.monitor_case
 RENDER = WORKTREE / "tests" / "report_browser" / "render.mjs"

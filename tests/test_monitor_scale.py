@@ -11,7 +11,7 @@ from pathlib import Path
 import monitor_fixtures
 from monitor_fixtures import CONTAINER_DIR, ENDPOINT, WINDOW_END, subprocess_env, write_tiny_capture
 
-from pipeline_code.container.monitor_io import MAX_LINE_BYTES
+from pipeline_code.container.dogbreeds_jobs.monitoring.monitor_io import MAX_LINE_BYTES
 
 monitor_case = monitor_fixtures.monitor_case
 # Peak RSS may grow by at most this much from 2,000 records to 100,000: holding the records (or

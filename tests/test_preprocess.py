@@ -104,7 +104,7 @@ def test_split_follows_the_fractions_and_every_valid_image_lands_once(processed)
 
 
 def test_the_split_of_a_file_depends_on_its_path_and_the_seed_only():
-    from pipeline_code.container.preprocess import split_of
+    from pipeline_code.container.dogbreeds_jobs.data.preprocess import split_of
 
     fractions = {"train": 0.8, "validation": 0.1, "test": 0.1}
     paths = [f"breed_{i % 7}/img_{i:05d}.jpg" for i in range(20000)]
@@ -345,7 +345,7 @@ def test_one_host_or_three_give_the_same_baseline_split_and_counts(tmp_path):
 
 
 def test_partial_statistics_merge_exactly_and_keep_a_hash_chosen_sketch(monkeypatch):
-    from pipeline_code.container import image_features as features
+    from pipeline_code.container.dogbreeds_jobs.data import image_features as features
 
     monkeypatch.setattr(features, "SKETCH_MAX_VALUES", 16)
     rng = np.random.default_rng(0)
@@ -394,7 +394,7 @@ def test_the_plan_reports_each_steps_needs_first_and_refuses_what_cannot_fit(cor
 
 
 def test_plan_figures_pick_the_training_path_and_name_the_setting_to_change():
-    from pipeline_code.container import capacity
+    from pipeline_code.container.dogbreeds_jobs.data import capacity
 
     def plan(files, **extra):
         return capacity.plan(files=files, input_bytes=files * 150_000, hosts=1, cache_size=256,

@@ -6,7 +6,11 @@ import os
 
 import pytest
 
-from pipeline_code.container import model_quality_report, monitor_report, report_charts
+from pipeline_code.container.dogbreeds_jobs.monitoring import (
+    model_quality_report,
+    monitor_report,
+    report_charts,
+)
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,8 @@ from ml_fixtures import WORKTREE, job_env
 from PIL import Image
 
 from dogbreeds.sample_data import BREEDS, generate, parse_size
-from pipeline_code.container.class_names import normalise_class_name
-from pipeline_code.container.image_decoding import ImageDecodeError, decode_image
+from pipeline_code.container.dogbreeds_jobs.data.class_names import normalise_class_name
+from pipeline_code.container.dogbreeds_jobs.data.image_decoding import ImageDecodeError, decode_image
 
 
 def tree_bytes(root):
@@ -124,7 +124,7 @@ def test_cli_writes_the_tree_and_rejects_bad_arguments(tmp_path):
 
 def test_all_133_breeds_have_distinct_names_and_generate(tmp_path):
     """As many classes as the 133-breed dataset the project started from, each its own breed."""
-    from pipeline_code.container.class_names import normalise_class_name
+    from pipeline_code.container.dogbreeds_jobs.data.class_names import normalise_class_name
 
     assert len(BREEDS) == 133
     assert len({normalise_class_name(name) for name in BREEDS}) == 133

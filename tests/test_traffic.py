@@ -19,7 +19,7 @@ from moto_fixtures import aws, moto_server  # noqa: F401
 from serve_fixtures import image_files, start_server
 
 from dogbreeds.traffic import DRIFTS, apply_drift
-from pipeline_code.container import image_features
+from pipeline_code.container.dogbreeds_jobs.data import image_features
 
 monitor_case = monitor_fixtures.monitor_case
 SERVED_ENDPOINT = "dogbreeds-local"

@@ -15,7 +15,7 @@ from dogbreeds.local_executor.errors import LocalExecutorError
 
 CONTAINER_ROOT = "/opt/ml"
 # Set in every processing step's environment: `s3://bucket/key` is `$DOGBREEDS_LOCAL_S3_ROOT/bucket/key`.
-# pipeline_code/container/monitor_io.py reads the same name.
+# pipeline_code/container/dogbreeds_jobs/monitoring/monitor_io.py reads the same name.
 LOCAL_S3_ROOT_ENV = "DOGBREEDS_LOCAL_S3_ROOT"
 # `/opt/ml` as a whole path segment, also inside `--flag=/opt/ml/x` or a `a:/opt/ml/b` list.
 _CONTAINER_PATH = re.compile(r"(?<![\w./-])/opt/ml(?=/|$|[^\w.-])")

@@ -1,15 +1,7 @@
-"""The files in this folder ship to SageMaker as they are.
+"""The code bundle's root: SageMaker entry scripts, and the job code in ``dogbreeds_jobs/``.
 
-Inside a container they run as flat scripts (``python3 preprocess.py``, or ``code/inference.py`` in
-the model artifact) and import each other by bare module name, because the folder itself is on
-``sys.path`` there. Importing them as ``pipeline_code.container.X`` from the host (CLI, tests) must
-resolve those bare imports the same way, so the folder is put on ``sys.path`` here once.
+In a container this folder is the working directory and on ``sys.path``, so the entry scripts
+import ``dogbreeds_jobs.<job>`` and ``contract`` (which the bundle carries) by those names. On the
+host the same code is ``pipeline_code.container.dogbreeds_jobs``; inside the package every import
+of a sibling is relative, so both work without touching ``sys.path``.
 """
-
-import sys
-from pathlib import Path
-
-CONTAINER_CODE_DIR = Path(__file__).resolve().parent
-
-if str(CONTAINER_CODE_DIR) not in sys.path:
-    sys.path.append(str(CONTAINER_CODE_DIR))

@@ -877,7 +877,11 @@ def _import_from(folder: Path, name: str):
 
 
 def container_module(name: str):
-    return _import_from(CONTAINER_DIR, name)
+    """The job module ``name`` (an entry script's name, or a module of one of the job packages)."""
+    for job in sorted(p.name for p in (CONTAINER_DIR / "dogbreeds_jobs").iterdir() if p.is_dir()):
+        if (CONTAINER_DIR / "dogbreeds_jobs" / job / f"{name}.py").is_file():
+            return importlib.import_module(f"pipeline_code.container.dogbreeds_jobs.{job}.{name}")
+    raise ModuleNotFoundError(f"no job module {name!r} under {CONTAINER_DIR / 'dogbreeds_jobs'}")
 
 
 def deploy_module(name: str):

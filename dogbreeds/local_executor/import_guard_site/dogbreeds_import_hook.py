@@ -292,7 +292,7 @@ class ImportGuard:
         advice = (
             "Job code may import the standard library, its own modules and what its image holds "
             "(the inventory in contract/container_images.py). Vendor what it needs into "
-            "pipeline_code/container, the code bundle (as dogbreeds_vendor/ does for "
+            "pipeline_code/container, the code bundle (as dogbreeds_jobs/vendor/ does for "
             "efficientnet_lite_pytorch), or do without it."
         )
         if top in rule.project and top not in rule.shipped:

@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import model_artifact
 import torch
 from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
 
+from ..serving import model_artifact
 from .distributed import Dist, log
 
 CHECKPOINT_LAST = "last.pt"

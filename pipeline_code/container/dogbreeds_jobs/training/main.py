@@ -22,11 +22,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import backbones
-import model_artifact
 import torch
 from torch import nn
 
+from ..serving import backbones, model_artifact
 from . import checkpoints, data_cache, distributed, network
 from .augmentation import DeviceAugment
 from .checkpoints import TrainState

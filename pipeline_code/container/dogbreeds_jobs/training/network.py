@@ -6,10 +6,10 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-import backbones
 import torch
 from torch import nn
 
+from ..serving import backbones
 from .distributed import Dist
 from .errors import TrainingError
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import monitor_io
+from . import monitor_io
 
 MAX_WINDOW_HOURS = 24 * 31
 # A run id becomes one folder name: SageMaker's execution ids and the local executor's fit.

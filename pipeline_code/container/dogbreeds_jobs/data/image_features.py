@@ -24,8 +24,9 @@ from fractions import Fraction
 from typing import Any
 
 import numpy as np
-from image_decoding import DecodedImage, decode_image
 from PIL import Image
+
+from .image_decoding import DecodedImage, decode_image
 
 ANALYSIS_MAX_SIDE = 128
 NEAREST_PRESHRINK = 4

@@ -16,9 +16,7 @@ import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import monitor_io
-import monitor_window
-import report_charts
+from . import monitor_io, monitor_window, report_charts
 
 STATISTICS_FILE = "statistics.json"
 VIOLATIONS_FILE = "constraint_violations.json"

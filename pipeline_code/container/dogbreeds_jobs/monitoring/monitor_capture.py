@@ -30,12 +30,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import capture_format
-import drift_statistics
-import image_features
-import monitor_io
 import numpy as np
-from image_decoding import ImageDecodeError
+
+from ..data import image_features
+from ..data.image_decoding import ImageDecodeError
+from . import capture_format, drift_statistics, monitor_io
 
 PREDICTION_FEATURES = (
     image_features.FeatureSpec("confidence", "numeric", "Fractional", "top-1 probability"),

@@ -10,7 +10,7 @@ To add a backbone, add one ``BackboneSpec`` to ``BACKBONES`` (see the container 
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,10 +26,11 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 LITE_MEAN = (127.0 / 255.0,) * 3
 LITE_STD = (128.0 / 255.0,) * 3
 
-# Third-party code the container code carries itself (pipeline_code/container/dogbreeds_vendor/):
-# no SageMaker image has it, and jobs run with network isolation, so nothing can be pip-installed.
-VENDOR_PACKAGE = "dogbreeds_vendor"
-EFFICIENTNET_LITE_PACKAGE = "efficientnet_lite_pytorch"  # under dogbreeds_vendor/
+# Third-party code the container code carries itself (dogbreeds_jobs/vendor/): no SageMaker image
+# has it, and jobs run with network isolation, so nothing can be pip-installed.
+VENDOR_PACKAGE = "vendor"
+EFFICIENTNET_LITE_PACKAGE = "efficientnet_lite_pytorch"  # under dogbreeds_jobs/vendor/
+JOBS_DIR = Path(__file__).resolve().parents[1]  # dogbreeds_jobs/: the bundle's or code/'s copy
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class BackboneSpec:
     head: str
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
-    vendored_package: str | None = None  # a package under dogbreeds_vendor/ the model needs
+    vendored_package: str | None = None  # a package under dogbreeds_jobs/vendor/ the model needs
 
 
 def _torchvision(name: str) -> Callable[[], nn.Module]:
@@ -58,27 +59,38 @@ def _torchvision(name: str) -> Callable[[], nn.Module]:
 
 
 def import_vendored(package: str) -> ModuleType:
-    """Import ``dogbreeds_vendor.<package>``, the copy that travels with this file.
+    """Import ``dogbreeds_jobs/vendor/<package>``, the copy that travels with this file.
 
-    The code bundle and a model artifact's ``code/`` both carry ``dogbreeds_vendor/`` beside this
-    module; the folder that holds this module is on ``sys.path`` in every container (and added here
-    when it is not, e.g. when serving code loaded lazily after its folder left ``sys.path``). An
-    installed copy of the upstream package is never used: its name is not ``dogbreeds_vendor``.
+    The code bundle and a model artifact's ``code/`` both carry it beside this package. It is
+    loaded from its file, under its package's own name, because serving builds the model lazily
+    (in ``model_fn``), after the artifact's code folder has left ``sys.path`` on a host that loaded
+    it. An installed copy of the upstream package is never used: nothing imports it by its name.
     """
-    name = f"{VENDOR_PACKAGE}.{package}"
-    here = Path(__file__).resolve().parent
-    if not (here / VENDOR_PACKAGE / package / "__init__.py").is_file():
+    name = f"{__package__.rpartition('.')[0]}.{VENDOR_PACKAGE}.{package}"
+    folder = JOBS_DIR / VENDOR_PACKAGE / package
+    loaded = sys.modules.get(name)
+    if loaded is not None and Path(loaded.__file__).resolve().parent == folder:
+        return loaded
+    # Another copy under the same name (a second model artifact loaded in this process): drop it and
+    # its submodules, or this copy's "from .model import ..." would bind to the other one's.
+    for stale in [key for key in sys.modules if key == name or key.startswith(f"{name}.")]:
+        del sys.modules[stale]
+    if not (folder / "__init__.py").is_file():
         raise ImportError(
-            f"{here} lacks {VENDOR_PACKAGE}/{package}/: the code bundle (pipeline_code/container) "
-            "vendors it, and model artifacts copy it into code/ when their backbone needs it"
+            f"{JOBS_DIR} lacks {VENDOR_PACKAGE}/{package}/: the code bundle vendors it, and model "
+            "artifacts copy it into code/ when their backbone needs it"
         )
+    spec = importlib.util.spec_from_file_location(
+        name, folder / "__init__.py", submodule_search_locations=[str(folder)]
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
     try:
-        return importlib.import_module(name)
-    except ImportError:
-        if str(here) in sys.path:
-            raise
-        sys.path.append(str(here))
-        return importlib.import_module(name)
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
 
 
 def import_efficientnet_lite() -> ModuleType:

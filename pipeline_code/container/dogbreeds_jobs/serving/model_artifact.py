@@ -5,7 +5,7 @@ Layout (the "Model artifact" contract of the container README)::
     model.pt        state dict of the whole network (fp32, CPU tensors, no DDP/compile prefixes)
     classes.json    normalised breed names in output-index order
     metadata.json   backbone, image_size, mean, std, dataset fingerprint, metrics, training settings
-    code/           inference.py and every module it imports, so the artifact serves with no repack
+    code/           inference.py and every module it imports (SERVING_CODE), so it serves with no repack
 
 The artifact is self-describing: ``load_model`` needs nothing but the directory, so evaluation,
 the endpoint and local serving all load a model the same way.
@@ -19,18 +19,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import backbones
 import torch
 from torch import nn
+
+from . import backbones
 
 WEIGHTS_FILE = "model.pt"
 CLASSES_FILE = "classes.json"
 METADATA_FILE = "metadata.json"
 CODE_DIR = "code"
-# Job entry points are not needed to serve and would only confuse what code/ is for.
-NOT_SERVING_CODE = frozenset({"preprocess.py", "train.py", "evaluate.py"})
+# What code/ holds, as paths inside the code bundle: the handler module the inference toolkit imports
+# and every module it imports, nothing else (the monitoring and training code do not serve).
+SERVING_CODE = (
+    "inference.py",
+    "dogbreeds_jobs/__init__.py",
+    "dogbreeds_jobs/data/__init__.py",
+    "dogbreeds_jobs/data/image_decoding.py",
+    "dogbreeds_jobs/serving/__init__.py",
+    "dogbreeds_jobs/serving/backbones.py",
+    "dogbreeds_jobs/serving/inference.py",
+    "dogbreeds_jobs/serving/model_artifact.py",
+)
 REQUIRED_METADATA = ("backbone", "image_size", "mean", "std")
-CONTAINER_CODE_DIR = Path(__file__).resolve().parent
+# The bundle's root (pipeline_code/container on the host, the unpacked bundle in a job).
+CONTAINER_CODE_DIR = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -96,23 +108,24 @@ def write_code_dir(code_dir: Path, backbone: str) -> None:
     if code_dir.exists():
         shutil.rmtree(code_dir)
     code_dir.mkdir(parents=True)
-    for source in sorted(CONTAINER_CODE_DIR.glob("*.py")):
-        if source.name not in NOT_SERVING_CODE and source.name != "__init__.py":
-            shutil.copy2(source, code_dir / source.name)
+    for name in SERVING_CODE:
+        target = code_dir / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(CONTAINER_CODE_DIR / name, target)
     package = backbones.backbone_spec(backbone).vendored_package
     if package:
         vendor_package(package, code_dir)
 
 
 def vendor_package(package: str, code_dir: Path) -> None:
-    """Copy ``dogbreeds_vendor/<package>/`` (code, LICENSE, ORIGIN.txt) from the bundle into code/."""
-    vendor_dir = CONTAINER_CODE_DIR / backbones.VENDOR_PACKAGE
+    """Copy ``dogbreeds_jobs/vendor/<package>/`` (code, LICENSE, ORIGIN.txt) from the bundle into code/."""
+    vendor_dir = backbones.JOBS_DIR / backbones.VENDOR_PACKAGE
     source_dir = vendor_dir / package
     if not (source_dir / "__init__.py").is_file():
         raise FileNotFoundError(
             f"{source_dir} is missing: the code bundle must carry {backbones.VENDOR_PACKAGE}/{package}/"
         )
-    target_dir = code_dir / backbones.VENDOR_PACKAGE
+    target_dir = code_dir / backbones.JOBS_DIR.name / backbones.VENDOR_PACKAGE
     target_dir.mkdir(exist_ok=True)
     shutil.copy2(vendor_dir / "__init__.py", target_dir / "__init__.py")
     shutil.copytree(

@@ -19,8 +19,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import image_features
 import numpy as np
+
+from ..data import image_features
 
 NAN = "NaN"  # how Model Monitor writes a missing standard deviation
 # Model Monitor reports a standard deviation only from 200 samples up: the metric over five random

@@ -141,6 +141,12 @@ class HandlerService:
         )
 
     @property
+    def handler_globals(self) -> dict:
+        """The namespace the handlers run in: code/'s ``dogbreeds_jobs/serving/inference.py``, which
+        ``code/inference.py`` (what the toolkit imports) re-exports the four handlers from."""
+        return self.module.model_fn.__globals__
+
+    @property
     def model_version(self) -> str:
         return str(getattr(self.model, "version", "unknown"))
 

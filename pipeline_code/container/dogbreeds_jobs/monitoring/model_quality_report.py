@@ -12,7 +12,7 @@ import html
 from collections.abc import Mapping
 from typing import Any
 
-import report_charts
+from . import report_charts
 
 CONFUSED_PAIRS = 10
 # Per-breed recall chart: the breeds whose recall fell most are shown first, up to this many;

@@ -25,7 +25,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import monitor_io
+from . import monitor_io
 
 DATA_DIR = "Preprocess/baseline"
 PREDICTION_DIR = "Evaluate/prediction_baseline"

@@ -13,9 +13,9 @@ import json
 from datetime import datetime
 from typing import Any
 
-import monitor_io
-
 from contract import monitoring_metrics
+
+from . import monitor_io
 
 CLOUDWATCH = "cloudwatch"
 # PutMetricData takes up to 1,000 metrics per request; 20 keeps every request small and is the

@@ -1,0 +1,1 @@
+"""Turn an ImageFolder tree into the training cache, the test split and the data baseline."""
