@@ -19,8 +19,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from dogbreeds.cli.execution import parse_param_overrides
 from dogbreeds.environment import CommandError, resolve_environment
-from dogbreeds.local_executor.command_line import parse_param_overrides
 from dogbreeds.local_executor.definition import check_overrides, parse_parameters
 from dogbreeds.local_executor.errors import DefinitionError
 
@@ -250,7 +250,7 @@ def _pipeline(args: argparse.Namespace) -> TrainingPipeline:
 
 
 def last_uploaded_dataset(env_name: str, state_dir: Path | None = None) -> str | None:
-    from dogbreeds.dataset_cli import LAST_DATASET_FILE, LOCAL_STATE_DIR
+    from dogbreeds.cli.dataset import LAST_DATASET_FILE, LOCAL_STATE_DIR
 
     path = (state_dir or LOCAL_STATE_DIR) / LAST_DATASET_FILE
     try:

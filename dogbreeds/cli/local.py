@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import importlib
 
-# Modules (in this package) that register `local` sub-commands via ``register(subparsers)``.
+# Modules that register `local` sub-commands via ``register(subparsers)``.
 LOCAL_COMMAND_MODULES: list[str] = [
-    "local_run",
-    "local_registry",
-    "local_serve",
-    "local_monitor",
-    "local_pipeline",
+    "dogbreeds.local_run",
+    "dogbreeds.local_registry",
+    "dogbreeds.local_serve",
+    "dogbreeds.local_monitor",
+    "dogbreeds.local_pipeline",
 ]
 
 
@@ -21,5 +21,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     local_subparsers = parser.add_subparsers(dest="local_command", metavar="LOCAL_COMMAND")
     for name in LOCAL_COMMAND_MODULES:
-        importlib.import_module(f"dogbreeds.{name}").register(local_subparsers)
+        importlib.import_module(name).register(local_subparsers)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
