@@ -21,6 +21,7 @@ from typing import Any
 
 from dogbreeds.cli.execution import parse_param_overrides
 from dogbreeds.environment import CommandError, resolve_environment
+from dogbreeds.last_dataset import last_uploaded_dataset
 from dogbreeds.local_executor.definition import check_overrides, parse_parameters
 from dogbreeds.local_executor.errors import DefinitionError
 
@@ -247,16 +248,6 @@ def _pipeline(args: argparse.Namespace) -> TrainingPipeline:
         )
     sagemaker, logs = make_clients(settings.region)
     return TrainingPipeline(names.training_pipeline, sagemaker, logs)
-
-
-def last_uploaded_dataset(env_name: str, state_dir: Path | None = None) -> str | None:
-    from dogbreeds.cli.dataset import LAST_DATASET_FILE, LOCAL_STATE_DIR
-
-    path = (state_dir or LOCAL_STATE_DIR) / LAST_DATASET_FILE
-    try:
-        return json.loads(path.read_text()).get(env_name)
-    except (OSError, ValueError, AttributeError):
-        return None
 
 
 def _usage_errors(work: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:

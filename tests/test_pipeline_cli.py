@@ -13,7 +13,7 @@ from moto_fixtures import ACCOUNT, REGION, aws, moto_server  # noqa: F401
 
 from dogbreeds import pipeline_cli
 from dogbreeds.cli import main
-from dogbreeds.cli.dataset import record_last_dataset
+from dogbreeds.last_dataset import record_last_dataset
 
 PIPELINE = "dogbreeds-dev-training"
 PIPELINE_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/{PIPELINE}"
