@@ -21,7 +21,7 @@ COMMAND_MODULES: list[str] = [
     "dogbreeds.cli.local",
     "dogbreeds.sample_data",
     "dogbreeds.cli.dataset",
-    "dogbreeds.models_cli",
+    "dogbreeds.cli.models",
     "dogbreeds.pipeline_cli",
     "dogbreeds.traffic",
     "dogbreeds.ground_truth",
