@@ -22,7 +22,7 @@ COMMAND_MODULES: list[str] = [
     "dogbreeds.sample_data",
     "dogbreeds.cli.dataset",
     "dogbreeds.cli.models",
-    "dogbreeds.pipeline_cli",
+    "dogbreeds.cli.pipeline",
     "dogbreeds.traffic",
     "dogbreeds.ground_truth",
     "dogbreeds.demo",
