@@ -9,7 +9,7 @@ import importlib
 # where the module's `register` adds another command.
 LOCAL_COMMAND_MODULES: list[str] = [
     "dogbreeds.local_run",
-    "dogbreeds.local_registry",
+    "dogbreeds.cli.local_models",
     "dogbreeds.local_serve",
     "dogbreeds.local_monitor",
     "dogbreeds.cli.pipeline:register_local",
