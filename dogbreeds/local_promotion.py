@@ -20,12 +20,11 @@ default); the gates are the target's.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sys
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,38 +48,6 @@ from dogbreeds.promotion import (
 
 EXIT_REFUSED = 1
 LOCAL_CALLER = "local operator"
-
-
-def add_parser(actions: argparse._SubParsersAction, workdir_default: str) -> None:
-    sub = actions.add_parser(
-        "promote",
-        help="copy a version of one environment's group into another's, gated on its local record",
-    )
-    sub.add_argument("version", type=int, help="the source's version number")
-    sub.add_argument("--from", dest="source", default=None, help="source environment (default: the "
-                     "target's promotion.source)")  # fmt: skip
-    sub.add_argument("--to", dest="target", required=True, help="target environment")
-    sub.add_argument("--reason", default="", help="why; recorded with the promoted version")
-    sub.add_argument("--force", action="store_true", help="promote although gates fail (needs --reason)")
-    sub.add_argument("--workdir", default=workdir_default, help="local mode's working folder")
-    sub.add_argument("--cdk-json", type=Path, default=None, help="cdk.json to read settings from")
-    sub.add_argument("--now", default=None, help=argparse.SUPPRESS)  # tests: judge as of this time
-    sub.set_defaults(func=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    from dogbreeds.environment import CommandError
-    from dogbreeds.local_registry import RegistryError
-
-    try:
-        now = parse_time(args.now) if args.now else datetime.now(UTC)
-        return promote(
-            Path(args.workdir), args.version, args.source, args.target, args.reason, args.force,
-            args.cdk_json, now,
-        )  # fmt: skip
-    except (CommandError, PromotionError, RegistryError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
 
 
 def promote(

@@ -7,7 +7,6 @@ or rejects it with `dogbreeds local models approve|reject [VERSION]`, as in the 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import fcntl
 import json
@@ -255,127 +254,7 @@ def serve_location(package: Mapping[str, Any], workdir: Path | str) -> str:
     return f"--version {package['version']}  {path}"
 
 
-# -- CLI: dogbreeds local models list|show|approve|reject [VERSION], promote (local_promotion.py) ---
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "models", help="list, show, approve or reject model versions in the local registry"
-    )
-    actions = parser.add_subparsers(dest="models_action", metavar="ACTION")
-    for action, help_text in (
-        ("list", "every version with its status, metrics, threshold, and which one is live"),
-        ("show", "one version: metrics against the live one, baselines, source execution, history"),
-        ("approve", "approve a version (default: the newest)"),
-        ("reject", "reject a version (default: the newest)"),
-    ):
-        sub = actions.add_parser(action, help=help_text)
-        sub.add_argument(
-            "--workdir", default=DEFAULT_WORKDIR, help="local mode's working folder (default: %(default)s)"
-        )
-        sub.add_argument(
-            "--group", default=None, help="model package group (needed only when there are several)"
-        )
-        if action == "show":
-            sub.add_argument("version", type=int, help="version number (see `local models list`)")
-        elif action != "list":
-            sub.add_argument("version", nargs="?", type=int, help="version number (default: the newest)")
-            sub.add_argument("--reason", default="", help="why, kept in the version's status history")
-        sub.set_defaults(func=_run_models)
-    from dogbreeds.local_promotion import add_parser as add_promote_parser
-
-    add_promote_parser(actions, DEFAULT_WORKDIR)
-    parser.set_defaults(func=lambda args: parser.print_help() or 2)
-
-
-def _run_models(args: argparse.Namespace) -> int:
-    registry = LocalModelRegistry(args.workdir)
-    try:
-        if args.models_action == "list":
-            packages = registry.packages(args.group)
-            if not packages:
-                print(f"no model packages in {registry.path}")
-                return 0
-            for group in sorted({p["group"] for p in packages}):
-                _print_list(registry, group, [p for p in packages if p["group"] == group], args.workdir)
-            return 0
-        if args.models_action == "show":
-            _print_show(registry, registry.get(args.version, args.group), args.workdir)
-            return 0
-        status = "Approved" if args.models_action == "approve" else "Rejected"
-        package = registry.set_status(args.version, status, args.group, args.reason)
-    except RegistryError as error:
-        print(f"error: {error}")
-        return 1
-    print(f"{package['group']} version {package['version']}: {package['approval_status']}")
-    return 0
-
-
-def _threshold(execution: Mapping[str, Any] | None) -> str:
-    value = ((execution or {}).get("parameters") or {}).get("AccuracyThreshold")
-    return "n/a" if value is None else str(value)
-
-
-def _print_list(
-    registry: LocalModelRegistry, group: str, packages: list[dict[str, Any]], workdir: Path | str
-) -> None:
-    from dogbreeds.model_evidence import metric_columns, metric_header, newer_marker
-
-    live = live_package(registry, group)
-    live_version = live["version"] if live else None
-    print(f"group {group}")
-    print(f"{'VERSION':>7}  {'STATUS':<22} {'CREATED':<26} {metric_header()}  {'THRESHOLD':>9}  "
-          f"{'LIVE':<15}  SERVE")  # fmt: skip
-    for package in packages:
-        metrics = metrics_of_package(package, workdir)
-        marker = newer_marker(package["version"], live_version, package["approval_status"])
-        print(
-            f"{package['version']:>7}  {package['approval_status']:<22} {package['created_at']:<26} "
-            f"{metric_columns(metrics)}  {_threshold(execution_of(package, workdir)):>9}  {marker:<15}  "
-            f"{serve_location(package, workdir)}"
-        )
-    if live is None:
-        print("No version is live: local mode serves the newest Approved version, and none is approved yet.")
-
-
 def metrics_of_package(package: Mapping[str, Any], workdir: Path | str) -> dict[str, float | None]:
     from dogbreeds.model_evidence import metrics_of
 
     return metrics_of(evaluation_of(package, workdir))
-
-
-def _print_show(registry: LocalModelRegistry, package: dict[str, Any], workdir: Path | str) -> None:
-    from dogbreeds.model_evidence import comparison_lines
-
-    group, version = package["group"], package["version"]
-    live = live_package(registry, group)
-    execution = execution_of(package, workdir)
-    print(f"{group} version {version}: {package['approval_status']}")
-    print(f"model: {package['model_data_url']}")
-    archive = serve_location(package, workdir).split(None, 2)[2]
-    print(f"serve: dogbreeds local serve --version {version}  (or --model {archive})")
-    if live is None:
-        live_label, live_metrics = None, None
-        print("live: none (no Approved version)")
-    elif live["version"] == version:
-        live_label, live_metrics = None, None
-        print("live: this version")
-    else:
-        live_label, live_metrics = f"live v{live['version']}", metrics_of_package(live, workdir)
-        print(f"live: version {live['version']}")
-    print(f"metrics (from {package.get('metrics_uris', {}).get('ModelQuality.Statistics', 'n/a')}):")
-    for line in comparison_lines(metrics_of_package(package, workdir), live_metrics, live_label):
-        print(line)
-    print(f"  threshold passed {_threshold(execution)}")
-    print("baselines:")
-    for name, uri in sorted((package.get("baseline_uris") or {}).items()) or [("none", "")]:
-        print(f"  {name:<30} {uri}".rstrip())
-    source = package.get("source") or {}
-    parameters = (execution or {}).get("parameters") or {}
-    print(
-        f"training execution: {source.get('pipeline_execution_id') or 'unknown'}"
-        + ("" if execution or not source.get("pipeline_execution_id") else " (its execution.json is gone)")
-    )
-    print(f"dataset: {parameters.get('DatasetS3Uri') or 'unknown'}")
-    print("approval history:")
-    for entry in package.get("status_history") or []:
-        reason = f"  ({entry['reason']})" if entry.get("reason") else ""
-        print(f"  {entry.get('at', '?'):<26} {entry.get('status', '?')}{reason}")

@@ -18,10 +18,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-from dogbreeds.cli_help import RawEpilogHelpFormatter
+from dogbreeds.cli.execution import add_execution_arguments, parse_param_overrides, report
+from dogbreeds.cli.help import RawEpilogHelpFormatter
 from dogbreeds.cloud_assembly import AssemblyError, CloudAssembly, cached_assembly, synthesize
 from dogbreeds.local_executor import DefinitionError, ExecutionResult, local_s3_root, run_pipeline
-from dogbreeds.local_executor.command_line import add_execution_arguments, parse_param_overrides, report
 from dogbreeds.local_executor.s3_mapping import LocalS3
 
 # Parameter names of the training definition (pipeline_code/training_pipeline.py) this command fills.

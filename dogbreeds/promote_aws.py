@@ -51,22 +51,6 @@ DROPPED = ("ModelDataETag",)
 EXIT_REFUSED = 1
 
 
-def run(args: Any) -> int:
-    try:
-        return promote(
-            version=args.version,
-            source_env=args.source,
-            target_env=args.target,
-            reason=args.reason or "",
-            force=args.force,
-            cdk_json=args.cdk_json,
-            now=getattr(args, "now", None),  # tests evaluate the gates as of a later moment
-        )
-    except (CommandError, PromotionError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-
-
 def _target_settings(
     source_env: str, target_env: str, cdk_json: Any
 ) -> tuple[Names, EnvironmentSettings, Names, EnvironmentSettings]:
@@ -261,7 +245,7 @@ def collect_evidence(
     from botocore.exceptions import ClientError
 
     from contract.promotion_gates import gate_alarm_names
-    from dogbreeds.models_cli import Registry
+    from dogbreeds.aws_model_registry import Registry
 
     registry = Registry(names, session.region_name, session=session)
     live_version = registry.live_version()
@@ -348,7 +332,7 @@ def _lineage(
 ) -> dict[str, str | None]:
     """The training execution and dataset behind the version: its own metadata when it was itself
     promoted, else the pipeline execution that registered it and that execution's DatasetS3Uri."""
-    from dogbreeds.models_cli import Registry, pipeline_execution_of
+    from dogbreeds.aws_model_registry import Registry, pipeline_execution_of
 
     metadata = package.get("CustomerMetadataProperties") or {}
     if metadata.get(PROMOTED_FROM_ARN):

@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 from dogbreeds.cli import build_parser
-from dogbreeds.cli_help import DefaultsHelpFormatter, shows_no_default
+from dogbreeds.cli.help import DefaultsHelpFormatter, shows_no_default
 
 
 def walk(parser: argparse.ArgumentParser, path: str = "dogbreeds"):

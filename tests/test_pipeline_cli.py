@@ -11,9 +11,9 @@ import pytest
 from botocore.stub import Stubber
 from moto_fixtures import ACCOUNT, REGION, aws, moto_server  # noqa: F401
 
-from dogbreeds import pipeline_cli
+from dogbreeds import pipeline_executions
 from dogbreeds.cli import main
-from dogbreeds.dataset_cli import record_last_dataset
+from dogbreeds.last_dataset import record_last_dataset
 
 PIPELINE = "dogbreeds-dev-training"
 PIPELINE_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/{PIPELINE}"
@@ -107,7 +107,7 @@ def _describe(arn: str, status: str) -> dict:
 def stubbed(aws, monkeypatch):  # noqa: F811
     sagemaker = boto3.client("sagemaker")
     logs = boto3.client("logs")
-    monkeypatch.setattr(pipeline_cli, "make_clients", lambda region: (sagemaker, logs))
+    monkeypatch.setattr(pipeline_executions, "make_clients", lambda region: (sagemaker, logs))
     with Stubber(sagemaker) as stub:
         yield stub, logs
         stub.assert_no_pending_responses()

@@ -24,6 +24,7 @@ from contract.naming import Names
 from contract.promotion_gates import gate_alarm_names
 from contract.settings import load_environment
 from dogbreeds import promote_aws
+from dogbreeds.cli.models import run_promote
 from dogbreeds.promotion import PROMOTED_FROM_ARN
 
 SOURCE_ACCOUNT = "111111111111"  # staging, in the cross-account case
@@ -196,7 +197,7 @@ class World:
             force=options.get("force", False), cdk_json=_cdk_json(tmp_path, cross, **promotion),
             now=self.live_since + timedelta(hours=hours),
         )  # fmt: skip
-        code = promote_aws.run(args)
+        code = run_promote(args)
         out = capsys.readouterr()
         return code, out.out, out.err
 
@@ -399,6 +400,6 @@ def test_credentials_of_another_account_than_the_targets_are_refused(aws, tmp_pa
     args = argparse.Namespace(
         version=1, source="staging", target="prod", reason="", force=False, cdk_json=path, now=None
     )
-    assert promote_aws.run(args) == 2
+    assert run_promote(args) == 2
     err = capsys.readouterr().err
     assert f"the credentials are for account {ACCOUNT}, but prod is pinned to account 444455556666" in err

@@ -7,14 +7,13 @@ clear message instead of a half-finished run with some steps' outputs already wr
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from dogbreeds.local_executor.errors import DefinitionError
 
 SUPPORTED_VERSION = "2020-12-01"
-SUPPORTED_STEP_TYPES = ("Processing", "Training", "Condition", "Fail", "RegisterModel")
 PARAMETER_TYPES = ("String", "Integer", "Float", "Boolean")
 EXECUTION_VARIABLES = (
     "PipelineExecutionId",
@@ -146,16 +145,24 @@ def parse_parameters(document: Mapping[str, Any]) -> dict[str, Parameter]:
     return {p["Name"]: _parse_parameter(p) for p in document.get("Parameters", [])}
 
 
-def parse_definition(definition: str | Mapping[str, Any]) -> PipelineDefinition:
-    """Parse and check a definition: refuses unsupported step types before anything runs."""
+def parse_definition(
+    definition: str | Mapping[str, Any], step_types: Collection[str] | None = None
+) -> PipelineDefinition:
+    """Parse and check a definition before anything runs.
+
+    `step_types` names the types a step may have (the executor passes the ones it runs); a step of
+    any other type is refused. None leaves step types unchecked.
+    """
     document = json.loads(definition) if isinstance(definition, str) else dict(definition)
     version = document.get("Version")
     if version != SUPPORTED_VERSION:
         raise DefinitionError(f"definition Version is {version!r}; only {SUPPORTED_VERSION!r} is supported")
     parameters = parse_parameters(document)
     steps: dict[str, Step] = {}
-    for raw in _walk_steps(document.get("Steps", []), None):
-        step = _parse_step(*raw)
+    for raw, branch_of in _walk_steps(document.get("Steps", []), None):
+        if step_types is not None:
+            check_step_type(raw.get("Name"), raw.get("Type"), step_types)
+        step = _parse_step(raw, branch_of)
         if step.name in steps:
             raise DefinitionError(f"two steps are named {step.name!r}; step names must be unique")
         steps[step.name] = step
@@ -182,6 +189,16 @@ def _parse_parameter(raw: Mapping[str, Any]) -> Parameter:
     )
 
 
+def check_step_type(name: str, type_name: str, supported: Collection[str]) -> None:
+    """Refuse a step whose type is not one of `supported`, naming the step, its type and those."""
+    supported = tuple(supported)
+    if type_name not in supported:
+        raise DefinitionError(
+            f"step {name!r} has type {type_name!r}, which the local executor does not run; "
+            f"supported step types: {', '.join(supported)}"
+        )
+
+
 def _walk_steps(
     raw_steps: list[dict[str, Any]], branch_of: tuple[str, str] | None
 ) -> Iterator[tuple[dict[str, Any], tuple[str, str] | None]]:
@@ -195,11 +212,6 @@ def _walk_steps(
 
 def _parse_step(raw: dict[str, Any], branch_of: tuple[str, str] | None) -> Step:
     name, type_name = raw.get("Name"), raw.get("Type")
-    if type_name not in SUPPORTED_STEP_TYPES:
-        raise DefinitionError(
-            f"step {name!r} has type {type_name!r}, which the local executor does not run; "
-            f"supported step types: {', '.join(SUPPORTED_STEP_TYPES)}"
-        )
     arguments = dict(raw.get("Arguments", {}))
     if type_name == "Condition":
         # Branch steps are steps of their own; the condition keeps only their names.

@@ -8,7 +8,7 @@ import secrets
 import sys
 import tarfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +16,12 @@ from typing import Any, TextIO
 
 from dogbreeds.local_executor.caching import StepCache
 from dogbreeds.local_executor.conditions import check_conditions, evaluate_all
-from dogbreeds.local_executor.definition import PipelineDefinition, Step, parse_definition
+from dogbreeds.local_executor.definition import (
+    PipelineDefinition,
+    Step,
+    check_step_type,
+    parse_definition,
+)
 from dogbreeds.local_executor.errors import LocalExecutorError, StepFailedError
 from dogbreeds.local_executor.expressions import ResolveContext, lookup_path, resolve
 from dogbreeds.local_executor.processing import check_processing, run_processing
@@ -26,14 +31,6 @@ from dogbreeds.local_executor.s3_mapping import LocalS3
 from dogbreeds.local_executor.step_context import StepContext
 from dogbreeds.local_executor.training import check_training, run_training
 from dogbreeds.local_registry import LocalModelRegistry
-
-_CHECKS = {
-    "Processing": check_processing,
-    "Training": check_training,
-    "RegisterModel": check_registration,
-    "Condition": check_conditions,
-}
-_CACHEABLE = ("Processing", "Training")
 
 
 def local_s3_root(workdir: Path | str) -> Path:
@@ -76,6 +73,60 @@ class _FailStepReachedError(Exception):
         self.message = message
 
 
+# -- step types ----------------------------------------------------------------------------------
+# A runner gets the run and the step's context (arguments resolved) and returns the step's
+# properties (the Describe* shape later steps read) and a detail for the console line.
+StepRunner = Callable[["_Run", StepContext], tuple[dict[str, Any], str]]
+
+
+@dataclass(frozen=True)
+class StepType:
+    """What the executor knows of one step type: how to run it, what to refuse up front, caching."""
+
+    run: StepRunner
+    check: Callable[[str, Mapping[str, Any]], None] | None = None  # (step name, arguments)
+    cacheable: bool = False  # CacheConfig can reuse an earlier run's outputs
+
+
+def _run_condition(run: _Run, context: StepContext) -> tuple[dict[str, Any], str]:
+    try:
+        outcome = evaluate_all(context.arguments["Conditions"], lambda value: value)
+    except LocalExecutorError as error:
+        raise StepFailedError(context.name, str(error)) from None
+    run.chosen_branch[context.name] = "IfSteps" if outcome else "ElseSteps"
+    return {"Outcome": outcome}, f"outcome {str(outcome).lower()}"
+
+
+def _run_fail(run: _Run, context: StepContext) -> tuple[dict[str, Any], str]:
+    message = context.arguments.get("ErrorMessage", "")
+    run.result.properties[context.name] = {"ErrorMessage": message}
+    raise _FailStepReachedError(str(message))
+
+
+def _run_processing(run: _Run, context: StepContext) -> tuple[dict[str, Any], str]:
+    return run_processing(context), ""
+
+
+def _run_training(run: _Run, context: StepContext) -> tuple[dict[str, Any], str]:
+    return run_training(context), ""
+
+
+def _run_registration(run: _Run, context: StepContext) -> tuple[dict[str, Any], str]:
+    source = {"pipeline_execution_id": run.result.execution_id, "step": context.name}
+    properties = run_registration(context, run.registry, source)
+    return properties, f"version {properties['ModelPackageVersion']}"
+
+
+# Every step type local mode runs; a definition with any other is refused before anything runs.
+STEP_TYPES: dict[str, StepType] = {
+    "Processing": StepType(_run_processing, check_processing, cacheable=True),
+    "Training": StepType(_run_training, check_training, cacheable=True),
+    "Condition": StepType(_run_condition, check_conditions),
+    "Fail": StepType(_run_fail),
+    "RegisterModel": StepType(_run_registration, check_registration),
+}
+
+
 def new_execution_id() -> str:
     """Sortable by start time, unique enough for one machine, and safe in paths and job names."""
     return f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
@@ -98,11 +149,17 @@ def run_pipeline(
     raise DefinitionError before any step runs. A failing step or a Fail step ends the run with
     status Failed; the result names the step and the reason.
     """
-    parsed = definition if isinstance(definition, PipelineDefinition) else parse_definition(definition)
+    if isinstance(definition, PipelineDefinition):
+        parsed = definition
+        for step in parsed.steps.values():
+            check_step_type(step.name, step.type, STEP_TYPES)
+    else:
+        parsed = parse_definition(definition, step_types=STEP_TYPES)
     values = parsed.resolve_parameters(parameters)
     for step in parsed.steps.values():
-        if step.type in _CHECKS:
-            _CHECKS[step.type](step.name, step.arguments)
+        check = STEP_TYPES[step.type].check
+        if check is not None:
+            check(step.name, step.arguments)
 
     workdir = Path(workdir).resolve()  # steps run in their own folders: relative paths would break
     execution_id = execution_id or new_execution_id()
@@ -219,38 +276,18 @@ class _Run:
         except LocalExecutorError as error:
             raise StepFailedError(step.name, f"cannot resolve its arguments: {error}") from None
 
-        if step.type == "Condition":
-            try:
-                outcome = evaluate_all(arguments["Conditions"], lambda value: value)
-            except LocalExecutorError as error:
-                raise StepFailedError(step.name, str(error)) from None
-            self.chosen_branch[step.name] = "IfSteps" if outcome else "ElseSteps"
-            self.result.properties[step.name] = {"Outcome": outcome}
-            return "Succeeded", f"outcome {str(outcome).lower()}"
-        if step.type == "Fail":
-            message = arguments.get("ErrorMessage", "")
-            self.result.properties[step.name] = {"ErrorMessage": message}
-            raise _FailStepReachedError(str(message))
-
+        step_type = STEP_TYPES[step.type]
         job_name = _job_name(self.result.execution_id, step.name)
-        context = StepContext(
-            step.name, arguments, job_name, step_dir, self.local_s3, self.echo, self.stream
-        )
+        context = StepContext(step.name, arguments, job_name, step_dir, self.local_s3, self.echo, self.stream)
         cache_key = None
-        if self.cache is not None and step.cache_enabled and step.type in _CACHEABLE:
+        if self.cache is not None and step.cache_enabled and step_type.cacheable:
             cache_key = self.cache.key(step.type, self._resolve_for_cache_key(step))
             entry = self.cache.lookup(cache_key, step.cache_expire_after, step.name)
             if entry is not None:
                 self.result.properties[step.name] = entry["properties"]
                 return "Cached", f"reused the outputs of execution {entry['execution_id']}"
         try:
-            if step.type == "Processing":
-                properties = run_processing(context)
-            elif step.type == "Training":
-                properties = run_training(context)
-            else:
-                source = {"pipeline_execution_id": self.result.execution_id, "step": step.name}
-                properties = run_registration(context, self.registry, source)
+            properties, detail = step_type.run(self, context)
         except StepFailedError:
             raise  # already names the step and carries its log tail
         except (LocalExecutorError, OSError, tarfile.TarError) as error:
@@ -263,7 +300,6 @@ class _Run:
                 self.cache.store(cache_key, step.type, self.result.execution_id, properties)
             except OSError as error:  # the step did its work; only its reuse is lost
                 self.progress.say(f"step {step.name!r}: could not store its cache entry ({error})")
-        detail = f"version {properties['ModelPackageVersion']}" if step.type == "RegisterModel" else ""
         return "Succeeded", detail
 
     def _resolve_for_cache_key(self, step: Step) -> Any:

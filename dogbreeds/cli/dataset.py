@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import sys
 from pathlib import Path
 
@@ -22,11 +21,9 @@ from dogbreeds.dataset_upload import (
     upload_dataset,
 )
 from dogbreeds.environment import CommandError, resolve_environment
+from dogbreeds.last_dataset import record_last_dataset
 
 SHOWN_BAD_FILES = 20
-# Where the last upload's DatasetS3Uri is kept per environment (`pipeline start` reads it).
-LOCAL_STATE_DIR = Path(".local")
-LAST_DATASET_FILE = "last-dataset.json"
 
 
 def _print_paths(heading: str, entries: list[tuple[Path, str]], file=None) -> None:
@@ -35,21 +32,6 @@ def _print_paths(heading: str, entries: list[tuple[Path, str]], file=None) -> No
         print(f"  {path}: {reason}", file=file)
     if len(entries) > SHOWN_BAD_FILES:
         print(f"  ... and {len(entries) - SHOWN_BAD_FILES} more", file=file)
-
-
-def record_last_dataset(env_name: str, uri: str, state_dir: Path = LOCAL_STATE_DIR) -> None:
-    """Remember the environment's last uploaded dataset, for `dogbreeds pipeline start`."""
-    path = state_dir / LAST_DATASET_FILE
-    try:
-        recorded = json.loads(path.read_text()) if path.is_file() else {}
-    except ValueError:
-        recorded = {}
-    recorded[env_name] = uri
-    try:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(recorded, indent=2) + "\n")
-    except OSError as error:  # the upload itself succeeded; only the shortcut is lost
-        print(f"note: could not record the dataset in {path} ({error})", file=sys.stderr)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

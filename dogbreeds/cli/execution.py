@@ -1,4 +1,5 @@
-"""Command-line pieces shared by `dogbreeds local run` and `python -m dogbreeds.local_executor`."""
+"""Command-line pieces shared by `dogbreeds local run` and `python -m dogbreeds.local_executor`
+(and `dogbreeds pipeline start`'s --param)."""
 
 from __future__ import annotations
 

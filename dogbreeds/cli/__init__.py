@@ -1,7 +1,9 @@
 """`dogbreeds` console script: a thin argparse front over the library modules.
 
-Each command module exposes ``register(subparsers)`` that adds its sub-command and sets
-``func`` on the parser; this file only lists those modules, so adding a command is one line here.
+This package holds the command line only: argument parsers and the thin functions that turn parsed
+arguments into calls of the library modules beside it in `dogbreeds/`. Each command module
+exposes ``register(subparsers)`` that adds its sub-command and sets ``func`` on the parser; this
+file only lists those modules, so adding a command is one line here.
 """
 
 from __future__ import annotations
@@ -11,19 +13,19 @@ import importlib
 import sys
 
 from dogbreeds.aws_errors import configure_retries, run_guarded
-from dogbreeds.cli_help import Parser
+from dogbreeds.cli.help import Parser
 
-# Modules (in this package) that register sub-commands, in the order `--help` shows them.
-# `local` groups the commands that run the system on this machine (see local_cli.py).
+# Modules that register sub-commands, in the order `--help` shows them.
+# `local` groups the commands that run the system on this machine (see local.py).
 COMMAND_MODULES: list[str] = [
-    "local_cli",
-    "sample_data",
-    "dataset_cli",
-    "models_cli",
-    "pipeline_cli",
-    "traffic",
-    "ground_truth",
-    "demo",
+    "dogbreeds.cli.local",
+    "dogbreeds.sample_data",
+    "dogbreeds.cli.dataset",
+    "dogbreeds.cli.models",
+    "dogbreeds.cli.pipeline",
+    "dogbreeds.traffic",
+    "dogbreeds.ground_truth",
+    "dogbreeds.demo",
 ]
 
 
@@ -35,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        importlib.import_module(f"dogbreeds.{name}").register(subparsers)
+        importlib.import_module(name).register(subparsers)
     return parser
 
 

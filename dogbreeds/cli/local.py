@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import importlib
 
-# Modules (in this package) that register `local` sub-commands via ``register(subparsers)``.
+# Modules that register `local` sub-commands via ``register(subparsers)``, or `module:function`
+# where the module's `register` adds another command.
 LOCAL_COMMAND_MODULES: list[str] = [
-    "local_run",
-    "local_registry",
-    "local_serve",
-    "local_monitor",
-    "local_pipeline",
+    "dogbreeds.local_run",
+    "dogbreeds.cli.local_models",
+    "dogbreeds.local_serve",
+    "dogbreeds.local_monitor",
+    "dogbreeds.cli.pipeline:register_local",
 ]
 
 
@@ -20,6 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "local", help="run the pipeline, the registry, serving and monitoring on this machine"
     )
     local_subparsers = parser.add_subparsers(dest="local_command", metavar="LOCAL_COMMAND")
-    for name in LOCAL_COMMAND_MODULES:
-        importlib.import_module(f"dogbreeds.{name}").register(local_subparsers)
+    for entry in LOCAL_COMMAND_MODULES:
+        module, _, function = entry.partition(":")
+        getattr(importlib.import_module(module), function or "register")(local_subparsers)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)

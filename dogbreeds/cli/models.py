@@ -2,6 +2,8 @@
 
 `promote VERSION --from SOURCE --to TARGET` (dogbreeds/promote_aws.py) moves a version on.
 
+The registry client is dogbreeds/aws_model_registry.py; this module parses and prints.
+
 `deploy-log` and `teardown-endpoint` (dogbreeds/endpoint_ops.py) follow and remove the deploy Lambda's work.
 
 `list` and `show` put the evidence next to the decision: each version's accuracy, top-5 and F1 from
@@ -18,12 +20,12 @@ contract.naming, the same way the stacks get them.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 from typing import Any
 
 from contract.naming import Names
+from dogbreeds.aws_model_registry import Registry, evaluation_uri, pipeline_execution_of
 from dogbreeds.environment import CommandError, resolve_environment
 from dogbreeds.model_evidence import flatten_s3_uris
 
@@ -100,14 +102,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--cdk-json", type=Path, default=None,
         help="cdk.json to read names from (default: ./cdk.json, else the project's)",
     )  # fmt: skip
-    promote_parser.set_defaults(func=_run_promote)
+    promote_parser.set_defaults(func=run_promote)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
 
 
-def _run_promote(args: argparse.Namespace) -> int:
+def run_promote(args: argparse.Namespace) -> int:
     from dogbreeds import promote_aws
+    from dogbreeds.promotion import PromotionError
 
-    return promote_aws.run(args)
+    try:
+        return promote_aws.promote(
+            version=args.version,
+            source_env=args.source,
+            target_env=args.target,
+            reason=args.reason or "",
+            force=args.force,
+            cdk_json=args.cdk_json,
+            now=getattr(args, "now", None),  # tests evaluate the gates as of a later moment
+        )
+    except (CommandError, PromotionError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
 
 def _run_endpoint_ops(args: argparse.Namespace) -> int:
@@ -143,129 +158,6 @@ def _run(args: argparse.Namespace) -> int:
 def _environment(env_name: str, cdk_json: Path | None) -> tuple[Names, str | None]:
     names, settings = resolve_environment(env_name, cdk_json)
     return names, settings.region
-
-
-class Registry:
-    """The environment's model package group and endpoint, through boto3."""
-
-    def __init__(self, names: Names, region: str | None, session: Any = None) -> None:
-        import boto3
-
-        self.names = names
-        session = session or boto3
-        self.sagemaker = session.client("sagemaker", region_name=region)
-        self.s3 = session.client("s3", region_name=region)
-
-    def versions(self) -> list[dict[str, Any]]:
-        summaries: list[dict[str, Any]] = []
-        paginator = self.sagemaker.get_paginator("list_model_packages")
-        for page in paginator.paginate(ModelPackageGroupName=self.names.model_package_group):
-            summaries.extend(page["ModelPackageSummaryList"])
-        return sorted(summaries, key=lambda s: s["ModelPackageVersion"])
-
-    def live_version(self) -> int | None:
-        """The version the endpoint serves: its main variant's model names its package in the
-        DOGBREEDS_MODEL_VERSION variable (the deploy Lambda sets it to the package ARN), else the
-        version in the endpoint config's name; None without an endpoint."""
-        from botocore.exceptions import ClientError
-
-        try:
-            endpoint = self.sagemaker.describe_endpoint(EndpointName=self.names.endpoint)
-        except ClientError as error:
-            if "Could not find" in error.response.get("Error", {}).get("Message", ""):
-                return None
-            raise
-        config_name = endpoint["EndpointConfigName"]
-        try:
-            config = self.sagemaker.describe_endpoint_config(EndpointConfigName=config_name)
-            variants = config.get("ProductionVariants") or []
-            if variants:
-                # The variant with the most traffic is the live model (a canary shares it for minutes).
-                variant = max(variants, key=lambda v: float(v.get("InitialVariantWeight", 1.0)))
-                model = self.sagemaker.describe_model(ModelName=variant["ModelName"])
-                containers = (
-                    [model["PrimaryContainer"]]
-                    if model.get("PrimaryContainer")
-                    else model.get("Containers", [])
-                )
-                for container in containers:
-                    arn = (container.get("Environment") or {}).get(MODEL_VERSION_VARIABLE, "")
-                    version = version_of_arn(arn, self.names.model_package_group)
-                    if version is not None:
-                        return version
-        except ClientError:
-            pass  # a config or model removed mid-rollout: fall back to the config's name
-        return live_version_of(self.names, config_name)
-
-    def describe(self, arn: str) -> dict[str, Any]:
-        return self.sagemaker.describe_model_package(ModelPackageName=arn)
-
-    def evaluation(self, package: dict[str, Any]) -> dict[str, Any] | None:
-        """The package's evaluation.json (ModelMetrics ModelQuality.Statistics), or None."""
-        import json
-
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        uri = evaluation_uri(package)
-        if not uri or not uri.startswith("s3://"):
-            return None
-        bucket, _, key = uri[len("s3://") :].partition("/")
-        try:
-            document = json.loads(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-        except (ClientError, BotoCoreError, ValueError):
-            return None
-        return document if isinstance(document, dict) else None
-
-    def execution_parameters(self, package: dict[str, Any]) -> dict[str, str] | None:
-        """The parameters of the pipeline execution that registered the package (its
-        MetadataProperties.GeneratedBy), or None when it names none or it is gone."""
-        from botocore.exceptions import ClientError
-
-        execution = pipeline_execution_of(package)
-        if not execution:
-            return None
-        parameters: dict[str, str] = {}
-        request: dict[str, Any] = {"PipelineExecutionArn": execution}
-        try:
-            while True:
-                page = self.sagemaker.list_pipeline_parameters_for_execution(**request)
-                parameters.update({p["Name"]: p["Value"] for p in page.get("PipelineParameters", [])})
-                if not page.get("NextToken"):
-                    return parameters
-                request["NextToken"] = page["NextToken"]
-        except ClientError:
-            return None
-
-    def decide(self, arn: str, status: str, description: str | None) -> None:
-        request = {"ModelPackageArn": arn, "ModelApprovalStatus": status}
-        if description:
-            request["ApprovalDescription"] = description
-        self.sagemaker.update_model_package(**request)
-
-
-MODEL_VERSION_VARIABLE = "DOGBREEDS_MODEL_VERSION"  # lambdas/deploy_endpoint/endpoint_rollout.py
-
-
-def version_of_arn(arn: str, group: str) -> int | None:
-    match = re.fullmatch(rf"arn:[^:]+:sagemaker:[^:]*:[^:]*:model-package/{re.escape(group)}/([0-9]+)", arn)
-    return int(match.group(1)) if match else None
-
-
-def evaluation_uri(package: dict[str, Any]) -> str | None:
-    return (package.get("ModelMetrics") or {}).get("ModelQuality", {}).get("Statistics", {}).get("S3Uri")
-
-
-def pipeline_execution_of(package: dict[str, Any]) -> str | None:
-    generated_by = (package.get("MetadataProperties") or {}).get("GeneratedBy", "")
-    return generated_by if re.search(r":pipeline/[^/]+/execution/", generated_by) else None
-
-
-def live_version_of(names: Names, endpoint_config_name: str) -> int | None:
-    """The version in a config name the deploy Lambda made (``<prefix>-v<version>-<8 hex>``, see
-    lambdas/deploy_endpoint/deploy_names.py); None for a config it did not make."""
-    pattern = rf"{re.escape(names.endpoint_config_prefix)}-v([0-9]+)-[0-9a-f]{{8}}"
-    match = re.fullmatch(pattern, endpoint_config_name)
-    return int(match.group(1)) if match else None
 
 
 def _print_versions(
