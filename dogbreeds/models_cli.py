@@ -243,7 +243,7 @@ class Registry:
         self.sagemaker.update_model_package(**request)
 
 
-MODEL_VERSION_VARIABLE = "DOGBREEDS_MODEL_VERSION"  # lambdas/deploy_endpoint/endpoint_rollout.py
+MODEL_VERSION_VARIABLE = "DOGBREEDS_MODEL_VERSION"  # the deploy Lambda sets it (endpoint_rollout.py)
 
 
 def version_of_arn(arn: str, group: str) -> int | None:
@@ -262,7 +262,7 @@ def pipeline_execution_of(package: dict[str, Any]) -> str | None:
 
 def live_version_of(names: Names, endpoint_config_name: str) -> int | None:
     """The version in a config name the deploy Lambda made (``<prefix>-v<version>-<8 hex>``, see
-    lambdas/deploy_endpoint/deploy_names.py); None for a config it did not make."""
+    stacks/functions/deploy_endpoint/code/deploy_names.py); None for a config it did not make."""
     pattern = rf"{re.escape(names.endpoint_config_prefix)}-v([0-9]+)-[0-9a-f]{{8}}"
     match = re.fullmatch(pattern, endpoint_config_name)
     return int(match.group(1)) if match else None

@@ -14,7 +14,7 @@ from moto_fixtures import ACCOUNT, REGION
 from contract.naming import Names
 from contract.settings import load_environment
 
-LAMBDA_DIR = REPO_ROOT / "lambdas" / "deploy_endpoint"
+LAMBDA_DIR = REPO_ROOT / "stacks" / "functions" / "deploy_endpoint" / "code"
 
 
 def lambda_module(name: str) -> ModuleType:
@@ -32,7 +32,7 @@ IMAGE = f"763104351884.dkr.ecr.{REGION}.amazonaws.com/pytorch-inference:2.6.0-cp
 
 def environment(env_name: str = "dev", **endpoint_overrides: Any) -> tuple[Names, dict[str, str]]:
     """Names and the Lambda environment for one cdk.json environment, built by the stack's own code."""
-    from stacks.constructs.deploy_function import deploy_environment
+    from stacks.functions.deploy_endpoint.function import deploy_environment
 
     context = project_context()
     context["environments"][env_name].setdefault("endpoint", {}).update(endpoint_overrides)

@@ -90,6 +90,9 @@ class Environment:
         return role
 
 
+FUNCTIONS_DIR = REPO_ROOT / "stacks" / "functions"
+
+
 def _asset_probes(env: Environment) -> dict[str, tuple[Request, bool]]:
     """The execution role lists the asset bucket only for the pipeline code's own keys."""
     a = env.accesses
@@ -282,8 +285,8 @@ def test_each_role_and_pipeline_step_is_covered(checked):
 
 def test_every_boto3_call_of_our_code_is_checked(checked):
     code = {
-        *[(p, None) for p in sorted((REPO_ROOT / "lambdas" / "deploy_endpoint").glob("*.py"))],
-        (REPO_ROOT / "lambdas" / "retrain_guard" / "retrain_guard.py", "sagemaker"),
+        *[(p, None) for p in sorted((FUNCTIONS_DIR / "deploy_endpoint" / "code").glob("*.py"))],
+        (FUNCTIONS_DIR / "retrain_guard" / "code" / "retrain_guard.py", "sagemaker"),
         (REPO_ROOT / "pipeline_code" / "container" / "monitor_io.py", "s3"),
         *[
             (p, None)

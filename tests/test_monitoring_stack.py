@@ -20,10 +20,10 @@ from pipeline_code.training_pipeline import render_training_pipeline
 from stacks.constructs.monitoring_alarms import no_data_evaluation_periods
 from stacks.constructs.monitoring_schedule import MonitoringSchedule, schedule_period_seconds
 from stacks.constructs.rendered_pipeline import PLACEHOLDERS, placeholder_locations
-from stacks.constructs.retrain_guard_function import retrain_event_pattern
+from stacks.functions.retrain_guard.function import retrain_event_pattern
 from stacks.monitoring_stack import schedule_parameters, window_hours
 
-sys.path.insert(0, str(REPO_ROOT / "lambdas" / "retrain_guard"))
+sys.path.insert(0, str(REPO_ROOT / "stacks" / "functions" / "retrain_guard" / "code"))
 import retrain_guard  # noqa: E402
 
 NAMES = Names("dogbreeds", "dev")

@@ -15,7 +15,7 @@ from botocore.stub import ANY, Stubber
 from cdk_helpers import REPO_ROOT
 from moto_fixtures import REGION, aws, moto_server  # noqa: F401
 
-sys.path.insert(0, str(REPO_ROOT / "lambdas" / "retrain_guard"))
+sys.path.insert(0, str(REPO_ROOT / "stacks" / "functions" / "retrain_guard" / "code"))
 import retrain_guard  # noqa: E402
 
 PIPELINE = "dogbreeds-dev-training"

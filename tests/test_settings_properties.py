@@ -35,7 +35,7 @@ from contract.settings import (
     load_environment,
 )
 from dogbreeds.cloud_assembly import CloudAssembly
-from lambdas.deploy_endpoint.deploy_names import DIGEST_LENGTH
+from stacks.functions.deploy_endpoint.code.deploy_names import DIGEST_LENGTH
 
 # --- strategies derived from the model --------------------------------------------------------
 

@@ -27,7 +27,7 @@ PERIOD = Duration.minutes(5)
 DEAD_LETTER_MESSAGES = 1
 # Any invocation that failed for a reason other than a busy endpoint.
 FAILED_INVOCATIONS = 1
-# lambdas/deploy_endpoint/deploy_logging.py: the field and value of a deliberate retry (a test
+# stacks/functions/deploy_endpoint/code/deploy_logging.py: the field and value of a deliberate retry (a test
 # checks both agree).
 DEPLOYMENT_FIELD = "deployment"
 RETRYING = "retrying"

@@ -32,15 +32,15 @@ from stacks.constructs.deploy_alarms import (
     FAILED_INVOCATIONS,
     DeployAlarms,
 )
-from stacks.constructs.deploy_function import DeployFunction
 from stacks.constructs.endpoint_alarms import (
     MODEL_ERRORS_PER_MINUTE,
     MODEL_LATENCY_P99_MICROSECONDS,
     SERVER_ERRORS_PER_MINUTE,
     EndpointAlarms,
 )
+from stacks.functions.deploy_endpoint.function import DeployFunction
 
-# lambdas/deploy_endpoint/deploy_metrics.py publishes this metric (a test checks both agree).
+# stacks/functions/deploy_endpoint/code/deploy_metrics.py publishes this metric (a test checks both agree).
 LIVE_MODEL_VERSION = "LiveModelVersion"
 DIMENSION_ENDPOINT = "EndpointName"
 LIVE_VERSION_PERIOD = Duration.minutes(5)

@@ -13,13 +13,15 @@ from constructs import Construct
 
 from stacks.nag import acknowledge
 
-LAMBDAS_DIR = Path(__file__).resolve().parents[2] / "lambdas"
+FUNCTIONS_DIR = Path(__file__).resolve().parent
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 
 
 def lambda_code(folder: str) -> lambda_.Code:
-    """The handler folder under lambdas/, boto3 only (the runtime has it), so no bundling step."""
-    return lambda_.Code.from_asset(str(LAMBDAS_DIR / folder), exclude=["__pycache__", "*.pyc", "*.md"])
+    """The code folder of stacks/functions/<folder>, boto3 only (the runtime has it), so no bundling step."""
+    return lambda_.Code.from_asset(
+        str(FUNCTIONS_DIR / folder / "code"), exclude=["__pycache__", "*.pyc", "*.md"]
+    )
 
 
 def dead_letter_queue(scope: Construct, *, queue_name: str, key: kms.IKey, owner: str) -> sqs.Queue:

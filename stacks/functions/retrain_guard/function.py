@@ -16,13 +16,13 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from contract.naming import Names
-from stacks.constructs.lambda_parts import (
+from stacks.constructs.monitoring_schedule import pipeline_arn
+from stacks.functions.project_function import (
     RUNTIME,
     acknowledge_dead_letter_grant,
     dead_letter_queue,
     lambda_code,
 )
-from stacks.constructs.monitoring_schedule import pipeline_arn
 
 LAMBDA_FOLDER = "retrain_guard"
 HANDLER = "retrain_guard.handler"
@@ -40,7 +40,7 @@ def retrain_event_pattern(alarm_names: Sequence[str]) -> dict:
 
 
 def guard_environment(names: Names, min_interval_hours: int, alarm_names: Sequence[str]) -> dict[str, str]:
-    """Keys are ``lambdas/retrain_guard/retrain_guard.ENVIRONMENT_VARIABLES``; a test checks both agree."""
+    """Keys are ``code/retrain_guard.ENVIRONMENT_VARIABLES``; a test checks both agree."""
     return {
         "RETRAIN_PIPELINE_NAME": names.training_pipeline,
         "RETRAIN_MIN_INTERVAL_HOURS": str(min_interval_hours),

@@ -20,7 +20,7 @@ from constructs import Construct
 
 from contract.naming import CAPTURE_PREFIX, PRODUCTION_VARIANT, Names
 from contract.settings import EndpointSettings
-from stacks.constructs.lambda_parts import (
+from stacks.functions.project_function import (
     RUNTIME,
     acknowledge_dead_letter_grant,
     dead_letter_queue,
@@ -32,7 +32,7 @@ LAMBDA_FOLDER = "deploy_endpoint"
 HANDLER = "deploy_handler.handler"
 # The newest Python runtime cdk-nag's AwsSolutions-L1 accepts; boto3 ships with it, so no bundling.
 APPLICATION_AUTOSCALING_PRINCIPAL = "sagemaker.application-autoscaling.amazonaws.com"
-# What the Lambda scales (lambdas/deploy_endpoint/endpoint_autoscaling.py uses the same values).
+# What the Lambda scales (code/endpoint_autoscaling.py uses the same values).
 AUTOSCALING_SERVICE_NAMESPACE = "sagemaker"
 AUTOSCALING_SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 SAGEMAKER_PRINCIPAL = "sagemaker.amazonaws.com"
@@ -66,7 +66,7 @@ def deploy_environment(
 ) -> dict[str, str]:
     """The Lambda's environment: every name and setting it needs (it cannot import ``stacks``).
 
-    Keys are ``lambdas/deploy_endpoint/deploy_config.ENVIRONMENT_VARIABLES``; a test checks both agree.
+    Keys are ``code/deploy_config.ENVIRONMENT_VARIABLES``; a test checks both agree.
     """
     return {
         "DEPLOY_ENDPOINT_NAME": names.endpoint,
