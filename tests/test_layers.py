@@ -5,8 +5,8 @@
 * ``stacks`` (the CDK app) imports ``contract`` and ``pipeline_code``;
 * ``dogbreeds`` (command line, local mode) imports ``contract`` and ``pipeline_code``, never
   ``stacks``: local mode reads what the CDK app made from the synthesised cloud assembly;
-* code that runs inside AWS (the job code bundle, the Lambda functions' code folders under
-  ``stacks/functions``) imports, of the project, only the bottom layer's modules that ship with it.
+* code that runs inside AWS (the job code bundle, the Lambda functions) imports, of the project,
+  only the bottom layer's modules that ship with it.
 
 Every import counts, including those inside functions.
 """
@@ -17,6 +17,7 @@ import ast
 from pathlib import Path
 
 import pytest
+from lambda_code import FUNCTION_NAMES, function_code
 
 from pipeline_code.code_bundle import CONTAINER_CODE_DIR, SHIPPED_CONTRACT_MODULES
 
@@ -60,19 +61,31 @@ def test_no_module_imports_a_layer_above_its_own(layer):
     assert upward == [], f"{layer} may import only {sorted(ALLOWED[layer])}"
 
 
-def test_code_that_runs_in_aws_imports_only_the_contract_modules_it_carries():
-    aws_code = [p for p in CONTAINER_CODE_DIR.rglob("*.py") if "__pycache__" not in p.parts]
-    aws_code += sorted((REPO_ROOT / "stacks" / "functions").glob("*/code/*.py"))
+def _not_carried(sources: list[Path], carried: set[str]) -> list[str]:
     outside = []
-    for path in aws_code:
+    for path in sources:
         for line, name in project_imports(path):
-            # "from contract import monitoring_metrics" names contract and contract.monitoring_metrics.
-            carried = name == "contract" or any(
-                name == m or name.startswith(f"{m}.") for m in SHIPPED_CONTRACT
-            )
-            if not carried:
+            # "from contract import events" names contract and contract.events.
+            if not any(name == m or name.startswith(f"{m}.") for m in carried):
                 outside.append(f"{path.relative_to(REPO_ROOT)}:{line} imports {name}")
-    assert outside == []
+    return outside
+
+
+def test_the_job_code_imports_only_the_contract_modules_it_carries():
+    job_code = [p for p in CONTAINER_CODE_DIR.rglob("*.py") if "__pycache__" not in p.parts]
+    assert _not_carried(job_code, {"contract", *SHIPPED_CONTRACT}) == []
+
+
+def test_every_lambda_code_folder_is_found():
+    assert FUNCTION_NAMES == ["deploy_endpoint", "retrain_guard"]
+
+
+@pytest.mark.parametrize("name", FUNCTION_NAMES)
+def test_lambda_code_imports_only_the_contract_modules_its_asset_carries(name):
+    code = function_code(name)
+    sources = sorted(code.source_dir.glob("*.py"))
+    assert sources, f"{code.source_dir} holds no modules"
+    assert _not_carried(sources, set(code.carried_modules)) == []
 
 
 def test_the_rule_sees_an_upward_import(tmp_path):

@@ -31,13 +31,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lambda_code import function_module
+
 from dogbreeds.cloud_assembly import CloudAssembly
 from iam_access.pipelines import PipelineRun, Step, UnresolvableError, json_gets
 from iam_access.policies import PolicyStore
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONTAINER_DIR = REPO_ROOT / "pipeline_code" / "container"
-DEPLOY_LAMBDA_DIR = REPO_ROOT / "stacks" / "functions" / "deploy_endpoint" / "code"
 
 SAGEMAKER = "sagemaker.amazonaws.com"
 LAMBDA = "lambda.amazonaws.com"
@@ -882,4 +883,5 @@ def container_module(name: str):
 
 
 def deploy_module(name: str):
-    return _import_from(DEPLOY_LAMBDA_DIR, name)
+    """A module of the deploy Lambda, from its staged asset (what ships)."""
+    return function_module("deploy_endpoint", name)

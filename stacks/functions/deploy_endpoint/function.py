@@ -8,29 +8,21 @@ deployments never race on the endpoint.
 
 from __future__ import annotations
 
-from aws_cdk import Aws, Duration, RemovalPolicy
+from aws_cdk import Aws, Duration
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_lambda_destinations as destinations
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from contract.naming import CAPTURE_PREFIX, PRODUCTION_VARIANT, Names
 from contract.settings import EndpointSettings
-from stacks.functions.project_function import (
-    RUNTIME,
-    acknowledge_dead_letter_grant,
-    dead_letter_queue,
-    lambda_code,
-)
+from stacks.functions.function_code import FunctionCode
+from stacks.functions.project_function import ProjectFunction
 from stacks.nag import acknowledge
 
-LAMBDA_FOLDER = "deploy_endpoint"
+# The code folder beside this module (README.md there says what the function does).
+CODE = FunctionCode("deploy_endpoint", contract_modules=())
 HANDLER = "deploy_handler.handler"
-# The newest Python runtime cdk-nag's AwsSolutions-L1 accepts; boto3 ships with it, so no bundling.
 APPLICATION_AUTOSCALING_PRINCIPAL = "sagemaker.application-autoscaling.amazonaws.com"
 # What the Lambda scales (code/endpoint_autoscaling.py uses the same values).
 AUTOSCALING_SERVICE_NAMESPACE = "sagemaker"
@@ -103,7 +95,7 @@ def _pattern(pattern: dict) -> events.EventPattern:
     )
 
 
-class DeployFunction(Construct):
+class DeployFunction(ProjectFunction):
     def __init__(
         self,
         scope: Construct,
@@ -117,67 +109,35 @@ class DeployFunction(Construct):
         log_retention_days: int,
         destroy_on_delete: bool,
     ) -> None:
-        super().__init__(scope, construct_id)
-        removal = RemovalPolicy.DESTROY if destroy_on_delete else RemovalPolicy.RETAIN
-
-        # Events that failed every retry land here with the request and the error, for a redrive.
-        self.dead_letter_queue = dead_letter_queue(
-            self,
-            queue_name=names.deploy_dead_letter_queue,
-            key=key,
-            owner="the deploy Lambda and its EventBridge rules",
-        )
-        self.log_group = logs.LogGroup(
-            self, "Logs", log_group_name=f"/aws/lambda/{names.deploy_function}", removal_policy=removal
-        )
-        # RetentionDays is a name enum in Python; settings already restrict the value to legal days.
-        self.log_group.node.default_child.retention_in_days = log_retention_days
-
-        self.role = iam.Role(
-            self,
-            "Role",
-            role_name=names.deploy_function,
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"Deploy Lambda of {names.base}: only this environment's endpoint, configs, models",
-        )
-        self.log_group.grant_write(self.role)
-        self._add_permissions(names, key, execution_role)
-
-        self.function = lambda_.Function(
-            self,
-            "Function",
+        super().__init__(
+            scope,
+            construct_id,
             function_name=names.deploy_function,
             description=f"Deploys approved {names.model_package_group} versions to {names.endpoint}",
-            runtime=RUNTIME,
+            role_description=(
+                f"Deploy Lambda of {names.base}: only this environment's endpoint, configs, models"
+            ),
+            code=CODE,
             handler=HANDLER,
-            code=lambda_code(LAMBDA_FOLDER),
-            role=self.role,
-            log_group=self.log_group,
-            timeout=Duration.minutes(1),
-            memory_size=256,
-            reserved_concurrent_executions=1,
             environment=deploy_environment(
                 names, endpoint, bucket_name=bucket_name, key_arn=key.key_arn,
                 role_arn=execution_role.role_arn,
             ),
-            # Async invocations: Lambda retries twice (1 and 2 minutes later); throttled events (the
-            # concurrency of 1) wait up to max_event_age. Then the event goes to the queue.
-            retry_attempts=2,
+            statements=self._permissions(names, key, execution_role),
+            key=key,
+            dead_letter_queue_name=names.deploy_dead_letter_queue,
+            dead_letter_owner="the deploy Lambda and its EventBridge rules",
+            log_retention_days=log_retention_days,
+            destroy_on_delete=destroy_on_delete,
+            timeout=Duration.minutes(1),
+            memory_size=256,
+            # Lambda retries twice (1 and 2 minutes later); throttled events (the concurrency of 1)
+            # wait up to max_event_age.
             max_event_age=Duration.hours(6),
-            on_failure=destinations.SqsDestination(self.dead_letter_queue),
         )
-        # The function must not run before its permissions exist (CDK only orders the default policy).
-        self.function.node.add_dependency(self.policy)
-        acknowledge_dead_letter_grant(self.role)
+        self._acknowledge_wildcards(names)
 
-        target = targets.LambdaFunction(
-            self.function,
-            retry_attempts=8,
-            max_event_age=Duration.hours(2),
-            # EventBridge can encrypt into this KMS queue because the storage stack's key policy lets
-            # events.amazonaws.com use the key (for the alerts topic).
-            dead_letter_queue=self.dead_letter_queue,
-        )
+        target = self.event_target(retry_attempts=8, max_event_age=Duration.hours(2))
         self.approval_rule = events.Rule(
             self,
             "ApprovalRule",
@@ -195,7 +155,9 @@ class DeployFunction(Construct):
             targets=[target],
         )
 
-    def _add_permissions(self, names: Names, key: kms.IKey, execution_role: iam.IRole) -> None:
+    @staticmethod
+    def _permissions(names: Names, key: kms.IKey, execution_role: iam.IRole) -> list[iam.PolicyStatement]:
+        """Only this environment's endpoint, its configs and models, and its scaling and metrics."""
         arn = f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}"
         endpoint_arn = f"{arn}:endpoint/{names.endpoint}"
         config_arns = f"{arn}:endpoint-config/{names.endpoint_config_prefix}-*"
@@ -307,9 +269,9 @@ class DeployFunction(Construct):
                 conditions={"StringLike": {"iam:AWSServiceName": APPLICATION_AUTOSCALING_PRINCIPAL}},
             ),
         ]
-        self.policy = iam.Policy(self, "Policy", policy_name=names.deploy_function, statements=statements)
-        self.policy.attach_to_role(self.role)
+        return statements
 
+    def _acknowledge_wildcards(self, names: Names) -> None:
         sagemaker_arn = "arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>"
         reasons = {
             "*": (

@@ -5,28 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_lambda_destinations as destinations
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from contract.naming import Names
 from stacks.constructs.monitoring_schedule import pipeline_arn
-from stacks.functions.project_function import (
-    RUNTIME,
-    acknowledge_dead_letter_grant,
-    dead_letter_queue,
-    lambda_code,
-)
+from stacks.functions.function_code import FunctionCode
+from stacks.functions.project_function import ProjectFunction
 
-LAMBDA_FOLDER = "retrain_guard"
+# The code folder beside this module (README.md there says what the function does).
+CODE = FunctionCode("retrain_guard", contract_modules=())
 HANDLER = "retrain_guard.handler"
-# The newest Python runtime cdk-nag's AwsSolutions-L1 accepts; boto3 ships with it, so no bundling.
 ALARM_STATE_CHANGE = "CloudWatch Alarm State Change"
 
 
@@ -48,7 +40,7 @@ def guard_environment(names: Names, min_interval_hours: int, alarm_names: Sequen
     }
 
 
-class RetrainGuardFunction(Construct):
+class RetrainGuardFunction(ProjectFunction):
     def __init__(
         self,
         scope: Construct,
@@ -61,67 +53,36 @@ class RetrainGuardFunction(Construct):
         log_retention_days: int,
         destroy_on_delete: bool,
     ) -> None:
-        super().__init__(scope, construct_id)
         function_name = f"{names.base}-retrain-guard"
-        removal = RemovalPolicy.DESTROY if destroy_on_delete else RemovalPolicy.RETAIN
-
-        # Events that failed every retry land here, for a look and a redrive.
-        self.dead_letter_queue = dead_letter_queue(
-            self,
-            queue_name=f"{function_name}-dlq",
-            key=key,
-            owner="the retrain guard Lambda and its EventBridge target",
-        )
-        self.log_group = logs.LogGroup(
-            self, "Logs", log_group_name=f"/aws/lambda/{function_name}", removal_policy=removal
-        )
-        # RetentionDays is a name enum in Python; settings already restrict the value to legal days.
-        self.log_group.node.default_child.retention_in_days = log_retention_days
-
-        self.role = iam.Role(
-            self,
-            "Role",
-            role_name=function_name,
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"Retrain guard of {names.base}: list and start {names.training_pipeline} only",
-        )
-        self.log_group.grant_write(self.role)
-        training_arn = pipeline_arn(names.training_pipeline)
-        self.policy = iam.Policy(
-            self,
-            "Policy",
-            policy_name=function_name,
-            roles=[self.role],
+        super().__init__(
+            scope,
+            construct_id,
+            function_name=function_name,
+            description=f"Starts {names.training_pipeline} on drift/quality alarms, throttled",
+            role_description=(
+                f"Retrain guard of {names.base}: list and start {names.training_pipeline} only"
+            ),
+            code=CODE,
+            handler=HANDLER,
+            environment=guard_environment(names, min_interval_hours, alarm_names),
             statements=[
                 iam.PolicyStatement(
                     sid="StartTrainingPipelineWhenIdle",
                     actions=["sagemaker:ListPipelineExecutions", "sagemaker:StartPipelineExecution"],
-                    resources=[training_arn],
+                    resources=[pipeline_arn(names.training_pipeline)],
                 )
             ],
-        )
-
-        self.function = lambda_.Function(
-            self,
-            "Function",
-            function_name=function_name,
-            description=f"Starts {names.training_pipeline} on drift/quality alarms, throttled",
-            runtime=RUNTIME,
-            handler=HANDLER,
-            code=lambda_code(LAMBDA_FOLDER),
-            role=self.role,
-            log_group=self.log_group,
+            key=key,
+            dead_letter_queue_name=f"{function_name}-dlq",
+            dead_letter_owner="the retrain guard Lambda and its EventBridge target",
+            log_retention_days=log_retention_days,
+            destroy_on_delete=destroy_on_delete,
             timeout=Duration.seconds(30),
             memory_size=128,
-            # One decision at a time: two alarms at once must not both see "idle" and both start.
-            reserved_concurrent_executions=1,
-            environment=guard_environment(names, min_interval_hours, alarm_names),
-            retry_attempts=2,
+            # One decision at a time (ProjectFunction's reserved concurrency of 1): two alarms at once
+            # must not both see "idle" and both start.
             max_event_age=Duration.hours(1),
-            on_failure=destinations.SqsDestination(self.dead_letter_queue),
         )
-        self.function.node.add_dependency(self.policy)
-        acknowledge_dead_letter_grant(self.role)
         self.rule = events.Rule(
             self,
             "AlarmRule",
@@ -132,14 +93,5 @@ class RetrainGuardFunction(Construct):
                 detail_type=[ALARM_STATE_CHANGE],
                 detail=retrain_event_pattern(alarm_names)["detail"],
             ),
-            targets=[
-                targets.LambdaFunction(
-                    self.function,
-                    retry_attempts=4,
-                    max_event_age=Duration.hours(1),
-                    # EventBridge may use the key: the storage stack's key policy lets
-                    # events.amazonaws.com encrypt (for the alerts topic).
-                    dead_letter_queue=self.dead_letter_queue,
-                )
-            ],
+            targets=[self.event_target(retry_attempts=4, max_event_age=Duration.hours(1))],
         )
