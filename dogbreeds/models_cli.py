@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from contract import environment_variables
 from contract.naming import Names
 from dogbreeds.environment import CommandError, resolve_environment
 from dogbreeds.model_evidence import flatten_s3_uris
@@ -243,7 +244,7 @@ class Registry:
         self.sagemaker.update_model_package(**request)
 
 
-MODEL_VERSION_VARIABLE = "DOGBREEDS_MODEL_VERSION"  # the deploy Lambda sets it (endpoint_rollout.py)
+MODEL_VERSION_VARIABLE = environment_variables.MODEL_VERSION  # the deploy Lambda sets it
 
 
 def version_of_arn(arn: str, group: str) -> int | None:

@@ -9,6 +9,7 @@ import pytest
 from aws_cdk.assertions import Template
 from cdk_helpers import build_app
 
+from contract import environment_variables
 from contract.naming import Names
 from stacks.constructs import deploy_alarms, deployment_dashboard, endpoint_alarms
 
@@ -103,6 +104,7 @@ def test_lambda_environment_is_exactly_what_the_handler_reads(dev, prod, deploy_
     for stacks, template in (dev, prod):
         env = _function(template)["Environment"]["Variables"]
         assert set(env) == set(deploy_config.ENVIRONMENT_VARIABLES)
+        assert sorted(deploy_config.ENVIRONMENT_VARIABLES) == sorted(environment_variables.DEPLOY_FUNCTION)
         assert env["DEPLOY_ROLLBACK_ALARMS"].split(",") == list(stacks.names.rollback_alarms)
     prod_env = _function(prod[1])["Environment"]["Variables"]
     assert prod_env["DEPLOY_CANARY_PERCENT"] == "10" and prod_env["DEPLOY_CANARY_WAIT_SECONDS"] == "900"

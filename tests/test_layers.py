@@ -65,15 +65,18 @@ def _not_carried(sources: list[Path], carried: set[str]) -> list[str]:
     outside = []
     for path in sources:
         for line, name in project_imports(path):
-            # "from contract import events" names contract and contract.events.
-            if not any(name == m or name.startswith(f"{m}.") for m in carried):
+            # "from contract import events" names contract and contract.events; the package itself
+            # is always carried, and says nothing about which of its modules are.
+            if name != "contract" and not any(
+                name == m or name.startswith(f"{m}.") for m in carried - {"contract"}
+            ):
                 outside.append(f"{path.relative_to(REPO_ROOT)}:{line} imports {name}")
     return outside
 
 
 def test_the_job_code_imports_only_the_contract_modules_it_carries():
     job_code = [p for p in CONTAINER_CODE_DIR.rglob("*.py") if "__pycache__" not in p.parts]
-    assert _not_carried(job_code, {"contract", *SHIPPED_CONTRACT}) == []
+    assert _not_carried(job_code, SHIPPED_CONTRACT) == []
 
 
 def test_every_lambda_code_folder_is_found():

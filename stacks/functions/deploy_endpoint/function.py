@@ -14,6 +14,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
+from contract import environment_variables as variables
+from contract.events import ENDPOINT_STATE_CHANGE, MODEL_PACKAGE_STATE_CHANGE, SAGEMAKER_SOURCE
 from contract.naming import CAPTURE_PREFIX, PRODUCTION_VARIANT, Names
 from contract.settings import EndpointSettings
 from stacks.functions.function_code import FunctionCode
@@ -21,7 +23,10 @@ from stacks.functions.project_function import ProjectFunction
 from stacks.nag import acknowledge
 
 # The code folder beside this module (README.md there says what the function does).
-CODE = FunctionCode("deploy_endpoint", contract_modules=())
+CODE = FunctionCode(
+    "deploy_endpoint",
+    contract_modules=("deployment_metrics.py", "environment_variables.py", "events.py"),
+)
 HANDLER = "deploy_handler.handler"
 APPLICATION_AUTOSCALING_PRINCIPAL = "sagemaker.application-autoscaling.amazonaws.com"
 # What the Lambda scales (code/endpoint_autoscaling.py uses the same values).
@@ -29,15 +34,12 @@ AUTOSCALING_SERVICE_NAMESPACE = "sagemaker"
 AUTOSCALING_SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 SAGEMAKER_PRINCIPAL = "sagemaker.amazonaws.com"
 
-PACKAGE_STATE_CHANGE = "SageMaker Model Package State Change"
-ENDPOINT_STATE_CHANGE = "SageMaker Endpoint State Change"
-
 
 def approval_event_pattern(names: Names) -> dict:
     """Approve or reject of a version in this environment's group; the pipeline registers into it."""
     return {
-        "source": ["aws.sagemaker"],
-        "detail-type": [PACKAGE_STATE_CHANGE],
+        "source": [SAGEMAKER_SOURCE],
+        "detail-type": [MODEL_PACKAGE_STATE_CHANGE],
         "detail": {
             "ModelPackageGroupName": [names.model_package_group],
             "ModelApprovalStatus": ["Approved", "Rejected"],
@@ -47,7 +49,7 @@ def approval_event_pattern(names: Names) -> dict:
 
 def endpoint_in_service_pattern(names: Names) -> dict:
     return {
-        "source": ["aws.sagemaker"],
+        "source": [SAGEMAKER_SOURCE],
         "detail-type": [ENDPOINT_STATE_CHANGE],
         "detail": {"EndpointName": [names.endpoint], "EndpointStatus": ["IN_SERVICE"]},
     }
@@ -58,34 +60,35 @@ def deploy_environment(
 ) -> dict[str, str]:
     """The Lambda's environment: every name and setting it needs (it cannot import ``stacks``).
 
-    Keys are ``code/deploy_config.ENVIRONMENT_VARIABLES``; a test checks both agree.
+    Keys are ``contract.environment_variables.DEPLOY_FUNCTION``, which ``code/deploy_config`` reads; a test
+    checks both agree.
     """
     return {
-        "DEPLOY_ENDPOINT_NAME": names.endpoint,
-        "DEPLOY_MODEL_PACKAGE_GROUP": names.model_package_group,
-        "DEPLOY_MODEL_PREFIX": names.model_prefix,
-        "DEPLOY_ENDPOINT_CONFIG_PREFIX": names.endpoint_config_prefix,
-        "DEPLOY_VARIANT_NAME": PRODUCTION_VARIANT,
-        "DEPLOY_EXECUTION_ROLE_ARN": role_arn,
-        "DEPLOY_KMS_KEY_ARN": key_arn,
-        "DEPLOY_CAPTURE_S3_URI": f"s3://{bucket_name}/{CAPTURE_PREFIX}",
-        "DEPLOY_ENDPOINT_KIND": endpoint.kind,
-        "DEPLOY_INSTANCE_TYPE": endpoint.instance_type,
-        "DEPLOY_INITIAL_INSTANCE_COUNT": str(endpoint.initial_instance_count),
-        "DEPLOY_MIN_INSTANCES": str(endpoint.min_instances),
-        "DEPLOY_MAX_INSTANCES": str(endpoint.max_instances),
-        "DEPLOY_TARGET_INVOCATIONS_PER_INSTANCE": str(endpoint.target_invocations_per_instance),
-        "DEPLOY_SERVERLESS_MEMORY_MB": str(endpoint.serverless_memory_mb),
-        "DEPLOY_SERVERLESS_MAX_CONCURRENCY": str(endpoint.serverless_max_concurrency),
-        "DEPLOY_DATA_CAPTURE_PERCENT": str(endpoint.data_capture_percent),
-        "DEPLOY_CANARY_PERCENT": str(endpoint.canary_percent),
-        "DEPLOY_CANARY_WAIT_SECONDS": str(endpoint.canary_wait_minutes * 60),
-        "DEPLOY_TERMINATION_WAIT_SECONDS": str(endpoint.termination_wait_minutes * 60),
-        "DEPLOY_KEEP_VERSIONS": str(endpoint.keep_versions),
-        "DEPLOY_NETWORK_ISOLATION": "true" if endpoint.network_isolation else "false",
-        "DEPLOY_ROLLBACK_ALARMS": ",".join(names.rollback_alarms),
-        "DEPLOY_SCALING_POLICY_NAME": names.endpoint_scaling_policy,
-        "DEPLOY_METRIC_NAMESPACE": names.deployment_metric_namespace,
+        variables.DEPLOY_ENDPOINT_NAME: names.endpoint,
+        variables.DEPLOY_MODEL_PACKAGE_GROUP: names.model_package_group,
+        variables.DEPLOY_MODEL_PREFIX: names.model_prefix,
+        variables.DEPLOY_ENDPOINT_CONFIG_PREFIX: names.endpoint_config_prefix,
+        variables.DEPLOY_VARIANT_NAME: PRODUCTION_VARIANT,
+        variables.DEPLOY_EXECUTION_ROLE_ARN: role_arn,
+        variables.DEPLOY_KMS_KEY_ARN: key_arn,
+        variables.DEPLOY_CAPTURE_S3_URI: f"s3://{bucket_name}/{CAPTURE_PREFIX}",
+        variables.DEPLOY_ENDPOINT_KIND: endpoint.kind,
+        variables.DEPLOY_INSTANCE_TYPE: endpoint.instance_type,
+        variables.DEPLOY_INITIAL_INSTANCE_COUNT: str(endpoint.initial_instance_count),
+        variables.DEPLOY_MIN_INSTANCES: str(endpoint.min_instances),
+        variables.DEPLOY_MAX_INSTANCES: str(endpoint.max_instances),
+        variables.DEPLOY_TARGET_INVOCATIONS_PER_INSTANCE: str(endpoint.target_invocations_per_instance),
+        variables.DEPLOY_SERVERLESS_MEMORY_MB: str(endpoint.serverless_memory_mb),
+        variables.DEPLOY_SERVERLESS_MAX_CONCURRENCY: str(endpoint.serverless_max_concurrency),
+        variables.DEPLOY_DATA_CAPTURE_PERCENT: str(endpoint.data_capture_percent),
+        variables.DEPLOY_CANARY_PERCENT: str(endpoint.canary_percent),
+        variables.DEPLOY_CANARY_WAIT_SECONDS: str(endpoint.canary_wait_minutes * 60),
+        variables.DEPLOY_TERMINATION_WAIT_SECONDS: str(endpoint.termination_wait_minutes * 60),
+        variables.DEPLOY_KEEP_VERSIONS: str(endpoint.keep_versions),
+        variables.DEPLOY_NETWORK_ISOLATION: "true" if endpoint.network_isolation else "false",
+        variables.DEPLOY_ROLLBACK_ALARMS: ",".join(names.rollback_alarms),
+        variables.DEPLOY_SCALING_POLICY_NAME: names.endpoint_scaling_policy,
+        variables.DEPLOY_METRIC_NAMESPACE: names.deployment_metric_namespace,
     }
 
 

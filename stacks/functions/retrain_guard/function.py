@@ -11,32 +11,33 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
+from contract import environment_variables as variables
+from contract.events import ALARM_STATE_CHANGE, CLOUDWATCH_SOURCE
 from contract.naming import Names
 from stacks.constructs.monitoring_schedule import pipeline_arn
 from stacks.functions.function_code import FunctionCode
 from stacks.functions.project_function import ProjectFunction
 
 # The code folder beside this module (README.md there says what the function does).
-CODE = FunctionCode("retrain_guard", contract_modules=())
+CODE = FunctionCode("retrain_guard", contract_modules=("environment_variables.py", "events.py"))
 HANDLER = "retrain_guard.handler"
-ALARM_STATE_CHANGE = "CloudWatch Alarm State Change"
 
 
 def retrain_event_pattern(alarm_names: Sequence[str]) -> dict:
     """A change of one of ``alarm_names`` into ALARM (not back to OK, not INSUFFICIENT_DATA)."""
     return {
-        "source": ["aws.cloudwatch"],
+        "source": [CLOUDWATCH_SOURCE],
         "detail-type": [ALARM_STATE_CHANGE],
         "detail": {"alarmName": sorted(alarm_names), "state": {"value": ["ALARM"]}},
     }
 
 
 def guard_environment(names: Names, min_interval_hours: int, alarm_names: Sequence[str]) -> dict[str, str]:
-    """Keys are ``code/retrain_guard.ENVIRONMENT_VARIABLES``; a test checks both agree."""
+    """Keys are ``contract.environment_variables.RETRAIN_GUARD``, which ``code/retrain_guard`` reads."""
     return {
-        "RETRAIN_PIPELINE_NAME": names.training_pipeline,
-        "RETRAIN_MIN_INTERVAL_HOURS": str(min_interval_hours),
-        "RETRAIN_TRIGGER_ALARMS": ",".join(sorted(alarm_names)),
+        variables.RETRAIN_PIPELINE_NAME: names.training_pipeline,
+        variables.RETRAIN_MIN_INTERVAL_HOURS: str(min_interval_hours),
+        variables.RETRAIN_TRIGGER_ALARMS: ",".join(sorted(alarm_names)),
     }
 
 
@@ -89,7 +90,7 @@ class RetrainGuardFunction(ProjectFunction):
             rule_name=f"{names.base}-retrain-on-alarm",
             description=f"Drift/quality alarms -> retrain guard -> {names.training_pipeline}",
             event_pattern=events.EventPattern(
-                source=["aws.cloudwatch"],
+                source=[CLOUDWATCH_SOURCE],
                 detail_type=[ALARM_STATE_CHANGE],
                 detail=retrain_event_pattern(alarm_names)["detail"],
             ),

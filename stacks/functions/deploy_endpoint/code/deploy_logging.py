@@ -1,8 +1,8 @@
 """Structured JSON log lines: one object per line, so CloudWatch Logs Insights can filter on fields.
 
 Lines that record a decision about the endpoint carry a ``deployment`` field with one of the values
-below; the deployment dashboard's "Deployment events" table (stacks/constructs/deployment_dashboard.py)
-lists exactly those lines, and the stack's error alarm leaves out ``retrying`` ones by this value.
+of ``contract.deployment_metrics``; the deployment dashboard's "Deployment events" table lists exactly
+those lines, and the stack's error alarm leaves out ``retrying`` ones by this value.
 """
 
 from __future__ import annotations
@@ -11,16 +11,18 @@ import json
 import sys
 from typing import Any
 
-# The ``deployment`` field: what the function decided, one word an operator can filter on.
-DEPLOYMENT_FIELD = "deployment"
-STARTED = "started"  # CreateEndpoint or UpdateEndpoint was called (canary and baking times included)
-COMPLETED = "completed"  # the endpoint is InService serving the version it was asked to serve
-ROLLED_BACK = "rolled back"  # InService, but an approved newer version that was deployed is not live
-RETRYING = "retrying"  # the endpoint is busy; the event fails on purpose so Lambda retries it
-SKIPPED = "skipped"  # nothing to do (duplicate, stale or not-live decision)
-IGNORED = "ignored"  # malformed event or undeployable package: dropped, a retry cannot help
-FAILED = "failed"  # the endpoint is Failed, no rollback target remains, or an unexpected error
-DECISIONS = (STARTED, COMPLETED, ROLLED_BACK, RETRYING, SKIPPED, IGNORED, FAILED)
+# The ``deployment`` field and its values: what the function decided, one word an operator can filter on.
+from contract.deployment_metrics import (  # noqa: F401  (the handler's modules import them from here)
+    COMPLETED,
+    DECISIONS,
+    DEPLOYMENT_FIELD,
+    FAILED,
+    IGNORED,
+    RETRYING,
+    ROLLED_BACK,
+    SKIPPED,
+    STARTED,
+)
 
 
 def log(level: str, message: str, **fields: Any) -> None:
