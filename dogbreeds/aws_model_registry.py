@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from contract import environment_variables
+
 if TYPE_CHECKING:
     from contract.naming import Names
 
@@ -111,7 +113,7 @@ class Registry:
         self.sagemaker.update_model_package(**request)
 
 
-MODEL_VERSION_VARIABLE = "DOGBREEDS_MODEL_VERSION"  # lambdas/deploy_endpoint/endpoint_rollout.py
+MODEL_VERSION_VARIABLE = environment_variables.MODEL_VERSION  # the deploy Lambda sets it
 
 
 def version_of_arn(arn: str, group: str) -> int | None:
@@ -130,7 +132,7 @@ def pipeline_execution_of(package: dict[str, Any]) -> str | None:
 
 def live_version_of(names: Names, endpoint_config_name: str) -> int | None:
     """The version in a config name the deploy Lambda made (``<prefix>-v<version>-<8 hex>``, see
-    lambdas/deploy_endpoint/deploy_names.py); None for a config it did not make."""
+    stacks/functions/deploy_endpoint/code/deploy_names.py); None for a config it did not make."""
     pattern = rf"{re.escape(names.endpoint_config_prefix)}-v([0-9]+)-[0-9a-f]{{8}}"
     match = re.fullmatch(pattern, endpoint_config_name)
     return int(match.group(1)) if match else None

@@ -33,7 +33,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ASSEMBLY_CACHE = PROJECT_ROOT / ".cache" / "assemblies"
 # Every file that can change what `cdk synth` writes.
 ASSEMBLY_SOURCES = ("app.py", "cdk.json", "package-lock.json", "requirements.txt")
-ASSEMBLY_SOURCE_DIRS = ("stacks", "pipeline_code", "lambdas")
+ASSEMBLY_SOURCE_DIRS = ("contract", "stacks", "pipeline_code")
 
 LOCAL_ACCOUNT = "000000000000"
 # Used when the environment pins no region; any region with AWS's PyTorch images will do.

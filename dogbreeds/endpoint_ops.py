@@ -4,7 +4,7 @@
 polling with ``--follow`` until Ctrl-C. `teardown-endpoint` deletes what the Lambda created outside
 CloudFormation: the endpoint (``Names.endpoint``), then the endpoint configs and models named with the
 Lambda's prefixes (``Names.endpoint_config_prefix`` / ``Names.model_prefix``, see
-lambdas/deploy_endpoint/deploy_names.py), so `cdk destroy` can remove the rest.
+stacks/functions/deploy_endpoint/code/deploy_names.py), so `cdk destroy` can remove the rest.
 """
 
 from __future__ import annotations

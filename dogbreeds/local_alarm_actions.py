@@ -25,10 +25,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from contract.events import ALARM_STATE_CHANGE, CLOUDWATCH_SOURCE
 from dogbreeds.cloud_assembly import CloudAssembly, Resource
 from dogbreeds.local_alarms import ALARM_TYPE, AlarmDefinition, AlarmEvaluationError, Evaluation
 
-ALARM_STATE_CHANGE = "CloudWatch Alarm State Change"
 RULE_TYPE = "AWS::Events::Rule"
 FUNCTION_TYPE = "AWS::Lambda::Function"
 WOULD_START = "would-start"
@@ -51,7 +51,7 @@ def state_change_event(evaluation: Evaluation, account: str, region: str) -> dic
         "version": "0",
         "id": str(uuid.uuid4()),
         "detail-type": ALARM_STATE_CHANGE,
-        "source": "aws.cloudwatch",
+        "source": CLOUDWATCH_SOURCE,
         "account": account,
         "time": when,
         "region": region,

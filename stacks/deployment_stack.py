@@ -16,9 +16,9 @@ from constructs import Construct
 from contract.naming import Names
 from contract.settings import EnvironmentSettings
 from stacks.constructs.deploy_alarms import DeployAlarms
-from stacks.constructs.deploy_function import DeployFunction
 from stacks.constructs.deployment_dashboard import DeploymentDashboard
 from stacks.constructs.endpoint_alarms import EndpointAlarms
+from stacks.functions.deploy_endpoint.function import DeployFunction
 from stacks.storage_stack import StorageStack
 
 

@@ -32,7 +32,7 @@ from stacks.constructs.monitoring_schedule import (
     schedule_period_seconds,
 )
 from stacks.constructs.rendered_pipeline import RenderedPipeline, RenderFunction
-from stacks.constructs.retrain_guard_function import RetrainGuardFunction
+from stacks.functions.retrain_guard.function import RetrainGuardFunction
 from stacks.nag import acknowledge
 
 

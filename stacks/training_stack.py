@@ -14,11 +14,10 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from contract.events import PIPELINE_EXECUTION_STATUS_CHANGE, SAGEMAKER_SOURCE
 from contract.naming import Names
 from contract.settings import TrainingSettings
 from stacks.constructs.training_pipeline import TrainingPipeline
-
-PIPELINE_STATUS_DETAIL_TYPE = "SageMaker Model Building Pipeline Execution Status Change"
 
 
 class TrainingStack(Stack):
@@ -57,8 +56,8 @@ class TrainingStack(Stack):
             rule_name=f"{names.base}-training-failed",
             description="Failed training pipeline executions notify the alerts topic",
             event_pattern=events.EventPattern(
-                source=["aws.sagemaker"],
-                detail_type=[PIPELINE_STATUS_DETAIL_TYPE],
+                source=[SAGEMAKER_SOURCE],
+                detail_type=[PIPELINE_EXECUTION_STATUS_CHANGE],
                 detail={
                     "currentPipelineExecutionStatus": ["Failed"],
                     "pipelineArn": [self.pipeline_arn],

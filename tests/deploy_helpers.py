@@ -3,26 +3,13 @@ in moto, and the events EventBridge would deliver (moto emits none on approval).
 
 from __future__ import annotations
 
-import importlib
-import sys
-from types import ModuleType
 from typing import Any
 
-from cdk_helpers import REPO_ROOT, project_context
+from cdk_helpers import project_context
 from moto_fixtures import ACCOUNT, REGION
 
 from contract.naming import Names
 from contract.settings import load_environment
-
-LAMBDA_DIR = REPO_ROOT / "lambdas" / "deploy_endpoint"
-
-
-def lambda_module(name: str) -> ModuleType:
-    """Import one of the Lambda's modules the way the Lambda runtime does: its folder on sys.path,
-    modules importing each other by bare name."""
-    if str(LAMBDA_DIR) not in sys.path:
-        sys.path.insert(0, str(LAMBDA_DIR))
-    return importlib.import_module(name)
 
 BUCKET = f"dogbreeds-dev-data-{ACCOUNT}-{REGION}"
 KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/11111111-2222-3333-4444-555555555555"
@@ -32,7 +19,7 @@ IMAGE = f"763104351884.dkr.ecr.{REGION}.amazonaws.com/pytorch-inference:2.6.0-cp
 
 def environment(env_name: str = "dev", **endpoint_overrides: Any) -> tuple[Names, dict[str, str]]:
     """Names and the Lambda environment for one cdk.json environment, built by the stack's own code."""
-    from stacks.constructs.deploy_function import deploy_environment
+    from stacks.functions.deploy_endpoint.function import deploy_environment
 
     context = project_context()
     context["environments"][env_name].setdefault("endpoint", {}).update(endpoint_overrides)

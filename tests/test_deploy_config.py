@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from deploy_helpers import environment, lambda_module
-
-deploy_config = lambda_module("deploy_config")
+from deploy_helpers import environment
 
 
-def test_the_stack_environment_parses_into_typed_settings():
+def test_the_stack_environment_parses_into_typed_settings(deploy_config):
     names, env = environment("prod")
     config = deploy_config.DeployConfig.from_environ(env)
     assert config.endpoint_name == names.endpoint
@@ -27,7 +25,7 @@ def test_the_stack_environment_parses_into_typed_settings():
         ({"DEPLOY_ROLLBACK_ALARMS": ","}, "must be a comma-separated list"),
     ],
 )
-def test_bad_environment_names_the_variable_and_what_is_allowed(change, message):
+def test_bad_environment_names_the_variable_and_what_is_allowed(change, message, deploy_config):
     _, env = environment("dev")
     for key, value in change.items():
         if value is None:

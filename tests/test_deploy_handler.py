@@ -23,13 +23,9 @@ from deploy_helpers import (
     decide,
     environment,
     in_service_event,
-    lambda_module,
     register_versions,
 )
 from moto_fixtures import aws, moto_server  # noqa: F401
-
-deploy_handler = lambda_module("deploy_handler")
-EndpointBusyError = lambda_module("endpoint_rollout").EndpointBusyError
 
 
 @pytest.fixture
@@ -82,7 +78,7 @@ def _log_lines(capsys) -> list[dict[str, Any]]:
     return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
 
 
-def test_first_approval_creates_model_config_with_capture_and_endpoint(deploy):
+def test_first_approval_creates_model_config_with_capture_and_endpoint(deploy, deploy_handler):
     result = deploy_handler.handler(deploy.decide(0, "Approved"), None)
 
     assert result["action"] == "created"
@@ -116,7 +112,7 @@ def test_first_approval_creates_model_config_with_capture_and_endpoint(deploy):
     assert deploy.updates == []
 
 
-def test_duplicate_approval_of_the_live_version_does_nothing(deploy):
+def test_duplicate_approval_of_the_live_version_does_nothing(deploy, deploy_handler):
     event = deploy.decide(0, "Approved")
     first = deploy_handler.handler(event, None)
     second = deploy_handler.handler(event, None)
@@ -128,7 +124,7 @@ def test_duplicate_approval_of_the_live_version_does_nothing(deploy):
     assert deploy.updates == []
 
 
-def test_approving_a_newer_version_updates_with_canary_and_rollback_alarms(deploy):
+def test_approving_a_newer_version_updates_with_canary_and_rollback_alarms(deploy, deploy_handler):
     deploy_handler.handler(deploy.decide(0, "Approved"), None)
     result = deploy_handler.handler(deploy.decide(1, "Approved"), None)
 
@@ -145,7 +141,7 @@ def test_approving_a_newer_version_updates_with_canary_and_rollback_alarms(deplo
     assert alarms == list(deploy.names.rollback_alarms)
 
 
-def test_rejecting_the_live_version_rolls_back_to_newest_remaining_approved(deploy):
+def test_rejecting_the_live_version_rolls_back_to_newest_remaining_approved(deploy, deploy_handler):
     deploy_handler.handler(deploy.decide(0, "Approved"), None)  # v1
     deploy.decide(1, "Approved")  # v2 approved; its event not delivered yet
     deploy.decide(2, "Approved")  # v3 approved
@@ -163,14 +159,14 @@ def test_rejecting_the_live_version_rolls_back_to_newest_remaining_approved(depl
     assert deploy.updates[-1]["EndpointConfigName"] == result["endpoint_config"]
 
 
-def test_rejecting_a_version_that_is_not_live_does_nothing(deploy):
+def test_rejecting_a_version_that_is_not_live_does_nothing(deploy, deploy_handler):
     deploy_handler.handler(deploy.decide(0, "Approved"), None)
     result = deploy_handler.handler(deploy.decide(3, "Rejected"), None)
     assert result == {"action": "none", "reason": "rejected version 4 is not live (live: 1)"}
     assert deploy.updates == []
 
 
-def test_a_stale_approval_of_a_since_rejected_version_does_nothing(deploy):
+def test_a_stale_approval_of_a_since_rejected_version_does_nothing(deploy, deploy_handler):
     event = deploy.decide(0, "Approved")
     deploy.decide(0, "Rejected")
     result = deploy_handler.handler(event, None)
@@ -190,7 +186,7 @@ def test_a_stale_approval_of_a_since_rejected_version_does_nothing(deploy):
         (lambda e: e.update({"detail-type": "Something Else"}), "detail-type must be"),
     ],
 )
-def test_malformed_events_are_ignored_with_the_reason_logged(deploy, capsys, mutate, reason):
+def test_malformed_events_are_ignored_with_the_reason_logged(deploy, capsys, mutate, reason, deploy_handler):
     event = deploy.decide(0, "Approved")
     mutate(event)
     result = deploy_handler.handler(event, None)
@@ -201,10 +197,12 @@ def test_malformed_events_are_ignored_with_the_reason_logged(deploy, capsys, mut
     assert _configs(deploy) == [] and _models(deploy) == []
 
 
-def test_an_approval_while_the_endpoint_is_updating_is_retried_then_caught_up(deploy, capsys):
+def test_an_approval_while_the_endpoint_is_updating_is_retried_then_caught_up(
+    deploy, capsys, deploy_handler, endpoint_rollout
+):
     deploy_handler.handler(deploy.decide(0, "Approved"), None)
     deploy.busy["status"] = "Updating"
-    with pytest.raises(EndpointBusyError, match="is Updating; retrying later"):
+    with pytest.raises(endpoint_rollout.EndpointBusyError, match="is Updating; retrying later"):
         deploy_handler.handler(deploy.decide(1, "Approved"), None)
     assert not any("-v2-" in name for name in _configs(deploy))  # nothing half-done
     assert any(entry["message"] == "endpoint busy, event will be retried" for entry in _log_lines(capsys))
@@ -217,7 +215,7 @@ def test_an_approval_while_the_endpoint_is_updating_is_retried_then_caught_up(de
     assert deploy.updates[-1]["EndpointConfigName"] == result["deferred"]["endpoint_config"]
 
 
-def test_in_service_registers_target_tracking_autoscaling(deploy):
+def test_in_service_registers_target_tracking_autoscaling(deploy, deploy_handler):
     deploy_handler.handler(deploy.decide(0, "Approved"), None)
     deploy_handler.handler(in_service_event(deploy.names.endpoint), None)
 
@@ -232,7 +230,7 @@ def test_in_service_registers_target_tracking_autoscaling(deploy):
     )
 
 
-def test_in_service_cleans_up_beyond_keep_versions_but_never_the_live_config(deploy):
+def test_in_service_cleans_up_beyond_keep_versions_but_never_the_live_config(deploy, deploy_handler):
     created = deploy_handler.handler(deploy.decide(0, "Approved"), None)  # v1 stays live in moto
     for index in range(1, 5):
         assert deploy_handler.handler(deploy.decide(index, "Approved"), None)["action"] == "updated"
@@ -248,7 +246,7 @@ def test_in_service_cleans_up_beyond_keep_versions_but_never_the_live_config(dep
     assert [name.split("-")[3] for name in result["deleted"]["endpoint_configs"]] == ["v2"]
 
 
-def test_serverless_endpoint_has_no_capture_and_no_autoscaling(deploy, monkeypatch):
+def test_serverless_endpoint_has_no_capture_and_no_autoscaling(deploy, monkeypatch, deploy_handler):
     _, env = environment("dev", kind="serverless", serverless_memory_mb=2048)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -262,7 +260,7 @@ def test_serverless_endpoint_has_no_capture_and_no_autoscaling(deploy, monkeypat
     assert deploy.autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"] == []
 
 
-def test_a_failed_endpoint_is_reported_not_retried(deploy, capsys):
+def test_a_failed_endpoint_is_reported_not_retried(deploy, capsys, deploy_handler):
     deploy_handler.handler(deploy.decide(0, "Approved"), None)
     deploy.busy["status"] = "Failed"
     result = deploy_handler.handler(deploy.decide(1, "Approved"), None)
@@ -298,7 +296,7 @@ def _live_versions(deploy) -> tuple[set[float], int]:
     return set(values["maximum"]), int(sum(values["samplecount"]))
 
 
-def test_completed_rollout_logs_the_decision_and_publishes_the_live_version(deploy, capsys):
+def test_completed_rollout_logs_the_decision_and_publishes_the_live_version(deploy, capsys, deploy_handler):
     deploy_handler.handler(deploy.decide(0, "Approved"), None)
     [started] = _decisions(capsys)
     assert started["deployment"] == "started" and started["version"] == 1
@@ -315,7 +313,7 @@ def test_completed_rollout_logs_the_decision_and_publishes_the_live_version(depl
     assert cloudwatch.list_metrics(Namespace=deploy.names.metric_namespace)["Metrics"] == []
 
 
-def test_a_canary_that_did_not_take_is_reported_as_rolled_back(deploy, capsys):
+def test_a_canary_that_did_not_take_is_reported_as_rolled_back(deploy, capsys, deploy_handler):
     deploy_handler.handler(deploy.decide(0, "Approved"), None)
     deploy_handler.handler(in_service_event(deploy.names.endpoint), None)
     capsys.readouterr()
@@ -339,10 +337,12 @@ def test_a_canary_that_did_not_take_is_reported_as_rolled_back(deploy, capsys):
     assert _live_versions(deploy) == ({1.0}, 2)  # one datapoint per InService, both v1
 
 
-def test_busy_and_unexpected_failures_are_logged_as_decisions(deploy, capsys, monkeypatch):
+def test_busy_and_unexpected_failures_are_logged_as_decisions(
+    deploy, capsys, monkeypatch, deploy_handler, endpoint_rollout
+):
     deploy_handler.handler(deploy.decide(0, "Approved"), None)
     deploy.busy["status"] = "Updating"
-    with pytest.raises(EndpointBusyError):
+    with pytest.raises(endpoint_rollout.EndpointBusyError):
         deploy_handler.handler(deploy.decide(1, "Approved"), None)
     assert [d["deployment"] for d in _decisions(capsys)] == ["started", "retrying"]
 
@@ -356,15 +356,15 @@ def test_busy_and_unexpected_failures_are_logged_as_decisions(deploy, capsys, mo
     assert failed["deployment"] == "failed" and failed["level"] == "ERROR" and failed["version"] == 3
 
 
-def test_a_metric_that_cannot_be_published_is_logged_not_raised(capsys):
+def test_a_metric_that_cannot_be_published_is_logged_not_raised(capsys, deploy_config, deploy_metrics):
     from botocore.stub import Stubber
 
     _, env = environment("dev")
-    config = lambda_module("deploy_config").DeployConfig.from_environ(env)
+    config = deploy_config.DeployConfig.from_environ(env)
     cloudwatch = boto3.client("cloudwatch", region_name="eu-west-1", aws_access_key_id="x",
                               aws_secret_access_key="x", endpoint_url="http://127.0.0.1:9")
     with Stubber(cloudwatch) as stub:
         stub.add_client_error("put_metric_data", "AccessDenied", "not allowed")
-        assert lambda_module("deploy_metrics").publish_live_version(cloudwatch, config, 4) is False
+        assert deploy_metrics.publish_live_version(cloudwatch, config, 4) is False
     [line] = _log_lines(capsys)
     assert line["level"] == "ERROR" and line["version"] == 4 and "AccessDenied" in line["reason"]

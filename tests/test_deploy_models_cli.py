@@ -15,7 +15,6 @@ from deploy_helpers import (
     IMAGE,
     ROLE_ARN,
     environment,
-    lambda_module,
     package_event,
     register_versions,
 )
@@ -60,14 +59,14 @@ def test_approve_and_reject_change_the_registry(registry):
     assert _status(sagemaker, arns[1]) == "Rejected"
 
 
-def test_list_shows_statuses_and_the_version_the_lambda_made_live(registry, monkeypatch):
+def test_list_shows_statuses_and_the_version_the_lambda_made_live(registry, monkeypatch, deploy_handler):
     url, sagemaker, arns = registry
     sagemaker.update_model_package(ModelPackageArn=arns[2], ModelApprovalStatus="Approved")
     # Deploy v3 with the real handler, so the CLI reads the Lambda's config name back.
     _, env = environment("dev")
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    handler = lambda_module("deploy_handler")
+    handler = deploy_handler
     assert handler.handler(package_event(GROUP, arns[2], 3, "Approved"), None)["action"] == "created"
 
     listed = dogbreeds("list", "--env", "dev", aws_url=url)

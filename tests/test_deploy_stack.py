@@ -8,14 +8,10 @@ import json
 import pytest
 from aws_cdk.assertions import Template
 from cdk_helpers import build_app
-from deploy_helpers import lambda_module
 
+from contract import environment_variables
 from contract.naming import Names
 from stacks.constructs import deploy_alarms, deployment_dashboard, endpoint_alarms
-
-deploy_config = lambda_module("deploy_config")
-deploy_logging = lambda_module("deploy_logging")
-deploy_metrics = lambda_module("deploy_metrics")
 
 
 @pytest.fixture(scope="module")
@@ -104,10 +100,11 @@ def test_lambda_runs_alone_with_retries_and_a_dead_letter_queue(dev):
     assert log_group["Properties"]["RetentionInDays"] == 14  # dev's log_retention_days
 
 
-def test_lambda_environment_is_exactly_what_the_handler_reads(dev, prod):
+def test_lambda_environment_is_exactly_what_the_handler_reads(dev, prod, deploy_config):
     for stacks, template in (dev, prod):
         env = _function(template)["Environment"]["Variables"]
         assert set(env) == set(deploy_config.ENVIRONMENT_VARIABLES)
+        assert sorted(deploy_config.ENVIRONMENT_VARIABLES) == sorted(environment_variables.DEPLOY_FUNCTION)
         assert env["DEPLOY_ROLLBACK_ALARMS"].split(",") == list(stacks.names.rollback_alarms)
     prod_env = _function(prod[1])["Environment"]["Variables"]
     assert prod_env["DEPLOY_CANARY_PERCENT"] == "10" and prod_env["DEPLOY_CANARY_WAIT_SECONDS"] == "900"
@@ -144,7 +141,7 @@ def test_alarms_exist_with_the_names_the_lambda_passes(dev):
         assert len(alarm["AlarmActions"]) == 1
 
 
-def test_lambda_permissions_are_scoped_to_this_environment(dev):
+def test_lambda_permissions_are_scoped_to_this_environment(dev, endpoint_autoscaling):
     _, template = dev
     statements = _statements(template)
     rendered = {sid: json.dumps(s["Resource"]) for sid, s in statements.items()}
@@ -170,7 +167,7 @@ def test_lambda_permissions_are_scoped_to_this_environment(dev):
         "dogbreeds/dev/deployment"
     )
     # Scaling writes only for SageMaker variants' instance counts, the values the Lambda sends.
-    autoscaling = lambda_module("endpoint_autoscaling")
+    autoscaling = endpoint_autoscaling
     assert statements["ScaleOwnEndpoint"]["Condition"] == {
         "StringEquals": {
             "application-autoscaling:service-namespace": autoscaling.SERVICE_NAMESPACE,
@@ -242,7 +239,7 @@ def _metrics(widget: dict) -> list[list]:
     return [line[:-1] if isinstance(line[-1], dict) else line for line in widget["properties"]["metrics"]]
 
 
-def test_dashboard_shows_the_live_model_version_the_lambda_publishes(dashboard, dev):
+def test_dashboard_shows_the_live_model_version_the_lambda_publishes(dashboard, dev, deploy_metrics):
     stacks, _ = dev
     # The dashboard reads what deploy_metrics.py writes, in the namespace the role may write.
     assert deployment_dashboard.LIVE_MODEL_VERSION == deploy_metrics.LIVE_MODEL_VERSION
@@ -257,7 +254,7 @@ def test_dashboard_shows_the_live_model_version_the_lambda_publishes(dashboard, 
         assert widget["properties"]["metrics"][0][-1]["stat"] == "Maximum"
 
 
-def test_dashboard_tables_the_deploy_lambdas_decisions_from_its_log_group(dashboard, dev):
+def test_dashboard_tables_the_deploy_lambdas_decisions_from_its_log_group(dashboard, dev, deploy_logging):
     _, template = dev
     log_group = _logical_id(template, "AWS::Logs::LogGroup", LogGroupName=LOG_GROUP)
     events = dashboard["Deployment events (deploy Lambda decisions)"]["properties"]
@@ -358,7 +355,7 @@ def test_dead_letter_queue_alarm_watches_the_queue_and_alerts(dev):
     assert stacks.names.deploy_dead_letter_alarm.startswith(f"{stacks.names.base}-")
 
 
-def test_errors_alarm_counts_failures_but_not_deliberate_busy_retries(dev):
+def test_errors_alarm_counts_failures_but_not_deliberate_busy_retries(dev, deploy_logging):
     stacks, template = dev
     function = _logical_id(template, "AWS::Lambda::Function", FunctionName="dogbreeds-dev-deploy-endpoint")
     alarm = _alarms(template)["dogbreeds-dev-deploy-endpoint-errors"]

@@ -11,11 +11,7 @@ from datetime import UTC, datetime
 import boto3
 import pytest
 from botocore.stub import Stubber
-from deploy_helpers import IMAGE, KEY_ARN, ROLE_ARN, environment, lambda_module
-
-deploy_config = lambda_module("deploy_config")
-deploy_events = lambda_module("deploy_events")
-endpoint_rollout = lambda_module("endpoint_rollout")
+from deploy_helpers import IMAGE, KEY_ARN, ROLE_ARN, environment
 
 REGION = "eu-west-1"
 GROUP_ARN = "arn:aws:sagemaker:eu-west-1:123456789012:model-package/dogbreeds-prod-models"
@@ -26,7 +22,7 @@ CONFIG_ARN = "arn:aws:sagemaker:eu-west-1:1:endpoint-config/c"
 
 
 @pytest.fixture
-def prod():
+def prod(deploy_config):
     names, env = environment("prod")
     config = deploy_config.DeployConfig.from_environ(env)
     credentials = {"region_name": REGION, "aws_access_key_id": "x", "aws_secret_access_key": "x"}
@@ -120,27 +116,33 @@ def _expected_update(names, config_name: str) -> dict:
     }
 
 
-def _approve(config, sagemaker, autoscaling):
-    rollout = endpoint_rollout.Rollout(config, sagemaker, autoscaling)
-    decision = deploy_events.PackageDecision(package_arn=f"{GROUP_ARN}/2", version=2, status="Approved")
-    return rollout.handle(decision)
+@pytest.fixture(scope="module")
+def approve(deploy_events, endpoint_rollout):
+    """Hand the rollout the approval of version 2."""
+
+    def approve(config, sagemaker, autoscaling):
+        rollout = endpoint_rollout.Rollout(config, sagemaker, autoscaling)
+        decision = deploy_events.PackageDecision(package_arn=f"{GROUP_ARN}/2", version=2, status="Approved")
+        return rollout.handle(decision)
+
+    return approve
 
 
-def test_same_instance_type_update_leaves_autoscaling_registered(prod):
+def test_same_instance_type_update_leaves_autoscaling_registered(prod, approve):
     names, config, sagemaker, autoscaling, sm, _ = prod
     _stub_until_update(names, sm, live_instance_type="ml.m5.xlarge", desired_instances=4)
     # No autoscaling stub: any Application Auto Scaling call would fail the test. AWS allows changing
     # only the model of a registered variant, so the target stays registered through the update.
     sm.add_response("update_endpoint", {"EndpointArn": "arn:aws:sagemaker:eu-west-1:1:endpoint/e"})
 
-    assert _approve(config, sagemaker, autoscaling)["action"] == "updated"
+    assert approve(config, sagemaker, autoscaling)["action"] == "updated"
 
 
-def test_update_request_is_exactly_as_specified(prod):
+def test_update_request_is_exactly_as_specified(prod, approve, deploy_names, endpoint_rollout):
     names, config, sagemaker, autoscaling, sm, _ = prod
     _stub_until_update(names, sm, live_instance_type="ml.m5.xlarge", desired_instances=4)
     # Pre-compute the names the rollout will choose, then demand the exact request.
-    digest_of = lambda_module("deploy_names").deployment_digest
+    digest_of = deploy_names.deployment_digest
     rollout = endpoint_rollout.Rollout(config, sagemaker, autoscaling)
     container = rollout._container(_package(2))
     digest = digest_of({"package": f"{GROUP_ARN}/2", "container": container, "settings": rollout._settings()})
@@ -148,11 +150,13 @@ def test_update_request_is_exactly_as_specified(prod):
     sm.add_response("update_endpoint", {"EndpointArn": "arn:aws:sagemaker:eu-west-1:1:endpoint/e"},
                     _expected_update(names, config_name))
 
-    result = _approve(config, sagemaker, autoscaling)
+    result = approve(config, sagemaker, autoscaling)
     assert result["endpoint_config"] == config_name
 
 
-def test_new_config_matches_current_capacity_and_model_is_isolated(prod):
+def test_new_config_matches_current_capacity_and_model_is_isolated(
+    prod, approve, deploy_names, endpoint_rollout
+):
     names, config, sagemaker, autoscaling, sm, _ = prod
     sm.add_response("describe_model_package", _package(2), {"ModelPackageName": f"{GROUP_ARN}/2"})
     sm.add_response(
@@ -168,7 +172,7 @@ def test_new_config_matches_current_capacity_and_model_is_isolated(prod):
     )
     rollout = endpoint_rollout.Rollout(config, sagemaker, autoscaling)
     container = rollout._container(_package(2))
-    digest = lambda_module("deploy_names").deployment_digest(
+    digest = deploy_names.deployment_digest(
         {"package": f"{GROUP_ARN}/2", "container": container, "settings": rollout._settings()}
     )
     model_name = f"{names.model_prefix}-v2-{digest}"
@@ -206,10 +210,10 @@ def test_new_config_matches_current_capacity_and_model_is_isolated(prod):
     )
     sm.add_response("update_endpoint", {"EndpointArn": "arn:aws:sagemaker:eu-west-1:1:endpoint/e"})
 
-    assert _approve(config, sagemaker, autoscaling)["action"] == "updated"
+    assert approve(config, sagemaker, autoscaling)["action"] == "updated"
 
 
-def test_changing_instance_type_deregisters_autoscaling_before_the_update(prod):
+def test_changing_instance_type_deregisters_autoscaling_before_the_update(prod, approve):
     names, config, sagemaker, autoscaling, sm, aas = prod
     _stub_until_update(names, sm, live_instance_type="ml.m5.large", desired_instances=2)
     resource = {
@@ -227,10 +231,10 @@ def test_changing_instance_type_deregisters_autoscaling_before_the_update(prod):
     aas.add_response("deregister_scalable_target", {}, resource)
     sm.add_response("update_endpoint", {"EndpointArn": "arn:aws:sagemaker:eu-west-1:1:endpoint/e"})
 
-    assert _approve(config, sagemaker, autoscaling)["action"] == "updated"
+    assert approve(config, sagemaker, autoscaling)["action"] == "updated"
 
 
-def test_a_busy_endpoint_raises_so_lambda_retries_and_creates_nothing(prod):
+def test_a_busy_endpoint_raises_so_lambda_retries_and_creates_nothing(prod, approve, endpoint_rollout):
     names, config, sagemaker, autoscaling, sm, _ = prod
     sm.add_response("describe_model_package", _package(2))
     sm.add_response(
@@ -240,4 +244,4 @@ def test_a_busy_endpoint_raises_so_lambda_retries_and_creates_nothing(prod):
          "CreationTime": NOW, "LastModifiedTime": NOW},
     )
     with pytest.raises(endpoint_rollout.EndpointBusyError, match="Updating"):
-        _approve(config, sagemaker, autoscaling)
+        approve(config, sagemaker, autoscaling)

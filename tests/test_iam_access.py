@@ -23,6 +23,7 @@ from iam_access.code_calls import boto3_operations
 from iam_access.evaluator import Outcome, evaluate, node_available
 from iam_access.pipelines import PipelineRun
 from iam_access.policies import PolicyStore
+from lambda_code import function_code
 
 from contract.naming import BUCKET_PREFIXES
 from dogbreeds.cloud_assembly import CloudAssembly, synthesize
@@ -282,8 +283,8 @@ def test_each_role_and_pipeline_step_is_covered(checked):
 
 def test_every_boto3_call_of_our_code_is_checked(checked):
     code = {
-        *[(p, None) for p in sorted((REPO_ROOT / "lambdas" / "deploy_endpoint").glob("*.py"))],
-        (REPO_ROOT / "lambdas" / "retrain_guard" / "retrain_guard.py", "sagemaker"),
+        *[(p, None) for p in sorted(function_code("deploy_endpoint").source_dir.glob("*.py"))],
+        (function_code("retrain_guard").source_dir / "retrain_guard.py", "sagemaker"),
         (REPO_ROOT / "pipeline_code" / "container" / "monitor_io.py", "s3"),
         *[
             (p, None)

@@ -17,17 +17,17 @@ import ast
 from pathlib import Path
 
 import pytest
+from lambda_code import FUNCTION_NAMES, function_code
 
 from pipeline_code.code_bundle import CONTAINER_CODE_DIR, SHIPPED_CONTRACT_MODULES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-LAYERS = ("contract", "pipeline_code", "stacks", "dogbreeds", "lambdas")
+LAYERS = ("contract", "pipeline_code", "stacks", "dogbreeds")
 ALLOWED = {
     "contract": {"contract"},
     "pipeline_code": {"contract", "pipeline_code"},
     "stacks": {"contract", "pipeline_code", "stacks"},
     "dogbreeds": {"contract", "pipeline_code", "dogbreeds"},
-    "lambdas": {"contract"},
 }
 SHIPPED_CONTRACT = {f"contract.{Path(n).stem}" for n in SHIPPED_CONTRACT_MODULES} - {"contract.__init__"}
 
@@ -61,19 +61,34 @@ def test_no_module_imports_a_layer_above_its_own(layer):
     assert upward == [], f"{layer} may import only {sorted(ALLOWED[layer])}"
 
 
-def test_code_that_runs_in_aws_imports_only_the_contract_modules_it_carries():
-    aws_code = [p for p in CONTAINER_CODE_DIR.rglob("*.py") if "__pycache__" not in p.parts]
-    aws_code += layer_sources("lambdas")
+def _not_carried(sources: list[Path], carried: set[str]) -> list[str]:
     outside = []
-    for path in aws_code:
+    for path in sources:
         for line, name in project_imports(path):
-            # "from contract import monitoring_metrics" names contract and contract.monitoring_metrics.
-            carried = name == "contract" or any(
-                name == m or name.startswith(f"{m}.") for m in SHIPPED_CONTRACT
-            )
-            if not carried:
+            # "from contract import events" names contract and contract.events; the package itself
+            # is always carried, and says nothing about which of its modules are.
+            if name != "contract" and not any(
+                name == m or name.startswith(f"{m}.") for m in carried - {"contract"}
+            ):
                 outside.append(f"{path.relative_to(REPO_ROOT)}:{line} imports {name}")
-    assert outside == []
+    return outside
+
+
+def test_the_job_code_imports_only_the_contract_modules_it_carries():
+    job_code = [p for p in CONTAINER_CODE_DIR.rglob("*.py") if "__pycache__" not in p.parts]
+    assert _not_carried(job_code, SHIPPED_CONTRACT) == []
+
+
+def test_every_lambda_code_folder_is_found():
+    assert FUNCTION_NAMES == ["deploy_endpoint", "retrain_guard"]
+
+
+@pytest.mark.parametrize("name", FUNCTION_NAMES)
+def test_lambda_code_imports_only_the_contract_modules_its_asset_carries(name):
+    code = function_code(name)
+    sources = sorted(code.source_dir.glob("*.py"))
+    assert sources, f"{code.source_dir} holds no modules"
+    assert _not_carried(sources, set(code.carried_modules)) == []
 
 
 def test_the_rule_sees_an_upward_import(tmp_path):

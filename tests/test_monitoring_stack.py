@@ -4,13 +4,12 @@ from settings, the dashboard, the drift-triggered retraining rule and Lambda, an
 from __future__ import annotations
 
 import json
-import sys
 
 import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_kms as kms
 from aws_cdk.assertions import Match, Template
-from cdk_helpers import REPO_ROOT, build_app, project_context
+from cdk_helpers import build_app, project_context
 from moto.events.models import EventPattern
 
 from contract import monitoring_metrics as mm
@@ -20,11 +19,8 @@ from pipeline_code.training_pipeline import render_training_pipeline
 from stacks.constructs.monitoring_alarms import no_data_evaluation_periods
 from stacks.constructs.monitoring_schedule import MonitoringSchedule, schedule_period_seconds
 from stacks.constructs.rendered_pipeline import PLACEHOLDERS, placeholder_locations
-from stacks.constructs.retrain_guard_function import retrain_event_pattern
+from stacks.functions.retrain_guard.function import retrain_event_pattern
 from stacks.monitoring_stack import schedule_parameters, window_hours
-
-sys.path.insert(0, str(REPO_ROOT / "lambdas" / "retrain_guard"))
-import retrain_guard  # noqa: E402
 
 NAMES = Names("dogbreeds", "dev")
 # Settings that differ from every default, so a hard-coded threshold cannot pass.
@@ -201,7 +197,7 @@ def test_retrain_rule_fires_on_drift_and_quality_alarms_only(template):
     assert rule["Targets"][0]["DeadLetterConfig"]
 
 
-def test_retrain_guard_runs_alone_with_a_dlq_and_settings_from_the_stack(template):
+def test_retrain_guard_runs_alone_with_a_dlq_and_settings_from_the_stack(template, retrain_guard):
     function = _one(template, "AWS::Lambda::Function")
     assert function["ReservedConcurrentExecutions"] == 1
     environment = function["Environment"]["Variables"]

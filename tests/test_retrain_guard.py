@@ -6,17 +6,12 @@ botocore's Stubber, which still checks requests and responses against SageMaker'
 from __future__ import annotations
 
 import json
-import sys
 from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
 from botocore.stub import ANY, Stubber
-from cdk_helpers import REPO_ROOT
 from moto_fixtures import REGION, aws, moto_server  # noqa: F401
-
-sys.path.insert(0, str(REPO_ROOT / "lambdas" / "retrain_guard"))
-import retrain_guard  # noqa: E402
 
 PIPELINE = "dogbreeds-dev-training"
 TRIGGER = "dogbreeds-dev-monitoring-feature-drift"
@@ -25,7 +20,6 @@ ENVIRONMENT = {
     "RETRAIN_MIN_INTERVAL_HOURS": "24",
     "RETRAIN_TRIGGER_ALARMS": f"{TRIGGER},dogbreeds-dev-monitoring-accuracy-low",
 }
-CONFIG = retrain_guard.GuardConfig.from_environment(ENVIRONMENT)
 
 
 def alarm_event(event_id: str = "7b5c3e0a-6a7e-4b8e-9d1c-1f2a3b4c5d6e", **overrides) -> dict:
@@ -53,6 +47,11 @@ def alarm_event(event_id: str = "7b5c3e0a-6a7e-4b8e-9d1c-1f2a3b4c5d6e", **overri
     return event
 
 
+@pytest.fixture(scope="module")
+def guard_config(retrain_guard):
+    return retrain_guard.GuardConfig.from_environment(ENVIRONMENT)
+
+
 @pytest.fixture
 def sagemaker(aws):  # noqa: F811
     client = boto3.client("sagemaker", region_name=REGION)
@@ -68,7 +67,7 @@ def executions(client) -> list[dict]:
     return client.list_pipeline_executions(PipelineName=PIPELINE)["PipelineExecutionSummaries"]
 
 
-def test_starts_the_training_pipeline_when_idle(sagemaker, monkeypatch, capsys):
+def test_starts_the_training_pipeline_when_idle(sagemaker, monkeypatch, capsys, retrain_guard):
     for key, value in ENVIRONMENT.items():
         monkeypatch.setenv(key, value)
     result = retrain_guard.handler(alarm_event())
@@ -82,13 +81,13 @@ def test_starts_the_training_pipeline_when_idle(sagemaker, monkeypatch, capsys):
     assert logged[-1]["alarm"] == TRIGGER
 
 
-def test_skips_within_the_interval_and_starts_after_it(sagemaker, capsys):
+def test_skips_within_the_interval_and_starts_after_it(sagemaker, capsys, retrain_guard, guard_config):
     now = datetime.now(UTC)
-    first = retrain_guard.guard(alarm_event("event-0001"), client=sagemaker, config=CONFIG, now=now)
+    first = retrain_guard.guard(alarm_event("event-0001"), client=sagemaker, config=guard_config, now=now)
     assert first["action"] == "started"
 
     second = retrain_guard.guard(
-        alarm_event("event-0002"), client=sagemaker, config=CONFIG, now=now + timedelta(hours=23)
+        alarm_event("event-0002"), client=sagemaker, config=guard_config, now=now + timedelta(hours=23)
     )
     assert second["action"] == "skipped"
     assert "less than 24 h ago" in second["reason"]
@@ -98,13 +97,13 @@ def test_skips_within_the_interval_and_starts_after_it(sagemaker, capsys):
     assert skipped_log["message"] == "retraining skipped" and skipped_log["reason"] == second["reason"]
 
     third = retrain_guard.guard(
-        alarm_event("event-0003"), client=sagemaker, config=CONFIG, now=now + timedelta(hours=25)
+        alarm_event("event-0003"), client=sagemaker, config=guard_config, now=now + timedelta(hours=25)
     )
     assert third["action"] == "started"
     assert len(executions(sagemaker)) == 2
 
 
-def test_skips_while_an_execution_is_running_however_old():
+def test_skips_while_an_execution_is_running_however_old(retrain_guard, guard_config):
     client = boto3.client(
         "sagemaker", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x"
     )
@@ -126,7 +125,7 @@ def test_skips_while_an_execution_is_running_however_old():
             {"PipelineName": PIPELINE, "SortBy": "CreationTime", "SortOrder": "Descending"},
         )
         # No start_pipeline_execution is stubbed: the Stubber fails the test if one is made.
-        result = retrain_guard.guard(alarm_event(), client=client, config=CONFIG, now=now)
+        result = retrain_guard.guard(alarm_event(), client=client, config=guard_config, now=now)
         stub.assert_no_pending_responses()
     assert result == {
         "action": "skipped",
@@ -135,7 +134,7 @@ def test_skips_while_an_execution_is_running_however_old():
     }
 
 
-def test_start_request_is_valid_for_sagemaker_and_idempotent_per_event():
+def test_start_request_is_valid_for_sagemaker_and_idempotent_per_event(retrain_guard, guard_config):
     """Stubber validates the request against the service model (display name pattern, token length)."""
     client = boto3.client(
         "sagemaker", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x"
@@ -153,7 +152,7 @@ def test_start_request_is_valid_for_sagemaker_and_idempotent_per_event():
             },
         )
         result = retrain_guard.guard(
-            alarm_event(), client=client, config=CONFIG, now=datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
+            alarm_event(), client=client, config=guard_config, now=datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
         )
         stub.assert_no_pending_responses()
     assert result["action"] == "started"
@@ -174,8 +173,10 @@ def test_start_request_is_valid_for_sagemaker_and_idempotent_per_event():
         ({"detail-type": "CloudWatch Alarm State Change"}, "event has no 'detail' object"),
     ],
 )
-def test_malformed_events_are_ignored_with_a_reason(sagemaker, capsys, event, reason):
-    result = retrain_guard.guard(event, client=sagemaker, config=CONFIG, now=datetime.now(UTC))
+def test_malformed_events_are_ignored_with_a_reason(
+    sagemaker, capsys, event, reason, retrain_guard, guard_config
+):
+    result = retrain_guard.guard(event, client=sagemaker, config=guard_config, now=datetime.now(UTC))
     assert result["action"] == "ignored"
     assert reason in result["reason"]
     assert executions(sagemaker) == []
@@ -191,6 +192,6 @@ def test_malformed_events_are_ignored_with_a_reason(sagemaker, capsys, event, re
         ({"RETRAIN_MIN_INTERVAL_HOURS": "1.5"}, "whole number of hours >= 1"),
     ],
 )
-def test_bad_configuration_names_the_variable(change, message):
+def test_bad_configuration_names_the_variable(change, message, retrain_guard):
     with pytest.raises(RuntimeError, match=message):
         retrain_guard.GuardConfig.from_environment({**ENVIRONMENT, **change})

@@ -23,6 +23,7 @@ from typing import Any
 from cdk_helpers import REPO_ROOT, build_app, project_context
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
+from lambda_code import function_module
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
@@ -35,7 +36,8 @@ from contract.settings import (
     load_environment,
 )
 from dogbreeds.cloud_assembly import CloudAssembly
-from lambdas.deploy_endpoint.deploy_names import DIGEST_LENGTH
+
+DIGEST_LENGTH = function_module("deploy_endpoint", "deploy_names").DIGEST_LENGTH
 
 # --- strategies derived from the model --------------------------------------------------------
 

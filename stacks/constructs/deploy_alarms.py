@@ -19,6 +19,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from contract.deployment_metrics import DEPLOYMENT_FIELD, RETRYING
 from contract.naming import Names
 from stacks.constructs.endpoint_alarms import alarm_description
 
@@ -27,10 +28,6 @@ PERIOD = Duration.minutes(5)
 DEAD_LETTER_MESSAGES = 1
 # Any invocation that failed for a reason other than a busy endpoint.
 FAILED_INVOCATIONS = 1
-# lambdas/deploy_endpoint/deploy_logging.py: the field and value of a deliberate retry (a test
-# checks both agree).
-DEPLOYMENT_FIELD = "deployment"
-RETRYING = "retrying"
 # Published by the metric filter into Names.deployment_metric_namespace.
 RETRIES_METRIC = "DeployRetries"
 

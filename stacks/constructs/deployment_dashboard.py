@@ -24,6 +24,7 @@ from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 
+from contract.deployment_metrics import COMPLETED, DIMENSION_ENDPOINT, LIVE_MODEL_VERSION, ROLLED_BACK
 from contract.naming import Names
 from contract.settings import EndpointSettings
 from stacks.constructs.deploy_alarms import (
@@ -32,17 +33,14 @@ from stacks.constructs.deploy_alarms import (
     FAILED_INVOCATIONS,
     DeployAlarms,
 )
-from stacks.constructs.deploy_function import DeployFunction
 from stacks.constructs.endpoint_alarms import (
     MODEL_ERRORS_PER_MINUTE,
     MODEL_LATENCY_P99_MICROSECONDS,
     SERVER_ERRORS_PER_MINUTE,
     EndpointAlarms,
 )
+from stacks.functions.deploy_endpoint.function import DeployFunction
 
-# lambdas/deploy_endpoint/deploy_metrics.py publishes this metric (a test checks both agree).
-LIVE_MODEL_VERSION = "LiveModelVersion"
-DIMENSION_ENDPOINT = "EndpointName"
 LIVE_VERSION_PERIOD = Duration.minutes(5)
 # Columns of the deployment events table: fields of the Lambda's decision lines.
 EVENT_FIELDS = (
@@ -77,7 +75,7 @@ def live_version_query() -> str:
     """Logs Insights: the version of the newest completed or rolled back line (what serves now)."""
     return "\n".join(
         [
-            f"filter {DEPLOYMENT_FIELD} in ['completed', 'rolled back']",
+            f"filter {DEPLOYMENT_FIELD} in ['{COMPLETED}', '{ROLLED_BACK}']",
             "| stats latest(version) as live_version, latest(@timestamp) as since, "
             f"latest({DEPLOYMENT_FIELD}) as outcome",
         ]

@@ -17,6 +17,7 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from contract.events import ENDPOINT_DEPLOYMENT_STATE_CHANGE, ENDPOINT_STATE_CHANGE, SAGEMAKER_SOURCE
 from contract.naming import PRODUCTION_VARIANT, Names
 
 NAMESPACE = "AWS/SageMaker"
@@ -132,8 +133,8 @@ class EndpointAlarms(Construct):
             rule_name=f"{names.base}-endpoint-failed",
             description=f"{names.endpoint} failed -> alerts topic",
             event_pattern=events.EventPattern(
-                source=["aws.sagemaker"],
-                detail_type=["SageMaker Endpoint State Change"],
+                source=[SAGEMAKER_SOURCE],
+                detail_type=[ENDPOINT_STATE_CHANGE],
                 detail={"EndpointName": [names.endpoint], "EndpointStatus": FAILED_STATUSES},
             ),
             targets=[topic],
@@ -144,8 +145,8 @@ class EndpointAlarms(Construct):
             rule_name=f"{names.base}-endpoint-deployment",
             description=f"{names.endpoint} blue/green deployment progress and rollbacks -> alerts topic",
             event_pattern=events.EventPattern(
-                source=["aws.sagemaker"],
-                detail_type=["SageMaker Endpoint Deployment State Change"],
+                source=[SAGEMAKER_SOURCE],
+                detail_type=[ENDPOINT_DEPLOYMENT_STATE_CHANGE],
                 detail={"EndpointName": [names.endpoint]},
             ),
             targets=[topic],

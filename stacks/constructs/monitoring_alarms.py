@@ -15,10 +15,10 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from contract import monitoring_metrics as mm
+from contract.events import PIPELINE_EXECUTION_STATUS_CHANGE, SAGEMAKER_SOURCE
 from contract.naming import MonitoringAlarmNames, Names  # noqa: F401  (re-exported)
 from contract.settings import MonitoringSettings
 
-PIPELINE_STATUS_DETAIL_TYPE = "SageMaker Model Building Pipeline Execution Status Change"
 # SageMaker Pipelines publishes execution counts here, per pipeline.
 PIPELINES_NAMESPACE = "AWS/Sagemaker/ModelBuildingPipeline"
 PIPELINES_FAILED_METRIC = "ExecutionFailed"
@@ -187,8 +187,8 @@ class MonitoringAlarms(Construct):
             rule_name=f"{names.base}-monitoring-failed",
             description="Failed monitoring pipeline executions notify the alerts topic",
             event_pattern=events.EventPattern(
-                source=["aws.sagemaker"],
-                detail_type=[PIPELINE_STATUS_DETAIL_TYPE],
+                source=[SAGEMAKER_SOURCE],
+                detail_type=[PIPELINE_EXECUTION_STATUS_CHANGE],
                 detail={
                     "currentPipelineExecutionStatus": ["Failed"],
                     "pipelineArn": [monitoring_pipeline_arn],

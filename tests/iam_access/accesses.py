@@ -31,13 +31,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lambda_code import function_module
+
 from dogbreeds.cloud_assembly import CloudAssembly
 from iam_access.pipelines import PipelineRun, Step, UnresolvableError, json_gets
 from iam_access.policies import PolicyStore
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONTAINER_DIR = REPO_ROOT / "pipeline_code" / "container"
-DEPLOY_LAMBDA_DIR = REPO_ROOT / "lambdas" / "deploy_endpoint"
 
 SAGEMAKER = "sagemaker.amazonaws.com"
 LAMBDA = "lambda.amazonaws.com"
@@ -651,8 +652,8 @@ class Accesses:
             self.kms(who, ["kms:GenerateDataKey", "kms:Decrypt"], key, f"{source}: queue key", via="sqs")
 
     def _deploy_lambda(self, who: Principal, env: dict[str, str], where: str) -> None:
-        """Every call of lambdas/deploy_endpoint (endpoint_rollout, endpoint_autoscaling,
-        endpoint_cleanup), on the names its environment gives it."""
+        """Every call of the deploy Lambda (stacks/functions/deploy_endpoint/code: endpoint_rollout,
+        endpoint_autoscaling, endpoint_cleanup), on the names its environment gives it."""
         names = deploy_module("deploy_names")
         autoscaling = deploy_module("endpoint_autoscaling")
         config = deploy_module("deploy_config").DeployConfig.from_environ(env)
@@ -748,7 +749,8 @@ class Accesses:
             )
 
     def _retrain_guard(self, who: Principal, env: dict[str, str], where: str) -> None:
-        """lambdas/retrain_guard: list the training pipeline's executions, start one."""
+        """The retrain guard (stacks/functions/retrain_guard/code): list the training pipeline's
+        executions, start one."""
         name = env["RETRAIN_PIPELINE_NAME"]
         pipelines = {
             p.properties["PipelineName"] for p in self.assembly.resources("AWS::SageMaker::Pipeline")
@@ -885,4 +887,5 @@ def container_module(name: str):
 
 
 def deploy_module(name: str):
-    return _import_from(DEPLOY_LAMBDA_DIR, name)
+    """A module of the deploy Lambda, from its staged asset (what ships)."""
+    return function_module("deploy_endpoint", name)

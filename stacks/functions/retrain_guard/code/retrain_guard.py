@@ -3,7 +3,8 @@ is running and at most once per configured interval.
 
 EventBridge delivers "CloudWatch Alarm State Change" events of the monitoring alarms here. The
 function runs one at a time (reserved concurrency 1), so two alarms firing together cannot both
-start a run: the second sees the first in the execution list and skips. boto3 only (no bundling).
+start a run: the second sees the first in the execution list and skips. Imports boto3 and the
+contract modules its asset carries only (no bundling).
 """
 
 from __future__ import annotations
@@ -16,17 +17,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-ALARM_STATE_CHANGE = "CloudWatch Alarm State Change"
+from contract import environment_variables as variables
+from contract.events import ALARM_STATE_CHANGE
+
 # Statuses of an execution that still holds GPUs or may still register a model.
 RUNNING_STATUSES = frozenset({"Executing", "Stopping"})
 # Executions older than this cannot still be running: training is capped at 5 days by settings.
 RUNNING_LOOKBACK = timedelta(days=7)
 DISPLAY_NAME_PREFIX = "retrain-on-alarm"
-ENVIRONMENT_VARIABLES = (
-    "RETRAIN_PIPELINE_NAME",
-    "RETRAIN_MIN_INTERVAL_HOURS",
-    "RETRAIN_TRIGGER_ALARMS",
-)
+ENVIRONMENT_VARIABLES = variables.RETRAIN_GUARD
 
 
 class MalformedEventError(ValueError):
@@ -44,16 +43,16 @@ class GuardConfig:
         missing = [name for name in ENVIRONMENT_VARIABLES if not environ.get(name)]
         if missing:
             raise RuntimeError(f"retrain guard is missing environment variables {missing}")
-        hours = environ["RETRAIN_MIN_INTERVAL_HOURS"]
+        hours = environ[variables.RETRAIN_MIN_INTERVAL_HOURS]
         if not hours.isdigit() or int(hours) < 1:
             raise RuntimeError(
-                f"RETRAIN_MIN_INTERVAL_HOURS={hours!r} must be a whole number of hours >= 1"
+                f"{variables.RETRAIN_MIN_INTERVAL_HOURS}={hours!r} must be a whole number of hours >= 1"
             )
         return cls(
-            pipeline_name=environ["RETRAIN_PIPELINE_NAME"],
+            pipeline_name=environ[variables.RETRAIN_PIPELINE_NAME],
             min_interval=timedelta(hours=int(hours)),
             trigger_alarms=frozenset(
-                name for name in environ["RETRAIN_TRIGGER_ALARMS"].split(",") if name
+                name for name in environ[variables.RETRAIN_TRIGGER_ALARMS].split(",") if name
             ),
         )
 

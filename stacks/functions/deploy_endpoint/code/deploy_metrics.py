@@ -14,8 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from deploy_config import DeployConfig
 from deploy_logging import log
 
-LIVE_MODEL_VERSION = "LiveModelVersion"
-DIMENSION_ENDPOINT = "EndpointName"
+from contract.deployment_metrics import DIMENSION_ENDPOINT, LIVE_MODEL_VERSION
 
 
 def publish_live_version(cloudwatch: Any, config: DeployConfig, version: int) -> bool:

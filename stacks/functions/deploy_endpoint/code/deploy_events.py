@@ -12,8 +12,9 @@ from typing import Any
 
 from deploy_config import DeployConfig
 
-PACKAGE_STATE_CHANGE = "SageMaker Model Package State Change"
-ENDPOINT_STATE_CHANGE = "SageMaker Endpoint State Change"
+from contract.events import ENDPOINT_STATE_CHANGE, SAGEMAKER_SOURCE
+from contract.events import MODEL_PACKAGE_STATE_CHANGE as PACKAGE_STATE_CHANGE
+
 DECISIONS = ("Approved", "Rejected")
 
 
@@ -36,8 +37,8 @@ class EndpointInService:
 def parse_event(event: Any, config: DeployConfig) -> PackageDecision | EndpointInService:
     if not isinstance(event, dict):
         raise MalformedEventError(f"event must be a JSON object, got {type(event).__name__}")
-    if event.get("source") != "aws.sagemaker":
-        raise MalformedEventError(f"source must be 'aws.sagemaker', got {event.get('source')!r}")
+    if event.get("source") != SAGEMAKER_SOURCE:
+        raise MalformedEventError(f"source must be {SAGEMAKER_SOURCE!r}, got {event.get('source')!r}")
     detail = event.get("detail")
     if not isinstance(detail, dict):
         raise MalformedEventError("event has no 'detail' object")

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
+from contract import environment_variables
+
 ENDPOINT_KINDS = ("realtime", "serverless")
 
 
@@ -74,10 +76,10 @@ class DeployConfig:
 
 
 def env_name(field_name: str) -> str:
-    return f"DEPLOY_{field_name.upper()}"
+    return f"{environment_variables.DEPLOY_PREFIX}{field_name.upper()}"
 
 
-# Every variable the function reads, for the stack and its tests.
+# Every variable the function reads: contract.environment_variables.DEPLOY_FUNCTION (a test checks).
 ENVIRONMENT_VARIABLES = tuple(env_name(field.name) for field in fields(DeployConfig))
 
 

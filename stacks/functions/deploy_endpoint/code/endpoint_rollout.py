@@ -17,12 +17,14 @@ from deploy_metrics import publish_live_version
 from deploy_names import deployment_digest, parse_version, versioned_name
 from endpoint_cleanup import clean_up
 
+from contract import environment_variables
+
 # A new deployment can only start from InService; these pass by themselves, so the event is retried.
 BUSY_STATUSES = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting", "UpdateRollbackFailed")
 
 
-# Read by pipeline_code/container/inference.py (the Lambda does not ship the container code).
-MODEL_VERSION_VARIABLE = "DOGBREEDS_MODEL_VERSION"
+# Read by the inference handler in the model container, which reports it as the model version.
+MODEL_VERSION_VARIABLE = environment_variables.MODEL_VERSION
 
 
 class EndpointBusyError(RuntimeError):

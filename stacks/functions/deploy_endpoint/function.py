@@ -8,44 +8,38 @@ deployments never race on the endpoint.
 
 from __future__ import annotations
 
-from aws_cdk import Aws, Duration, RemovalPolicy
+from aws_cdk import Aws, Duration
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_lambda_destinations as destinations
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from contract import environment_variables as variables
+from contract.events import ENDPOINT_STATE_CHANGE, MODEL_PACKAGE_STATE_CHANGE, SAGEMAKER_SOURCE
 from contract.naming import CAPTURE_PREFIX, PRODUCTION_VARIANT, Names
 from contract.settings import EndpointSettings
-from stacks.constructs.lambda_parts import (
-    RUNTIME,
-    acknowledge_dead_letter_grant,
-    dead_letter_queue,
-    lambda_code,
-)
+from stacks.functions.function_code import FunctionCode
+from stacks.functions.project_function import ProjectFunction
 from stacks.nag import acknowledge
 
-LAMBDA_FOLDER = "deploy_endpoint"
+# The code folder beside this module (README.md there says what the function does).
+CODE = FunctionCode(
+    "deploy_endpoint",
+    contract_modules=("deployment_metrics.py", "environment_variables.py", "events.py"),
+)
 HANDLER = "deploy_handler.handler"
-# The newest Python runtime cdk-nag's AwsSolutions-L1 accepts; boto3 ships with it, so no bundling.
 APPLICATION_AUTOSCALING_PRINCIPAL = "sagemaker.application-autoscaling.amazonaws.com"
-# What the Lambda scales (lambdas/deploy_endpoint/endpoint_autoscaling.py uses the same values).
+# What the Lambda scales (code/endpoint_autoscaling.py uses the same values).
 AUTOSCALING_SERVICE_NAMESPACE = "sagemaker"
 AUTOSCALING_SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 SAGEMAKER_PRINCIPAL = "sagemaker.amazonaws.com"
-
-PACKAGE_STATE_CHANGE = "SageMaker Model Package State Change"
-ENDPOINT_STATE_CHANGE = "SageMaker Endpoint State Change"
 
 
 def approval_event_pattern(names: Names) -> dict:
     """Approve or reject of a version in this environment's group; the pipeline registers into it."""
     return {
-        "source": ["aws.sagemaker"],
-        "detail-type": [PACKAGE_STATE_CHANGE],
+        "source": [SAGEMAKER_SOURCE],
+        "detail-type": [MODEL_PACKAGE_STATE_CHANGE],
         "detail": {
             "ModelPackageGroupName": [names.model_package_group],
             "ModelApprovalStatus": ["Approved", "Rejected"],
@@ -55,7 +49,7 @@ def approval_event_pattern(names: Names) -> dict:
 
 def endpoint_in_service_pattern(names: Names) -> dict:
     return {
-        "source": ["aws.sagemaker"],
+        "source": [SAGEMAKER_SOURCE],
         "detail-type": [ENDPOINT_STATE_CHANGE],
         "detail": {"EndpointName": [names.endpoint], "EndpointStatus": ["IN_SERVICE"]},
     }
@@ -66,34 +60,35 @@ def deploy_environment(
 ) -> dict[str, str]:
     """The Lambda's environment: every name and setting it needs (it cannot import ``stacks``).
 
-    Keys are ``lambdas/deploy_endpoint/deploy_config.ENVIRONMENT_VARIABLES``; a test checks both agree.
+    Keys are ``contract.environment_variables.DEPLOY_FUNCTION``, which ``code/deploy_config`` reads; a test
+    checks both agree.
     """
     return {
-        "DEPLOY_ENDPOINT_NAME": names.endpoint,
-        "DEPLOY_MODEL_PACKAGE_GROUP": names.model_package_group,
-        "DEPLOY_MODEL_PREFIX": names.model_prefix,
-        "DEPLOY_ENDPOINT_CONFIG_PREFIX": names.endpoint_config_prefix,
-        "DEPLOY_VARIANT_NAME": PRODUCTION_VARIANT,
-        "DEPLOY_EXECUTION_ROLE_ARN": role_arn,
-        "DEPLOY_KMS_KEY_ARN": key_arn,
-        "DEPLOY_CAPTURE_S3_URI": f"s3://{bucket_name}/{CAPTURE_PREFIX}",
-        "DEPLOY_ENDPOINT_KIND": endpoint.kind,
-        "DEPLOY_INSTANCE_TYPE": endpoint.instance_type,
-        "DEPLOY_INITIAL_INSTANCE_COUNT": str(endpoint.initial_instance_count),
-        "DEPLOY_MIN_INSTANCES": str(endpoint.min_instances),
-        "DEPLOY_MAX_INSTANCES": str(endpoint.max_instances),
-        "DEPLOY_TARGET_INVOCATIONS_PER_INSTANCE": str(endpoint.target_invocations_per_instance),
-        "DEPLOY_SERVERLESS_MEMORY_MB": str(endpoint.serverless_memory_mb),
-        "DEPLOY_SERVERLESS_MAX_CONCURRENCY": str(endpoint.serverless_max_concurrency),
-        "DEPLOY_DATA_CAPTURE_PERCENT": str(endpoint.data_capture_percent),
-        "DEPLOY_CANARY_PERCENT": str(endpoint.canary_percent),
-        "DEPLOY_CANARY_WAIT_SECONDS": str(endpoint.canary_wait_minutes * 60),
-        "DEPLOY_TERMINATION_WAIT_SECONDS": str(endpoint.termination_wait_minutes * 60),
-        "DEPLOY_KEEP_VERSIONS": str(endpoint.keep_versions),
-        "DEPLOY_NETWORK_ISOLATION": "true" if endpoint.network_isolation else "false",
-        "DEPLOY_ROLLBACK_ALARMS": ",".join(names.rollback_alarms),
-        "DEPLOY_SCALING_POLICY_NAME": names.endpoint_scaling_policy,
-        "DEPLOY_METRIC_NAMESPACE": names.deployment_metric_namespace,
+        variables.DEPLOY_ENDPOINT_NAME: names.endpoint,
+        variables.DEPLOY_MODEL_PACKAGE_GROUP: names.model_package_group,
+        variables.DEPLOY_MODEL_PREFIX: names.model_prefix,
+        variables.DEPLOY_ENDPOINT_CONFIG_PREFIX: names.endpoint_config_prefix,
+        variables.DEPLOY_VARIANT_NAME: PRODUCTION_VARIANT,
+        variables.DEPLOY_EXECUTION_ROLE_ARN: role_arn,
+        variables.DEPLOY_KMS_KEY_ARN: key_arn,
+        variables.DEPLOY_CAPTURE_S3_URI: f"s3://{bucket_name}/{CAPTURE_PREFIX}",
+        variables.DEPLOY_ENDPOINT_KIND: endpoint.kind,
+        variables.DEPLOY_INSTANCE_TYPE: endpoint.instance_type,
+        variables.DEPLOY_INITIAL_INSTANCE_COUNT: str(endpoint.initial_instance_count),
+        variables.DEPLOY_MIN_INSTANCES: str(endpoint.min_instances),
+        variables.DEPLOY_MAX_INSTANCES: str(endpoint.max_instances),
+        variables.DEPLOY_TARGET_INVOCATIONS_PER_INSTANCE: str(endpoint.target_invocations_per_instance),
+        variables.DEPLOY_SERVERLESS_MEMORY_MB: str(endpoint.serverless_memory_mb),
+        variables.DEPLOY_SERVERLESS_MAX_CONCURRENCY: str(endpoint.serverless_max_concurrency),
+        variables.DEPLOY_DATA_CAPTURE_PERCENT: str(endpoint.data_capture_percent),
+        variables.DEPLOY_CANARY_PERCENT: str(endpoint.canary_percent),
+        variables.DEPLOY_CANARY_WAIT_SECONDS: str(endpoint.canary_wait_minutes * 60),
+        variables.DEPLOY_TERMINATION_WAIT_SECONDS: str(endpoint.termination_wait_minutes * 60),
+        variables.DEPLOY_KEEP_VERSIONS: str(endpoint.keep_versions),
+        variables.DEPLOY_NETWORK_ISOLATION: "true" if endpoint.network_isolation else "false",
+        variables.DEPLOY_ROLLBACK_ALARMS: ",".join(names.rollback_alarms),
+        variables.DEPLOY_SCALING_POLICY_NAME: names.endpoint_scaling_policy,
+        variables.DEPLOY_METRIC_NAMESPACE: names.deployment_metric_namespace,
     }
 
 
@@ -103,7 +98,7 @@ def _pattern(pattern: dict) -> events.EventPattern:
     )
 
 
-class DeployFunction(Construct):
+class DeployFunction(ProjectFunction):
     def __init__(
         self,
         scope: Construct,
@@ -117,67 +112,35 @@ class DeployFunction(Construct):
         log_retention_days: int,
         destroy_on_delete: bool,
     ) -> None:
-        super().__init__(scope, construct_id)
-        removal = RemovalPolicy.DESTROY if destroy_on_delete else RemovalPolicy.RETAIN
-
-        # Events that failed every retry land here with the request and the error, for a redrive.
-        self.dead_letter_queue = dead_letter_queue(
-            self,
-            queue_name=names.deploy_dead_letter_queue,
-            key=key,
-            owner="the deploy Lambda and its EventBridge rules",
-        )
-        self.log_group = logs.LogGroup(
-            self, "Logs", log_group_name=f"/aws/lambda/{names.deploy_function}", removal_policy=removal
-        )
-        # RetentionDays is a name enum in Python; settings already restrict the value to legal days.
-        self.log_group.node.default_child.retention_in_days = log_retention_days
-
-        self.role = iam.Role(
-            self,
-            "Role",
-            role_name=names.deploy_function,
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"Deploy Lambda of {names.base}: only this environment's endpoint, configs, models",
-        )
-        self.log_group.grant_write(self.role)
-        self._add_permissions(names, key, execution_role)
-
-        self.function = lambda_.Function(
-            self,
-            "Function",
+        super().__init__(
+            scope,
+            construct_id,
             function_name=names.deploy_function,
             description=f"Deploys approved {names.model_package_group} versions to {names.endpoint}",
-            runtime=RUNTIME,
+            role_description=(
+                f"Deploy Lambda of {names.base}: only this environment's endpoint, configs, models"
+            ),
+            code=CODE,
             handler=HANDLER,
-            code=lambda_code(LAMBDA_FOLDER),
-            role=self.role,
-            log_group=self.log_group,
-            timeout=Duration.minutes(1),
-            memory_size=256,
-            reserved_concurrent_executions=1,
             environment=deploy_environment(
                 names, endpoint, bucket_name=bucket_name, key_arn=key.key_arn,
                 role_arn=execution_role.role_arn,
             ),
-            # Async invocations: Lambda retries twice (1 and 2 minutes later); throttled events (the
-            # concurrency of 1) wait up to max_event_age. Then the event goes to the queue.
-            retry_attempts=2,
+            statements=self._permissions(names, key, execution_role),
+            key=key,
+            dead_letter_queue_name=names.deploy_dead_letter_queue,
+            dead_letter_owner="the deploy Lambda and its EventBridge rules",
+            log_retention_days=log_retention_days,
+            destroy_on_delete=destroy_on_delete,
+            timeout=Duration.minutes(1),
+            memory_size=256,
+            # Lambda retries twice (1 and 2 minutes later); throttled events (the concurrency of 1)
+            # wait up to max_event_age.
             max_event_age=Duration.hours(6),
-            on_failure=destinations.SqsDestination(self.dead_letter_queue),
         )
-        # The function must not run before its permissions exist (CDK only orders the default policy).
-        self.function.node.add_dependency(self.policy)
-        acknowledge_dead_letter_grant(self.role)
+        self._acknowledge_wildcards(names)
 
-        target = targets.LambdaFunction(
-            self.function,
-            retry_attempts=8,
-            max_event_age=Duration.hours(2),
-            # EventBridge can encrypt into this KMS queue because the storage stack's key policy lets
-            # events.amazonaws.com use the key (for the alerts topic).
-            dead_letter_queue=self.dead_letter_queue,
-        )
+        target = self.event_target(retry_attempts=8, max_event_age=Duration.hours(2))
         self.approval_rule = events.Rule(
             self,
             "ApprovalRule",
@@ -195,7 +158,9 @@ class DeployFunction(Construct):
             targets=[target],
         )
 
-    def _add_permissions(self, names: Names, key: kms.IKey, execution_role: iam.IRole) -> None:
+    @staticmethod
+    def _permissions(names: Names, key: kms.IKey, execution_role: iam.IRole) -> list[iam.PolicyStatement]:
+        """Only this environment's endpoint, its configs and models, and its scaling and metrics."""
         arn = f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}"
         endpoint_arn = f"{arn}:endpoint/{names.endpoint}"
         config_arns = f"{arn}:endpoint-config/{names.endpoint_config_prefix}-*"
@@ -307,9 +272,9 @@ class DeployFunction(Construct):
                 conditions={"StringLike": {"iam:AWSServiceName": APPLICATION_AUTOSCALING_PRINCIPAL}},
             ),
         ]
-        self.policy = iam.Policy(self, "Policy", policy_name=names.deploy_function, statements=statements)
-        self.policy.attach_to_role(self.role)
+        return statements
 
+    def _acknowledge_wildcards(self, names: Names) -> None:
         sagemaker_arn = "arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>"
         reasons = {
             "*": (

@@ -1,0 +1,1 @@
+"""The deploy Lambda: ``function.py`` deploys ``code/`` (see code/README.md)."""

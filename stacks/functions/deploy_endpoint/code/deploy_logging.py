@@ -1,0 +1,39 @@
+"""Structured JSON log lines: one object per line, so CloudWatch Logs Insights can filter on fields.
+
+Lines that record a decision about the endpoint carry a ``deployment`` field with one of the values
+of ``contract.deployment_metrics``; the deployment dashboard's "Deployment events" table lists exactly
+those lines, and the stack's error alarm leaves out ``retrying`` ones by this value.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+# The ``deployment`` field and its values: what the function decided, one word an operator can filter on.
+from contract.deployment_metrics import (  # noqa: F401  (the handler's modules import them from here)
+    COMPLETED,
+    DECISIONS,
+    DEPLOYMENT_FIELD,
+    FAILED,
+    IGNORED,
+    RETRYING,
+    ROLLED_BACK,
+    SKIPPED,
+    STARTED,
+)
+
+
+def log(level: str, message: str, **fields: Any) -> None:
+    """Write one JSON log line to stdout (Lambda ships stdout to the function's log group)."""
+    record = {"level": level, "message": message, **fields}
+    sys.stdout.write(json.dumps(record, default=str, sort_keys=True) + "\n")
+    sys.stdout.flush()
+
+
+def log_decision(level: str, message: str, deployment: str, **fields: Any) -> None:
+    """A log line that records a decision (``deployment`` is one of ``DECISIONS``)."""
+    if deployment not in DECISIONS:
+        raise ValueError(f"deployment must be one of {DECISIONS}, got {deployment!r}")
+    log(level, message, **{DEPLOYMENT_FIELD: deployment}, **fields)

@@ -1,0 +1,1 @@
+"""The retrain guard Lambda: ``function.py`` deploys ``code/`` (see code/README.md)."""
