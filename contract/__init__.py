@@ -5,7 +5,8 @@ definitions and the job code), ``stacks`` (the CDK app) and ``dogbreeds`` (the c
 local mode) can all import it without importing each other the wrong way.
 
 Some of these modules also ship, as they are, inside the code that runs on AWS: the job code bundle
-carries ``instance_types`` and ``monitoring_metrics`` and the Lambda functions carry ``events``,
+carries ``instance_types``, ``monitoring_metrics`` and ``environment_variables`` (a model's
+``code/`` carries the last one too) and the Lambda functions carry ``events``,
 ``environment_variables`` and (the deploy Lambda) ``deployment_metrics``. Those modules use the
 standard library only, and this file imports nothing, so that importing one of them never pulls in
 pydantic or the CDK.

@@ -2,7 +2,7 @@
 
 The bundle holds ``pipeline_code/container`` (entry scripts and job code) and, under ``contract/``,
 the few modules of the project's bottom layer the jobs import (``SHIPPED_CONTRACT_MODULES``: standard
-library only), so a job and the stacks read the same instance table and metric names.
+library only), so a job and the stacks read the same instance table, metric and variable names.
 
 Training jobs unpack sourcedir.tar.gz as their source_dir; processing jobs get it as an input and
 run_step.sh unpacks it. Identical input files give a byte-identical tarball (sorted entries, fixed
@@ -24,7 +24,12 @@ PIPELINE_CODE_DIR = Path(__file__).resolve().parent
 CONTAINER_CODE_DIR = PIPELINE_CODE_DIR / "container"
 CONTRACT_DIR = PIPELINE_CODE_DIR.parent / "contract"
 # Listed, not globbed: contract/settings.py needs pydantic, which no SageMaker image holds.
-SHIPPED_CONTRACT_MODULES = ("__init__.py", "instance_types.py", "monitoring_metrics.py")
+SHIPPED_CONTRACT_MODULES = (
+    "__init__.py",
+    "environment_variables.py",
+    "instance_types.py",
+    "monitoring_metrics.py",
+)
 SHIPPED_PACKAGES = frozenset({CONTRACT_DIR.name})
 RUN_STEP_SCRIPT = PIPELINE_CODE_DIR / "run_step.sh"
 SOURCE_BUNDLE_NAME = "sourcedir.tar.gz"

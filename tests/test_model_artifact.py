@@ -119,7 +119,8 @@ def test_written_model_loads_back_with_identical_outputs(tmp_path):
     assert json.loads((tmp_path / "metadata.json").read_text())["extra"] == 1
     assert not (tmp_path / "code" / "dogbreeds_jobs" / "vendor").exists()  # only when needed
     code = sorted(p.relative_to(tmp_path / "code").as_posix() for p in (tmp_path / "code").rglob("*.py"))
-    assert code == sorted(model_artifact.SERVING_CODE)  # listed: no monitoring or training code
+    contract = [f"contract/{name}" for name in model_artifact.SERVING_CONTRACT_MODULES]
+    assert code == sorted([*model_artifact.SERVING_CODE, *contract])  # listed: no monitoring or training code
 
 
 def test_wrapped_models_are_saved_without_wrapper_prefixes(tmp_path):

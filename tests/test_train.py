@@ -80,7 +80,8 @@ def test_training_writes_the_model_directory_and_one_metric_line_per_epoch(cache
     assert metadata["training"]["pretrained_weights"] is None
     code_dir = tmp_path / "model" / "code"
     code = {p.relative_to(code_dir).as_posix() for p in code_dir.rglob("*.py")}
-    assert code == set(model_artifact.SERVING_CODE)
+    contract = {f"contract/{name}" for name in model_artifact.SERVING_CONTRACT_MODULES}
+    assert code == set(model_artifact.SERVING_CODE) | contract
     history = read_json(tmp_path / "output" / "history.json")
     assert [h["epoch"] for h in history["history"]] == [1, 2]
     assert (tmp_path / "checkpoints" / "last.pt").is_file()

@@ -32,6 +32,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from contract.environment_variables import MODEL_VERSION
+
 from ..data import image_decoding
 from . import model_artifact
 
@@ -161,7 +163,7 @@ def model_version(model_dir: str | Path, metadata: dict[str, Any]) -> str:
     training metadata's ``model_version``; otherwise a content hash of the artifact, which at least
     tells two models apart.
     """
-    explicit = os.environ.get("DOGBREEDS_MODEL_VERSION") or metadata.get("model_version")
+    explicit = os.environ.get(MODEL_VERSION) or metadata.get("model_version")
     if explicit:
         return str(explicit)
     digest = hashlib.sha256()

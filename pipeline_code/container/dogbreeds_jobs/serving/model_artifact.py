@@ -22,6 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
+import contract
+
 from . import backbones
 
 WEIGHTS_FILE = "model.pt"
@@ -40,6 +42,8 @@ SERVING_CODE = (
     "dogbreeds_jobs/serving/inference.py",
     "dogbreeds_jobs/serving/model_artifact.py",
 )
+# The bottom layer's modules the handlers import (standard library only), copied into code/contract/.
+SERVING_CONTRACT_MODULES = ("__init__.py", "environment_variables.py")
 REQUIRED_METADATA = ("backbone", "image_size", "mean", "std")
 # The bundle's root (pipeline_code/container on the host, the unpacked bundle in a job).
 CONTAINER_CODE_DIR = Path(__file__).resolve().parents[2]
@@ -112,6 +116,11 @@ def write_code_dir(code_dir: Path, backbone: str) -> None:
         target = code_dir / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(CONTAINER_CODE_DIR / name, target)
+    # Beside the bundle's root in a job, at the repository's root on the host: ask the import system.
+    contract_dir = Path(contract.__file__).resolve().parent
+    (code_dir / "contract").mkdir()
+    for name in SERVING_CONTRACT_MODULES:
+        shutil.copy2(contract_dir / name, code_dir / "contract" / name)
     package = backbones.backbone_spec(backbone).vendored_package
     if package:
         vendor_package(package, code_dir)
