@@ -21,8 +21,8 @@ from dogbreeds.local_executor.errors import StepFailedError
 LOG_TAIL_LINES = 40
 SUPERVISOR = Path(__file__).resolve().with_name("step_supervisor.py")
 SUPERVISOR_COULD_NOT_START = 127
-# The per-epoch line of pipeline_code/container/train.py's metric_line (and the estimator's metric
-# definitions): `epoch=3 train_loss=... val_accuracy=... images_per_second=...`.
+# The training job's per-epoch line (metric_line, dogbreeds_jobs/training/loop.py; the estimator's
+# metric definitions read it too): `epoch=3 train_loss=... val_accuracy=... images_per_second=...`.
 EPOCH_METRIC_LINE = re.compile(r"^epoch=\d+ .*\bval_accuracy=")
 
 

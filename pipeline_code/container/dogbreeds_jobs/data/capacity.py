@@ -23,8 +23,11 @@ from typing import Any
 from contract.instance_types import DEFAULT_VOLUME_GIB, INSTANCE_TYPES, instance_type
 
 GIB = 2**30
-# Mirrors train.py (kept here so preprocess does not import torch).
+# Training's cache placement reads these (dogbreeds_jobs/training/data_cache.py); they live here so that
+# preprocess's plan, which imports no torch, predicts the same choice. Leave most of the GPU to
+# activations: the cache goes on the device only below this share of free GPU memory.
 CACHE_DEVICE_MEMORY_SHARE = 0.4
+# The cache stays in host memory (when not on the GPU) only below this share of available memory.
 HOST_MEMORY_SHARE = 0.5
 # A preprocess worker holds one decoded picture and its copies: at most the decoder's pixel limit
 # (image_decoding.DEFAULT_MAX_PIXELS, 40 MP) x 3 bytes x ~3 copies. The process itself: ~0.5 GiB.

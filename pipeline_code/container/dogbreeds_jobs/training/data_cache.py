@@ -18,13 +18,10 @@ from typing import Any
 import numpy as np
 import torch
 
+# The shares live with preprocess's size plan, which must predict this module's choice without torch.
+from ..data.capacity import CACHE_DEVICE_MEMORY_SHARE, HOST_MEMORY_SHARE
 from .distributed import Dist, log
 from .errors import TrainingError
-
-# Leave most of the GPU to activations: the cache goes on the device only below this share.
-CACHE_DEVICE_MEMORY_SHARE = 0.4
-# The cache stays in host memory (when not on the GPU) only below this share of available memory.
-HOST_MEMORY_SHARE = 0.5
 
 
 @dataclass
