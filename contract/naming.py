@@ -189,6 +189,65 @@ class Names:
     def endpoint_scaling_policy(self) -> str:
         return f"{self.endpoint}-invocations-per-instance"
 
+    # The rest of the named resources, by the stack that owns them.
+
+    @property
+    def execution_policy(self) -> str:
+        return f"{self.base}-sagemaker-execution"
+
+    def job_base_name(self, job: str) -> str:
+        """SageMaker job names of a pipeline step start with this (``preprocess``, ``train`` ...)."""
+        return f"{self.base}-{job}"
+
+    @property
+    def training_failed_rule(self) -> str:
+        return f"{self.base}-training-failed"
+
+    @property
+    def model_approval_rule(self) -> str:
+        return f"{self.base}-model-approval"
+
+    @property
+    def endpoint_in_service_rule(self) -> str:
+        return f"{self.base}-endpoint-in-service"
+
+    @property
+    def endpoint_failed_rule(self) -> str:
+        return f"{self.base}-endpoint-failed"
+
+    @property
+    def endpoint_deployment_rule(self) -> str:
+        return f"{self.base}-endpoint-deployment"
+
+    @property
+    def monitoring_failed_rule(self) -> str:
+        return f"{self.base}-monitoring-failed"
+
+    @property
+    def monitoring_schedule(self) -> str:
+        return f"{self.base}-monitoring"
+
+    @property
+    def monitoring_scheduler_role(self) -> str:
+        """The role EventBridge Scheduler assumes to start the monitoring pipeline (and its policy)."""
+        return f"{self.base}-monitoring-scheduler"
+
+    @property
+    def monitoring_jobs_policy(self) -> str:
+        return f"{self.base}-monitoring-jobs"
+
+    @property
+    def retrain_guard_function(self) -> str:
+        return f"{self.base}-retrain-guard"
+
+    @property
+    def retrain_guard_dead_letter_queue(self) -> str:
+        return f"{self.retrain_guard_function}-dlq"
+
+    @property
+    def retrain_on_alarm_rule(self) -> str:
+        return f"{self.base}-retrain-on-alarm"
+
 
 @dataclass(frozen=True)
 class MonitoringAlarmNames:

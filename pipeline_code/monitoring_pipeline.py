@@ -108,7 +108,7 @@ def build_monitoring_pipeline(locations: Locations, settings: MonitoringSettings
             command=["/bin/bash"],
             instance_type=params.instance_type,
             instance_count=1,
-            base_job_name=f"{names.base}-{job}",
+            base_job_name=names.job_base_name(job),
             volume_kms_key=locations.kms_key_id,
             output_kms_key=locations.kms_key_id,
             max_runtime_in_seconds=MAX_RUNTIME_SECONDS,

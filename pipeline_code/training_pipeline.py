@@ -199,7 +199,7 @@ def build_training_pipeline(
         name=PREPROCESS_STEP,
         display_name="Validate, split and cache images; training-data baseline",
         step_args=_processor(
-            locations, settings, session, f"{names.base}-preprocess",
+            locations, settings, session, names.job_base_name("preprocess"),
             instance_count=params.preprocess_instance_count,
         ).run(
             code=locations.run_step_uri,
@@ -251,7 +251,7 @@ def build_training_pipeline(
     merge = ProcessingStep(
         name=MERGE_STEP,
         display_name="Merge the preprocess hosts' baselines and reports",
-        step_args=_processor(locations, settings, session, f"{names.base}-merge").run(
+        step_args=_processor(locations, settings, session, names.job_base_name("merge")).run(
             code=locations.run_step_uri,
             inputs=[
                 *[
@@ -293,7 +293,7 @@ def build_training_pipeline(
         role=locations.role_arn,
         instance_type=params.instance_type,
         instance_count=params.instance_count,
-        base_job_name=f"{names.base}-train",
+        base_job_name=names.job_base_name("train"),
         hyperparameters={
             "backbone": params.backbone,
             "epochs": params.epochs,
@@ -354,7 +354,7 @@ def build_training_pipeline(
     evaluate = ProcessingStep(
         name=EVALUATE_STEP,
         display_name="Evaluate on the test split through the serving handler",
-        step_args=_processor(locations, settings, session, f"{names.base}-evaluate").run(
+        step_args=_processor(locations, settings, session, names.job_base_name("evaluate")).run(
             code=locations.run_step_uri,
             inputs=[
                 ProcessingInput(

@@ -149,7 +149,7 @@ class MonitoringStack(Stack):
         policy = iam.Policy(
             self,
             "MonitoringJobPolicy",
-            policy_name=f"{names.base}-monitoring-jobs",
+            policy_name=names.monitoring_jobs_policy,
             roles=[execution_role],
             statements=[
                 iam.PolicyStatement(

@@ -53,7 +53,7 @@ class TrainingStack(Stack):
         events.Rule(
             self,
             "PipelineFailed",
-            rule_name=f"{names.base}-training-failed",
+            rule_name=names.training_failed_rule,
             description="Failed training pipeline executions notify the alerts topic",
             event_pattern=events.EventPattern(
                 source=[SAGEMAKER_SOURCE],

@@ -130,7 +130,7 @@ class EndpointAlarms(Construct):
         self.failure_rule = events.Rule(
             self,
             "EndpointFailedRule",
-            rule_name=f"{names.base}-endpoint-failed",
+            rule_name=names.endpoint_failed_rule,
             description=f"{names.endpoint} failed -> alerts topic",
             event_pattern=events.EventPattern(
                 source=[SAGEMAKER_SOURCE],
@@ -142,7 +142,7 @@ class EndpointAlarms(Construct):
         self.deployment_rule = events.Rule(
             self,
             "EndpointDeploymentRule",
-            rule_name=f"{names.base}-endpoint-deployment",
+            rule_name=names.endpoint_deployment_rule,
             description=f"{names.endpoint} blue/green deployment progress and rollbacks -> alerts topic",
             event_pattern=events.EventPattern(
                 source=[SAGEMAKER_SOURCE],

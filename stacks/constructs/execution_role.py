@@ -61,7 +61,7 @@ class SageMakerExecutionRole(Construct):
             assumed_by=iam.ServicePrincipal(SAGEMAKER_PRINCIPAL),
             description=f"SageMaker jobs, pipelines and endpoints of {names.base}",
         )
-        policy = iam.Policy(self, "Policy", policy_name=f"{names.base}-sagemaker-execution")
+        policy = iam.Policy(self, "Policy", policy_name=names.execution_policy)
         self.policy = policy
 
         # Data: list only the project's prefixes, read objects under them, write only outputs.

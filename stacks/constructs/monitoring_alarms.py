@@ -184,7 +184,7 @@ class MonitoringAlarms(Construct):
         self.failed_rule = events.Rule(
             self,
             "MonitoringFailedRule",
-            rule_name=f"{names.base}-monitoring-failed",
+            rule_name=names.monitoring_failed_rule,
             description="Failed monitoring pipeline executions notify the alerts topic",
             event_pattern=events.EventPattern(
                 source=[SAGEMAKER_SOURCE],

@@ -88,7 +88,7 @@ class MonitoringSchedule(Construct):
         self.role = iam.Role(
             self,
             "Role",
-            role_name=f"{names.base}-monitoring-scheduler",
+            role_name=names.monitoring_scheduler_role,
             description=f"EventBridge Scheduler starts {pipeline_name} and nothing else",
             assumed_by=iam.ServicePrincipal(
                 SCHEDULER_PRINCIPAL,
@@ -99,7 +99,7 @@ class MonitoringSchedule(Construct):
         self.policy = iam.Policy(
             self,
             "Policy",
-            policy_name=f"{names.base}-monitoring-scheduler",
+            policy_name=names.monitoring_scheduler_role,
             roles=[self.role],
             statements=[
                 iam.PolicyStatement(
@@ -118,7 +118,7 @@ class MonitoringSchedule(Construct):
         self.schedule = scheduler.CfnSchedule(
             self,
             "Schedule",
-            name=f"{names.base}-monitoring",
+            name=names.monitoring_schedule,
             description=f"Runs {pipeline_name} for {names.endpoint}",
             schedule_expression=expression,
             schedule_expression_timezone="UTC",

@@ -144,7 +144,7 @@ class DeployFunction(ProjectFunction):
         self.approval_rule = events.Rule(
             self,
             "ApprovalRule",
-            rule_name=f"{names.base}-model-approval",
+            rule_name=names.model_approval_rule,
             description=f"Approve/reject of {names.model_package_group} versions -> deploy Lambda",
             event_pattern=_pattern(approval_event_pattern(names)),
             targets=[target],
@@ -152,7 +152,7 @@ class DeployFunction(ProjectFunction):
         self.in_service_rule = events.Rule(
             self,
             "EndpointInServiceRule",
-            rule_name=f"{names.base}-endpoint-in-service",
+            rule_name=names.endpoint_in_service_rule,
             description=f"{names.endpoint} became InService -> deploy Lambda finishes the rollout",
             event_pattern=_pattern(endpoint_in_service_pattern(names)),
             targets=[target],

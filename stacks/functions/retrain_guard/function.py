@@ -54,7 +54,7 @@ class RetrainGuardFunction(ProjectFunction):
         log_retention_days: int,
         destroy_on_delete: bool,
     ) -> None:
-        function_name = f"{names.base}-retrain-guard"
+        function_name = names.retrain_guard_function
         super().__init__(
             scope,
             construct_id,
@@ -74,7 +74,7 @@ class RetrainGuardFunction(ProjectFunction):
                 )
             ],
             key=key,
-            dead_letter_queue_name=f"{function_name}-dlq",
+            dead_letter_queue_name=names.retrain_guard_dead_letter_queue,
             dead_letter_owner="the retrain guard Lambda and its EventBridge target",
             log_retention_days=log_retention_days,
             destroy_on_delete=destroy_on_delete,
@@ -87,7 +87,7 @@ class RetrainGuardFunction(ProjectFunction):
         self.rule = events.Rule(
             self,
             "AlarmRule",
-            rule_name=f"{names.base}-retrain-on-alarm",
+            rule_name=names.retrain_on_alarm_rule,
             description=f"Drift/quality alarms -> retrain guard -> {names.training_pipeline}",
             event_pattern=events.EventPattern(
                 source=[CLOUDWATCH_SOURCE],
