@@ -11,7 +11,7 @@ import sys
 import pytest
 from lambda_code import FUNCTION_NAMES, function_code
 
-from stacks.functions.function_code import FunctionCode
+from stacks.functions.function_code import SHARED_MODULES, FunctionCode
 
 
 @pytest.mark.parametrize("name", FUNCTION_NAMES)
@@ -42,13 +42,14 @@ def test_the_staged_asset_imports_on_its_own(name):
 
 
 @pytest.mark.parametrize("name", FUNCTION_NAMES)
-def test_the_asset_holds_the_code_and_only_the_listed_contract_modules(name):
+def test_the_asset_holds_the_code_the_shared_logger_and_only_the_listed_contract_modules(name):
     code = function_code(name)
     folder = code.stage()
     shipped = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     expected = sorted(
         [p.name for p in code.source_dir.glob("*.py")]
         + [f"contract/{n}" for n in ("__init__.py", *code.contract_modules)]
+        + list(SHARED_MODULES)
     )
     assert shipped == expected
     assert "contract/settings.py" not in shipped  # needs pydantic, which the runtime lacks

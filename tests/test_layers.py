@@ -20,6 +20,7 @@ import pytest
 from lambda_code import FUNCTION_NAMES, function_code
 
 from pipeline_code.code_bundle import CONTAINER_CODE_DIR, SHIPPED_CONTRACT_MODULES
+from stacks.functions.function_code import SHARED_DIR, SHARED_MODULES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LAYERS = ("contract", "pipeline_code", "stacks", "dogbreeds")
@@ -88,6 +89,7 @@ def test_lambda_code_imports_only_the_contract_modules_its_asset_carries(name):
     code = function_code(name)
     sources = sorted(code.source_dir.glob("*.py"))
     assert sources, f"{code.source_dir} holds no modules"
+    sources += [SHARED_DIR / name for name in SHARED_MODULES]
     assert _not_carried(sources, set(code.carried_modules)) == []
 
 

@@ -3,10 +3,10 @@
 The Lambda runtime puts the asset's root on ``sys.path`` and imports the handler module by name, so a
 function's modules import each other by bare name (``from deploy_config import DeployConfig``) and
 the project's bottom layer as ``contract.<module>``. The asset is therefore a staged folder: the
-``*.py`` files of the function's ``code/`` folder and, under ``contract/``, ``__init__.py`` and the
-modules the function lists. Listed, not globbed: ``contract/settings.py`` needs pydantic, which the
-Lambda runtime lacks. Only the standard library and boto3 are imported, so there is no bundling step
-(and no Docker).
+``*.py`` files of the function's ``code/`` folder, the modules every function shares (``shared/``:
+the logger) and, under ``contract/``, ``__init__.py`` and the modules the function lists. Listed,
+not globbed: ``contract/settings.py`` needs pydantic, which the Lambda runtime lacks. Only the
+standard library and boto3 are imported, so there is no bundling step (and no Docker).
 
 Staged folders are content-addressed under ``.cache/functions/``, like the job code bundle: every
 synth of the same code reuses one folder, and CDK's asset hash changes only when the code does. This
@@ -30,6 +30,9 @@ STAGING_DIR = REPO_ROOT / ".cache" / "functions"
 # Each function's folder under stacks/functions/ holds its construct module and this code folder.
 CODE_FOLDER = "code"
 CONTRACT_PACKAGE = CONTRACT_DIR.name
+# Modules every function carries at its asset's root, beside its own (standard library only).
+SHARED_DIR = FUNCTIONS_DIR / "shared"
+SHARED_MODULES = ("function_log.py",)
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,11 @@ class FunctionCode:
         missing = [str(path) for _, path in carried if not path.is_file()]
         if missing:
             raise FileNotFoundError(f"{self.name} lists contract modules that do not exist: {missing}")
-        return sorted(own + carried)
+        shared = [(name, SHARED_DIR / name) for name in SHARED_MODULES]
+        clashing = {name for name, _ in own} & set(SHARED_MODULES)
+        if clashing:
+            raise ValueError(f"{self.source_dir} has modules named like the shared ones: {sorted(clashing)}")
+        return sorted(own + carried + shared)
 
     def fingerprint(self) -> str:
         """A short hash of the asset's names and bytes."""

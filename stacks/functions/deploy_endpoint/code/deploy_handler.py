@@ -14,8 +14,9 @@ from typing import Any
 import boto3
 from deploy_config import DeployConfig
 from deploy_events import MalformedEventError, parse_event
-from deploy_logging import FAILED, IGNORED, RETRYING, log, log_decision
+from deploy_logging import FAILED, IGNORED, RETRYING, log_decision
 from endpoint_rollout import EndpointBusyError, PackageNotDeployableError, Rollout
+from function_log import log
 
 
 def handler(event: Any, context: Any = None) -> dict[str, Any]:

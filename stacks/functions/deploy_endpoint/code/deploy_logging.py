@@ -1,4 +1,4 @@
-"""Structured JSON log lines: one object per line, so CloudWatch Logs Insights can filter on fields.
+"""The deploy function's decision log lines, written with the functions' one logger (function_log).
 
 Lines that record a decision about the endpoint carry a ``deployment`` field with one of the values
 of ``contract.deployment_metrics``; the deployment dashboard's "Deployment events" table lists exactly
@@ -7,9 +7,9 @@ those lines, and the stack's error alarm leaves out ``retrying`` ones by this va
 
 from __future__ import annotations
 
-import json
-import sys
 from typing import Any
+
+from function_log import log  # the functions' one logger, carried at the asset's root
 
 # The ``deployment`` field and its values: what the function decided, one word an operator can filter on.
 from contract.deployment_metrics import (  # noqa: F401  (the handler's modules import them from here)
@@ -23,13 +23,6 @@ from contract.deployment_metrics import (  # noqa: F401  (the handler's modules 
     SKIPPED,
     STARTED,
 )
-
-
-def log(level: str, message: str, **fields: Any) -> None:
-    """Write one JSON log line to stdout (Lambda ships stdout to the function's log group)."""
-    record = {"level": level, "message": message, **fields}
-    sys.stdout.write(json.dumps(record, default=str, sort_keys=True) + "\n")
-    sys.stdout.flush()
 
 
 def log_decision(level: str, message: str, deployment: str, **fields: Any) -> None:

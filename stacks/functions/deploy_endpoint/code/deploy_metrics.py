@@ -12,7 +12,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from deploy_config import DeployConfig
-from deploy_logging import log
+from function_log import log
 
 from contract.deployment_metrics import DIMENSION_ENDPOINT, LIVE_MODEL_VERSION
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from deploy_config import DeployConfig
-from deploy_logging import log
+from function_log import log
 
 SERVICE_NAMESPACE = "sagemaker"
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from deploy_config import DeployConfig
-from deploy_logging import log
 from deploy_names import name_suffix, parse_version
+from function_log import log
 
 
 def _list_all(sagemaker: Any, operation: str, key: str, name_key: str, prefix: str) -> list[dict[str, Any]]:

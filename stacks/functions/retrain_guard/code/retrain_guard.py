@@ -9,13 +9,13 @@ contract modules its asset carries only (no bundling).
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from function_log import log  # the functions' one logger, carried at the asset's root
 
 from contract import environment_variables as variables
 from contract.events import ALARM_STATE_CHANGE
@@ -62,13 +62,6 @@ class AlarmEvent:
     event_id: str
     alarm_name: str
     reason: str
-
-
-def log(level: str, message: str, **fields: Any) -> None:
-    """One JSON object per line, so CloudWatch Logs Insights can filter on fields."""
-    record = {"level": level, "message": message, **fields}
-    sys.stdout.write(json.dumps(record, default=str, sort_keys=True) + "\n")
-    sys.stdout.flush()
 
 
 def parse_alarm_event(event: Any, trigger_alarms: frozenset[str]) -> AlarmEvent:
