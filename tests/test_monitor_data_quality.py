@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import importlib
 import json
 import re
 import shutil
@@ -24,12 +23,11 @@ from monitor_fixtures import (
     write_tiny_capture,
 )
 
-from pipeline_code.container.dogbreeds_jobs.monitoring import capture_format
-
-# The container's own modules by their bare names (as the jobs import each other), so the
-# accumulators built here are the classes check_constraints knows.
-drift_statistics = importlib.import_module("drift_statistics")
-monitor_data_quality = importlib.import_module("monitor_data_quality")
+from pipeline_code.container.dogbreeds_jobs.monitoring import (
+    capture_format,
+    drift_statistics,
+    monitor_data_quality,
+)
 
 # Session fixtures shared with the other monitoring tests (one trained model for all).
 monitor_case = monitor_fixtures.monitor_case
