@@ -68,11 +68,12 @@ docs/architecture.svg: docs/architecture.dot
 	dot -Tsvg $< -o $@
 
 # The README's pictures of the monitoring reports: the last `make demo`'s drifted run, opened in the
-# headless Chromium the report tests use (tests/report_browser/render.mjs), top of each page.
+# headless Chromium the report tests use (REPORT_RENDER), top of each page.
 DEMO_SUMMARY := .local/demo/demo_summary.json
+REPORT_RENDER := tests/pipeline_code/container/monitoring/report_browser/render.mjs
 report-screenshots: setup
 	@test -f $(DEMO_SUMMARY) || (echo "run 'make demo' first: the screenshots show its reports" && exit 1)
-	node tests/report_browser/render.mjs --out docs/reports --width 1100 --max-height 2300 \
+	node $(REPORT_RENDER) --out docs/reports --width 1100 --max-height 2300 \
 		$$($(PY) -c 'import json, sys; print(" ".join(json.load(open(sys.argv[1]))["reports"]))' $(DEMO_SUMMARY)) >/dev/null
 	@# 256 colours (octree keeps the small red marks red) make each picture about a third the size.
 	$(PY) -c 'import sys; from PIL import Image; [Image.open(p).convert("RGB").quantize(256, method=Image.Quantize.FASTOCTREE).save(p, optimize=True) for p in sys.argv[1:]]' docs/reports/*.png

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from repo_paths import REPO_ROOT
+
 
 def project_context() -> dict[str, Any]:
     """The context block of the repository's cdk.json (a fresh copy each call)."""

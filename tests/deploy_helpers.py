@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from aws_test_env import ACCOUNT, REGION
 from cdk_helpers import project_context
-from moto_fixtures import ACCOUNT, REGION
 
 from contract.naming import Names
 from contract.settings import load_environment

@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from cdk_helpers import REPO_ROOT, build_app
+from cdk_helpers import build_app
+from repo_paths import REPO_ROOT
 
 ENVIRONMENTS = ("dev", "staging", "prod")
 pytestmark = pytest.mark.synth

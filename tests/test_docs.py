@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cdk_helpers import REPO_ROOT
+from repo_paths import REPO_ROOT
 
 from stacks.settings_reference import GROUPS, render
 

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 from lambda_code import FUNCTION_NAMES, function_code
+from repo_paths import REPO_ROOT
 
 from pipeline_code.code_bundle import CONTAINER_CODE_DIR, SHIPPED_CONTRACT_MODULES
 from stacks.functions.function_code import SHARED_DIR, SHARED_MODULES
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 LAYERS = ("contract", "pipeline_code", "stacks", "dogbreeds")
 ALLOWED = {
     "contract": {"contract"},
