@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
+from repo_paths import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent
-while not (REPO_ROOT / "cdk.json").is_file():
-    REPO_ROOT = REPO_ROOT.parent
 SOURCE_ROOTS = ("contract", "pipeline_code", "stacks", "dogbreeds")
 
 
