@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+
 from repo_paths import REPO_ROOT
 
 SOURCE_ROOTS = ("contract", "pipeline_code", "stacks", "dogbreeds")
