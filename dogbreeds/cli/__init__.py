@@ -19,7 +19,7 @@ from dogbreeds.cli.help import Parser
 # `local` groups the commands that run the system on this machine (see local.py).
 COMMAND_MODULES: list[str] = [
     "dogbreeds.cli.local",
-    "dogbreeds.sample_data",
+    "dogbreeds.cli.sample_data",
     "dogbreeds.cli.dataset",
     "dogbreeds.cli.models",
     "dogbreeds.cli.pipeline",
