@@ -24,7 +24,7 @@ COMMAND_MODULES: list[str] = [
     "dogbreeds.cli.models",
     "dogbreeds.cli.pipeline",
     "dogbreeds.traffic",
-    "dogbreeds.ground_truth",
+    "dogbreeds.cli.ground_truth",
     "dogbreeds.demo",
 ]
 
