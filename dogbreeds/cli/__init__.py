@@ -23,7 +23,7 @@ COMMAND_MODULES: list[str] = [
     "dogbreeds.cli.dataset",
     "dogbreeds.cli.models",
     "dogbreeds.cli.pipeline",
-    "dogbreeds.traffic",
+    "dogbreeds.cli.traffic",
     "dogbreeds.cli.ground_truth",
     "dogbreeds.demo",
 ]
