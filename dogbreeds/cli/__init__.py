@@ -25,7 +25,7 @@ COMMAND_MODULES: list[str] = [
     "dogbreeds.cli.pipeline",
     "dogbreeds.cli.traffic",
     "dogbreeds.cli.ground_truth",
-    "dogbreeds.demo",
+    "dogbreeds.cli.demo",
 ]
 
 
