@@ -10,7 +10,7 @@ import importlib
 LOCAL_COMMAND_MODULES: list[str] = [
     "dogbreeds.cli.local_run",
     "dogbreeds.cli.local_models",
-    "dogbreeds.local_serve",
+    "dogbreeds.cli.local_serve",
     "dogbreeds.cli.local_monitor",
     "dogbreeds.cli.pipeline:register_local",
 ]
