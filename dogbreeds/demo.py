@@ -12,7 +12,6 @@ stopped, also when a step fails.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -40,16 +39,6 @@ DEFAULTS = {
     "image_size": 64,
     "traffic": 180,
     "threshold": 0.6,
-}
-
-OPTION_HELP = {
-    "breeds": "breeds in the generated dataset",
-    "per_breed": "generated images per breed",
-    "size": "nominal WIDTHxHEIGHT of the generated images",
-    "epochs": "training epochs (pipeline parameter Epochs)",
-    "image_size": "training image size (pipeline parameter ImageSize)",
-    "traffic": "requests sent in each traffic phase",
-    "threshold": "accuracy a version needs to be registered (AccuracyThreshold)",
 }
 
 
@@ -323,24 +312,3 @@ class Demo:
             result["reports"].append(found["report"])
         return result
 
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "demo", help="run the whole lifecycle locally: train, register, approve, serve, monitor"
-    )
-    parser.add_argument("--workdir", type=Path, default=Path(".local/demo"), help="folder the demo works in")
-    for key, value in DEFAULTS.items():
-        parser.add_argument(f"--{key.replace('_', '-')}", type=type(value), default=value,
-                            help=OPTION_HELP[key])
-    parser.set_defaults(func=_run)
-
-
-def _run(args: argparse.Namespace) -> int:
-    options = {key: getattr(args, key) for key in DEFAULTS}
-    try:
-        summary = Demo(args.workdir, options).run()
-    except DemoError as error:
-        print(f"\ndemo failed: {error}", file=sys.stderr)
-        return 1
-    print(summary.text())
-    return 0

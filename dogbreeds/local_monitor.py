@@ -24,25 +24,23 @@ violations or an alarm is in ALARM.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from dogbreeds.cloud_assembly import AssemblyError
+from dogbreeds.cloud_assembly import CloudAssembly
 from dogbreeds.local_alarm_actions import alarm_definitions, format_outcomes, route_changes
 from dogbreeds.local_alarms import (
     ALARM,
-    AlarmEvaluationError,
+    AlarmDefinition,
     AlarmStates,
     evaluate_all,
     format_states,
     read_metrics_sink,
 )
-from dogbreeds.local_run import add_assembly_arguments, load_assembly
+from dogbreeds.local_run import DEFAULT_ENV, load_assembly
 
 BASELINE_FILE = "live_baselines.json"
 # What the run found, for scripts and the demo: summaries, alarm states, what the changes set off.
@@ -85,52 +83,44 @@ def next_hour(moment: datetime) -> str:
     )
 
 
+@dataclass(frozen=True)
+class MonitorOptions:
+    """What `local monitor` was asked: the command line's choices, typed."""
+
+    workdir: Path
+    env_name: str = DEFAULT_ENV
+    assembly_dir: Path | None = None
+    endpoint_name: str = ""  # empty: the environment's endpoint
+    capture_dir: Path | None = None
+    ground_truth_dir: Path | None = None
+    baseline_uri: str = ""  # empty: the newest Approved package's baselines
+    window_hours: int = 1
+    window_end: str = ""  # empty: the next full hour
+
+
 def monitor_parameters(
-    args: argparse.Namespace, workdir: Path, baseline: str, defaults: dict[str, Any]
+    options: MonitorOptions, workdir: Path, baseline: str, defaults: dict[str, Any]
 ) -> dict[str, Any]:
     """The run's parameters: the definition's defaults, with local-only choices on top."""
     parameters: dict[str, Any] = {
         "BaselineS3Uri": baseline,
-        "WindowHours": args.window_hours,
-        "WindowEnd": args.window_end or next_hour(datetime.now(UTC)),
+        "WindowHours": options.window_hours,
+        "WindowEnd": options.window_end or next_hour(datetime.now(UTC)),
         # No CloudWatch here: the jobs append PutMetricData requests to this file instead.
         "MetricsSink": str((workdir / "monitoring" / "metrics.jsonl").resolve()),
     }
-    endpoint = args.endpoint_name or defaults["EndpointName"]
+    endpoint = options.endpoint_name or defaults["EndpointName"]
     if endpoint != defaults["EndpointName"]:
         # Keep the deployed layout (<prefix>/<endpoint>) for another endpoint's traffic.
         default_endpoint = defaults["EndpointName"]
         parameters["EndpointName"] = endpoint
         for name in ("CaptureS3Uri", "GroundTruthS3Uri", "MonitoringS3Uri"):
             parameters[name] = defaults[name].removesuffix(default_endpoint) + endpoint
-    if args.capture_dir:
-        parameters["CaptureS3Uri"] = str((args.capture_dir / endpoint).resolve())
-    if args.ground_truth_dir:
-        parameters["GroundTruthS3Uri"] = str(args.ground_truth_dir.resolve())
+    if options.capture_dir:
+        parameters["CaptureS3Uri"] = str((options.capture_dir / endpoint).resolve())
+    if options.ground_truth_dir:
+        parameters["GroundTruthS3Uri"] = str(options.ground_truth_dir.resolve())
     return parameters
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "monitor",
-        help="run the data- and model-quality monitors over local traffic, then evaluate the alarms",
-    )
-    add_assembly_arguments(parser)
-    parser.add_argument("--workdir", type=Path, default=Path(".local"), help="local mode's working folder")
-    parser.add_argument(
-        "--endpoint-name", default="", help="endpoint whose capture to judge (default: the environment's)"
-    )
-    parser.add_argument("--capture-dir", type=Path, default=None, help="serve's --capture-dir")
-    parser.add_argument("--ground-truth-dir", type=Path, default=None, help="ground-truth --out")
-    parser.add_argument("--baseline-uri", default="", help="run prefix or package .json")
-    parser.add_argument("--window-hours", type=int, default=1, help="length of the judged window in hours")
-    parser.add_argument("--window-end", default="", help="ISO time; default: the next full hour")
-    parser.add_argument(
-        "--fail-on-violations",
-        action="store_true",
-        help=f"exit {EXIT_VIOLATIONS} when a monitor reports violations or an alarm is in ALARM",
-    )
-    parser.set_defaults(func=_run)
 
 
 def _newest_summary(folder: Path, execution_id: str | None = None) -> Path | None:
@@ -219,26 +209,45 @@ def format_summary(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _run(args: argparse.Namespace) -> int:
-    workdir = args.workdir.resolve()
+@dataclass
+class MonitoringSetup:
+    """What a run needs, found before anything runs: baselines, the definition, the alarms."""
+
+    workdir: Path
+    baseline: str
+    assembly: CloudAssembly
+    pipeline_name: str
+    definition: dict[str, Any]
+    alarms: list[AlarmDefinition]
+
+
+def prepare_monitoring(options: MonitorOptions) -> MonitoringSetup:
+    """Find the baselines and load the definition and alarms; ValueError or AssemblyError if not."""
+    workdir = options.workdir.resolve()
+    baseline = options.baseline_uri or str(live_baselines_file(workdir))
+    assembly = load_assembly(workdir, options.env_name, options.assembly_dir)
+    pipeline_name, definition = assembly.monitoring_pipeline()
+    alarms = alarm_definitions(assembly)
+    return MonitoringSetup(workdir, baseline, assembly, pipeline_name, definition, alarms)
+
+
+def run_monitoring(setup: MonitoringSetup, options: MonitorOptions) -> tuple[dict[str, Any], bool]:
+    """Run the monitoring definition, then evaluate the alarms and route their changes.
+
+    Returns the outcome (also written to ``<workdir>/monitoring/last_run.json``) and whether the
+    pipeline succeeded; AlarmEvaluationError when the alarms cannot be evaluated.
+    """
     from dogbreeds.local_executor import local_s3_root, run_pipeline
     from dogbreeds.local_executor.s3_mapping import LocalS3
 
-    try:
-        baseline = args.baseline_uri or str(live_baselines_file(workdir))
-        assembly = load_assembly(workdir, args.env, args.assembly)
-        pipeline_name, definition = assembly.monitoring_pipeline()
-        alarms = alarm_definitions(assembly)
-    except (ValueError, AssemblyError) as error:
-        print(f"dogbreeds local monitor: error: {error}", file=sys.stderr)
-        return 2
+    workdir, definition = setup.workdir, setup.definition
     defaults = {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}
-    parameters = monitor_parameters(args, workdir, baseline, defaults)
+    parameters = monitor_parameters(options, workdir, setup.baseline, defaults)
     result = run_pipeline(
         definition,
         workdir=workdir,
         parameters=parameters,
-        pipeline_name=pipeline_name,
+        pipeline_name=setup.pipeline_name,
         use_cache=False,
     )
     reports_root = LocalS3(local_s3_root(workdir)).path_for(
@@ -254,14 +263,10 @@ def _run(args: argparse.Namespace) -> int:
         "accuracy_threshold": defaults.get("AccuracyThreshold"),
         "monitors": run_summaries(reports_root, result.execution_id) if result.succeeded else {},
     }
-    try:
-        data = read_metrics_sink(Path(parameters["MetricsSink"]))
-        states = AlarmStates(workdir / "monitoring")
-        evaluations = evaluate_all(alarms, data, states)
-        changes = route_changes(assembly, evaluations, workdir)
-    except AlarmEvaluationError as error:
-        print(f"dogbreeds local monitor: error: cannot evaluate the alarms: {error}", file=sys.stderr)
-        return 2
+    data = read_metrics_sink(Path(parameters["MetricsSink"]))
+    states = AlarmStates(workdir / "monitoring")
+    evaluations = evaluate_all(setup.alarms, data, states)
+    changes = route_changes(setup.assembly, evaluations, workdir)
     outcome["alarms_evaluated_at"] = (
         evaluations[0].at.strftime("%Y-%m-%dT%H:%M:%SZ") if evaluations and evaluations[0].at else None
     )
@@ -272,10 +277,10 @@ def _run(args: argparse.Namespace) -> int:
     outcome["state_changes"] = [asdict(change) for change in changes]
     (workdir / "monitoring").mkdir(parents=True, exist_ok=True)
     (workdir / "monitoring" / LAST_RUN_FILE).write_text(json.dumps(outcome, indent=2, default=str) + "\n")
-    print(format_summary(outcome))
-    if not result.succeeded:
-        return 1
+    return outcome, result.succeeded
+
+
+def has_findings(outcome: dict[str, Any]) -> bool:
+    """Whether a monitor reported violations or an alarm is in ALARM."""
     violations = sum(len(run["violations"]) for run in outcome["monitors"].values())
-    if args.fail_on_violations and (violations or ALARM in outcome["alarm_states"].values()):
-        return EXIT_VIOLATIONS
-    return 0
+    return bool(violations) or ALARM in outcome["alarm_states"].values()

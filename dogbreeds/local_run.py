@@ -10,7 +10,6 @@ mode: what runs here is what runs on AWS.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 import textwrap
@@ -18,8 +17,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-from dogbreeds.cli.execution import add_execution_arguments, parse_param_overrides, report
-from dogbreeds.cli.help import RawEpilogHelpFormatter
 from dogbreeds.cloud_assembly import AssemblyError, CloudAssembly, cached_assembly, synthesize
 from dogbreeds.local_executor import DefinitionError, ExecutionResult, local_s3_root, run_pipeline
 from dogbreeds.local_executor.s3_mapping import LocalS3
@@ -138,31 +135,14 @@ def run_local_training(
     )
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "run",
-        help="run the training pipeline definition on this machine (no AWS, no Docker)",
-        formatter_class=RawEpilogHelpFormatter,
-        epilog=parameters_epilog,  # called when --help prints, not on every command line
-    )
-    parser.add_argument(
-        "--data", type=Path, default=None, help="ImageFolder tree to train on (one folder per breed)"
-    )
-    parser.add_argument(
-        "--weights", type=Path, default=None, help="pretrained ImageNet state dict for the backbone (.pth)"
-    )
-    add_assembly_arguments(parser)
-    add_execution_arguments(parser)
-    parser.add_argument(
-        "--list-params", action="store_true",
-        help="print the pipeline's parameters (name, type, default) for --env and exit, run nothing",
-    )  # fmt: skip
-    parser.set_defaults(func=_run)
-
-
 def pipeline_parameters(assembly_dir: Path) -> list[dict[str, Any]]:
     """The training definition's ``Parameters`` (Name, Type, DefaultValue) in an assembly."""
     return list(CloudAssembly.load(assembly_dir).training_pipeline()[1].get("Parameters", []))
+
+
+def training_parameters(env_name: str, assembly_dir: Path | None = None) -> list[dict[str, Any]]:
+    """The training definition's parameters in ``assembly_dir``, else in ``env_name`` synthesised."""
+    return pipeline_parameters(assembly_dir or synthesize(env_name))
 
 
 def parameter_table(parameters: list[Mapping[str, Any]]) -> str:
@@ -195,48 +175,6 @@ def parameters_epilog(env_name: str = DEFAULT_ENV) -> str:
         f"and defaults (it synthesises the {env_name} cloud assembly first, which takes a while)",
         78, break_on_hyphens=False,
     )
-
-
-def add_assembly_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--env",
-        default=DEFAULT_ENV,
-        help="cdk.json environment whose synthesised pipeline runs (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--assembly",
-        type=Path,
-        default=None,
-        help="an already synthesised cloud assembly (cdk.out) to run instead of synthesising --env",
-    )
-
-
-def _run(args: argparse.Namespace) -> int:
-    if args.list_params:
-        try:
-            parameters = pipeline_parameters(args.assembly or synthesize(args.env))
-        except AssemblyError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-        print(parameter_table(parameters))
-        return 0
-    try:
-        result = run_local_training(
-            workdir=Path(args.workdir),
-            data=args.data,
-            overrides=parse_param_overrides(args.param),
-            weights=args.weights,
-            env_name=args.env,
-            assembly_dir=args.assembly,
-            echo_logs=args.verbose,
-            use_cache=not args.no_cache,
-        )
-    except (DefinitionError, AssemblyError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    code = report(result)
-    print(evaluation_summary(result, Path(args.workdir)))
-    return code
 
 
 def evaluation_summary(result: ExecutionResult, workdir: Path) -> str:
@@ -274,4 +212,3 @@ def evaluation_summary(result: ExecutionResult, workdir: Path) -> str:
         why = "the run registered no version"
     evaluated = f"accuracy {number(accuracy)}" if uris else "the evaluate step did not run"
     return f"evaluate: {evaluated}; no version registered: {why}"
-

@@ -13,7 +13,6 @@ environment the training pipeline registers, plus ``--env`` overrides).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import json
@@ -27,7 +26,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -101,6 +100,26 @@ class ServedModel:
     package: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
 
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """What `local serve` was asked: exactly one of ``version`` and ``model``, and how to serve it."""
+
+    version: int | None = None  # a version of the local model registry
+    model: str | None = None  # a model folder or model.tar.gz
+    group: str | None = None  # with version: the model package group
+    workdir: str | Path = DEFAULT_WORKDIR  # with version: local mode's working folder
+    env_overrides: tuple[str, ...] = ()  # with model: NAME=VALUE container environment overrides
+    port: int = 8080  # 0 picks a free port
+    host: str = "127.0.0.1"
+    capture_dir: Path | None = None
+    capture_percent: float = 100.0
+    endpoint_name: str = "dogbreeds-local"
+    variant_name: str = "AllTraffic"
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    verbose: bool = False  # log every request
 
 class ServeSettings:
     """What one server needs: the loaded worker and the capture configuration."""
@@ -428,7 +447,7 @@ class ServeError(Exception):
     """`local serve` cannot start; the message is one line for the operator."""
 
 
-def parse_env_overrides(pairs: list[str]) -> dict[str, str]:
+def parse_env_overrides(pairs: Iterable[str]) -> dict[str, str]:
     """``--env NAME=VALUE`` (VALUE may be empty) -> {NAME: VALUE}."""
     overrides = {}
     for pair in pairs:
@@ -439,26 +458,26 @@ def parse_env_overrides(pairs: list[str]) -> dict[str, str]:
     return overrides
 
 
-def resolve_model(args: argparse.Namespace) -> ServedModel:
+def resolve_model(options: ServeOptions) -> ServedModel:
     """The model path and container environment for --model or --version."""
-    if args.model is not None:
+    if options.model is not None:
         from pipeline_code.locations import INFERENCE_IMAGE_TAG
 
-        environment = {**TRAINING_PIPELINE_ENVIRONMENT, **parse_env_overrides(args.env)}
+        environment = {**TRAINING_PIPELINE_ENVIRONMENT, **parse_env_overrides(options.env_overrides)}
         return ServedModel(
-            label=str(args.model),
-            model_data=str(args.model),
-            local_path=Path(args.model),
+            label=str(options.model),
+            model_data=str(options.model),
+            local_path=Path(options.model),
             environment=environment,
             # The image the local training pipeline registers its versions with.
             image_uri=f"pytorch-inference:{INFERENCE_IMAGE_TAG}",
         )
-    if args.env:
+    if options.env_overrides:
         raise ServeError(
             "--env applies to --model; a registered version is served with the environment it was "
             "registered with, as AWS serves it"
         )
-    return resolve_registered_version(Path(args.workdir), args.version, args.group)
+    return resolve_registered_version(Path(options.workdir), options.version, options.group)
 
 
 def resolve_registered_version(workdir: Path, version: int, group: str | None) -> ServedModel:
@@ -533,18 +552,18 @@ def load_worker(served: ServedModel, model_dir: Path) -> tuple[inference_worker.
 
 
 # -- the command ----------------------------------------------------------------------------------
-def serve(args: argparse.Namespace) -> int:
+def serve(options: ServeOptions) -> int:
     """Load the model, serve until SIGINT/SIGTERM, then close sockets and capture files."""
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
-    if not 0 <= args.capture_percent <= 100:
-        print(f"--capture-percent must be between 0 and 100, got {args.capture_percent}",
+    logging.basicConfig(level=logging.INFO if options.verbose else logging.WARNING)
+    if not 0 <= options.capture_percent <= 100:
+        print(f"--capture-percent must be between 0 and 100, got {options.capture_percent}",
               file=sys.stderr)  # fmt: skip
         return 2
-    if not args.header_timeout > 0 or args.max_connections < 1:
+    if not options.header_timeout > 0 or options.max_connections < 1:
         print("--header-timeout must be above 0 and --max-connections at least 1", file=sys.stderr)
         return 2
     try:
-        served = resolve_model(args)
+        served = resolve_model(options)
     except ServeError as error:
         print(f"cannot serve: {error}", file=sys.stderr)
         return 2
@@ -552,10 +571,10 @@ def serve(args: argparse.Namespace) -> int:
         print(f"note: {note}", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="dogbreeds-model-") as scratch:
         capture = None
-        if args.capture_dir is not None:
+        if options.capture_dir is not None:
             try:
                 capture = capture_format.CaptureWriter(
-                    Path(args.capture_dir), args.endpoint_name, args.variant_name
+                    Path(options.capture_dir), options.endpoint_name, options.variant_name
                 )
             except ValueError as error:
                 print(f"bad capture settings: {error}", file=sys.stderr)
@@ -571,16 +590,16 @@ def serve(args: argparse.Namespace) -> int:
         settings = ServeSettings(
             worker,
             capture=capture,
-            capture_percent=args.capture_percent,
-            variant_name=args.variant_name,
+            capture_percent=options.capture_percent,
+            variant_name=options.variant_name,
         )
         try:
             server = LocalEndpointServer(
-                (args.host, args.port), settings,
-                header_timeout=args.header_timeout, max_connections=args.max_connections,
+                (options.host, options.port), settings,
+                header_timeout=options.header_timeout, max_connections=options.max_connections,
             )  # fmt: skip
         except OSError as error:
-            print(f"cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
+            print(f"cannot listen on {options.host}:{options.port}: {error}", file=sys.stderr)
             return 2
         stop = threading.Event()
 
@@ -608,8 +627,8 @@ def serve(args: argparse.Namespace) -> int:
                     "model_data": served.model_data,
                     "environment": served.environment,
                     "handler_code": handler_code,
-                    "endpoint_name": args.endpoint_name,
-                    "capture_dir": str(args.capture_dir) if args.capture_dir else None,
+                    "endpoint_name": options.endpoint_name,
+                    "capture_dir": str(options.capture_dir) if options.capture_dir else None,
                 }
             ),
             flush=True,
@@ -635,56 +654,3 @@ def serve(args: argparse.Namespace) -> int:
                 signal.signal(sig, handler)
         print("stopped", flush=True)
     return 0
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "serve",
-        help="serve a registered version or a model artifact with SageMaker's /ping and /invocations",
-        description=(
-            "Serve a model as a SageMaker PyTorch endpoint does: TorchServe's Python worker with "
-            "the inference toolkit's handler service and the model's container environment, "
-            "optionally writing SageMaker data capture. Give exactly one of --version and --model."
-        ),
-    )
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument(
-        "--version", type=int, default=None,
-        help="a version of the local model registry: its ModelDataUrl and container Environment",
-    )  # fmt: skip
-    source.add_argument(
-        "--model", default=None,
-        help="a model folder or model.tar.gz, with the environment the training pipeline registers",
-    )  # fmt: skip
-    parser.add_argument(
-        "--group", default=None,
-        help="model package group (with --version; needed only when there are several)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--workdir", default=DEFAULT_WORKDIR,
-        help="local mode's working folder (with --version; default: %(default)s)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--env", action="append", default=[], metavar="NAME=VALUE",
-        help="with --model: set or override a container environment variable (repeatable)",
-    )  # fmt: skip
-    parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--capture-dir", type=Path, default=None, help="write data capture here")
-    parser.add_argument(
-        "--capture-percent", type=float, default=100.0, help="share of requests captured (0-100)"
-    )
-    parser.add_argument("--endpoint-name", default="dogbreeds-local", help="capture folder name")
-    parser.add_argument("--variant-name", default="AllTraffic", help="production variant name")
-    parser.add_argument(
-        "--header-timeout", type=float, default=DEFAULT_HEADER_TIMEOUT, metavar="SECONDS",
-        help="time a client has to send a whole request head (request line and headers) once the "
-        "server waits for it; a slower one gets 408 and is closed (default: %(default)g)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS, metavar="N",
-        help="connections served at once, a thread each; one more gets 503 and is closed "
-        "(default: %(default)s)",
-    )  # fmt: skip
-    parser.add_argument("--verbose", action="store_true", help="log every request")
-    parser.set_defaults(func=serve)

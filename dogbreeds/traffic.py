@@ -20,7 +20,6 @@ access denied) end the run with the one line of `dogbreeds.aws_errors` instead.
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import socket
@@ -36,7 +35,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter
 
-from dogbreeds.environment import CommandError, resolve_environment
+from dogbreeds.environment import resolve_environment
 from pipeline_code.container.dogbreeds_jobs.data import class_names, image_decoding
 
 DRIFTS = ("brightness", "blur", "noise", "crop")
@@ -269,37 +268,6 @@ def send_traffic(
     }
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "traffic",
-        help="send images to an endpoint (name or local URL), optionally drifted, and record the ids",
-        description=__doc__.split("\n\n")[0],
-    )
-    parser.add_argument(
-        "--endpoint",
-        required=True,
-        help="SageMaker endpoint name, or a URL (http(s)://host:port; host:port means http://)",
-    )
-    parser.add_argument("--images", required=True, type=Path, help="ImageFolder tree to send from")
-    parser.add_argument(
-        "--env",
-        default="dev",
-        help="environment in cdk.json whose region an endpoint name is called in (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--cdk-json", type=Path, default=None,
-        help="cdk.json to read the region from (./cdk.json, else the project's)",
-    )
-    parser.add_argument("--count", type=int, default=100, help="requests to send")
-    parser.add_argument(
-        "--rate", type=float, default=0.0, help="requests per second (0: as fast as possible)"
-    )
-    parser.add_argument("--drift", choices=DRIFTS, default=None, help="distort every image this way")
-    parser.add_argument("--record", type=Path, default=None, help="append one JSON line per request here")
-    parser.add_argument("--seed", type=int, default=0, help="random seed for image choice and drift")
-    parser.set_defaults(func=_run)
-
-
 def endpoint_url(endpoint: str) -> str | None:
     """The URL ``--endpoint`` names, or None for a SageMaker endpoint name.
 
@@ -313,27 +281,11 @@ def endpoint_url(endpoint: str) -> str | None:
     return None
 
 
-def _run(args: argparse.Namespace) -> int:
-    try:
-        images = find_images(args.images)
-        url = endpoint_url(args.endpoint)
-        if url:
-            send = url_sender(url)
-        else:
-            _, settings = resolve_environment(args.env, args.cdk_json)
-            send = endpoint_sender(args.endpoint, runtime_client(settings.region))
-        summary = send_traffic(
-            send,
-            images,
-            count=args.count,
-            rate=args.rate,
-            drift=args.drift,
-            record=args.record,
-            seed=args.seed,
-        )
-    except (ValueError, CommandError) as error:  # ImageDecodeError is a ValueError
-        print(f"dogbreeds traffic: error: {error}", file=sys.stderr)
-        return 2
-    # botocore setup errors (credentials, region, access) go up to aws_errors, via cli.main.
-    print(json.dumps(summary, sort_keys=True))
-    return 0 if set(summary["statuses"]) == {"200"} else 1
+def sender_for(endpoint: str, env_name: str, cdk_json: Path | None = None) -> Sender:
+    """The sender ``--endpoint`` names: HTTP for a URL, else ``invoke_endpoint`` in the region that
+    cdk.json pins for ``env_name`` (boto3's own resolution where it pins none)."""
+    url = endpoint_url(endpoint)
+    if url:
+        return url_sender(url)
+    _, settings = resolve_environment(env_name, cdk_json)
+    return endpoint_sender(endpoint, runtime_client(settings.region))

@@ -19,13 +19,13 @@ from dogbreeds.cli.help import Parser
 # `local` groups the commands that run the system on this machine (see local.py).
 COMMAND_MODULES: list[str] = [
     "dogbreeds.cli.local",
-    "dogbreeds.sample_data",
+    "dogbreeds.cli.sample_data",
     "dogbreeds.cli.dataset",
     "dogbreeds.cli.models",
     "dogbreeds.cli.pipeline",
-    "dogbreeds.traffic",
-    "dogbreeds.ground_truth",
-    "dogbreeds.demo",
+    "dogbreeds.cli.traffic",
+    "dogbreeds.cli.ground_truth",
+    "dogbreeds.cli.demo",
 ]
 
 

@@ -8,10 +8,10 @@ import importlib
 # Modules that register `local` sub-commands via ``register(subparsers)``, or `module:function`
 # where the module's `register` adds another command.
 LOCAL_COMMAND_MODULES: list[str] = [
-    "dogbreeds.local_run",
+    "dogbreeds.cli.local_run",
     "dogbreeds.cli.local_models",
-    "dogbreeds.local_serve",
-    "dogbreeds.local_monitor",
+    "dogbreeds.cli.local_serve",
+    "dogbreeds.cli.local_monitor",
     "dogbreeds.cli.pipeline:register_local",
 ]
 

@@ -369,6 +369,7 @@ def test_endpoint_names_are_called_in_the_region_cdk_json_pins_for_the_env(
     from botocore.stub import ANY, Stubber
 
     from dogbreeds import traffic
+    from dogbreeds.cli import traffic as traffic_cli
 
     context = json.loads((REPO_ROOT / "cdk.json").read_text())
     context["context"]["environments"]["staging"].update(account="123456789012", region="eu-central-1")
@@ -394,7 +395,7 @@ def test_endpoint_names_are_called_in_the_region_cdk_json_pins_for_the_env(
 
     monkeypatch.setattr(traffic, "runtime_client", stubbed_client)
     parser = argparse.ArgumentParser()
-    traffic.register(parser.add_subparsers())
+    traffic_cli.register(parser.add_subparsers())
     pinned = ["--env", "staging", "--cdk-json", str(cdk_json)]
     # The pinned region wins over AWS_DEFAULT_REGION; unpinned (dev), boto3's own: moto's eu-west-1.
     for extra, region in [(pinned, "eu-central-1"), ([], "eu-west-1")]:
