@@ -55,6 +55,7 @@ def test_each_drift_moves_the_feature_it_is_meant_to(monitor_case, kind):
 
 
 def test_traffic_through_local_serve_then_ground_truth_then_both_monitors(monitor_case, tmp_path):
+    started = datetime.now(UTC)
     capture = tmp_path / "capture"
     server = start_server(monitor_case.model_dir, "--capture-dir", str(capture))
     try:
@@ -103,13 +104,16 @@ def test_traffic_through_local_serve_then_ground_truth_then_both_monitors(monito
     assert first["eventMetadata"]["eventId"] == entries[0]["inference_id"]
     assert first["groundTruthData"]["encoding"] == "CSV" and first["eventVersion"] == "0"
 
-    # The window that holds "now": the hour the server captured in.
-    window_end = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:00:00Z")
+    # The window of whole hours the server captured in (two when the run crosses an hour).
+    first_hour = started.replace(minute=0, second=0, microsecond=0)
+    window_end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     common = [
         "--capture-uri",
         str(capture / SERVED_ENDPOINT),
         "--window-end",
-        window_end,
+        window_end.strftime("%Y-%m-%dT%H:00:00Z"),
+        "--window-hours",
+        str(int((window_end - first_hour) / timedelta(hours=1))),
         "--baseline-uri",
         str(monitor_case.run),
         "--endpoint-name",
@@ -159,14 +163,14 @@ def test_traffic_rejects_bad_input(tmp_path):
 
 
 def test_local_monitor_runs_the_definition_through_the_local_executor(monitor_case, tmp_path):
-    pytest.importorskip("dogbreeds.local_executor", reason="the local executor is not merged yet")
     capture = tmp_path / "capture"
-    monitoring_cases.capture_traffic(
-        monitor_case, capture, limit=60, start=datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    )
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    monitoring_cases.capture_traffic(monitor_case, capture, limit=60, start=hour)
     result = _cli(
         "local",
         "monitor",
+        "--window-end",  # the captured hour, even when the clock has moved on to the next one
+        (hour + timedelta(hours=1)).strftime("%Y-%m-%dT%H:00:00Z"),
         "--workdir",
         str(tmp_path / "work"),
         "--endpoint-name",
@@ -186,7 +190,6 @@ def test_local_monitor_runs_the_definition_through_the_local_executor(monitor_ca
 
 
 def test_local_monitor_uses_the_newest_approved_package_of_the_local_registry(monitor_case, tmp_path):
-    pytest.importorskip("dogbreeds.local_executor", reason="the local executor is not merged yet")
     from dogbreeds.local_registry import LocalModelRegistry
 
     work = tmp_path / "work"
@@ -216,12 +219,13 @@ def test_local_monitor_uses_the_newest_approved_package_of_the_local_registry(mo
         group=group, model_data_url="s3://x/2/model.tar.gz", drift_check_baselines=baselines("exec-2")
     )
     capture = tmp_path / "capture"
-    monitoring_cases.capture_traffic(
-        monitor_case, capture, limit=40, start=datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    )
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    monitoring_cases.capture_traffic(monitor_case, capture, limit=40, start=hour)
     result = _cli(
         "local",
         "monitor",
+        "--window-end",  # the captured hour, even when the clock has moved on to the next one
+        (hour + timedelta(hours=1)).strftime("%Y-%m-%dT%H:00:00Z"),
         "--workdir",
         str(work),
         "--endpoint-name",
