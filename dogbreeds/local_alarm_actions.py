@@ -13,10 +13,11 @@ does not turn into a training run by surprise.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
+import importlib
 import io
 import json
 import sys
+import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -132,6 +133,10 @@ class LocalPipelineExecutions:
         }
 
 
+# Loading a handler swaps sys.modules entries: one load at a time.
+_IMPORT_LOCK = threading.Lock()
+
+
 @dataclass
 class Outcome:
     """What one state change set off."""
@@ -144,17 +149,29 @@ class Outcome:
 
 
 def _load_handler_module(directory: Path, handler: str) -> ModuleType:
+    """Import the handler module the way the Lambda runtime does: the asset's root first on the
+    import path, so the handler binds to the modules its asset carries (its siblings, the shared
+    logger, its copy of ``contract``), not to this checkout's. Modules of the same top-level names
+    already imported here are set aside meanwhile and put back afterwards."""
     module_name = handler.rsplit(".", 1)[0]
-    path = directory / f"{module_name.replace('.', '/')}.py"
-    spec = importlib.util.spec_from_file_location(f"_deployed_{module_name}_{uuid.uuid4().hex}", path)
-    if spec is None or spec.loader is None:
+    if not (directory / f"{module_name.replace('.', '/')}.py").is_file():
         raise AlarmEvaluationError(f"cannot load Lambda handler {handler} from {directory}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.modules.pop(spec.name, None)
+    carried = {p.stem for p in directory.glob("*.py")}
+    carried |= {p.parent.name for p in directory.glob("*/__init__.py")}
+
+    def is_carried(name: str) -> bool:
+        return name.partition(".")[0] in carried
+
+    with _IMPORT_LOCK:
+        saved = {name: sys.modules.pop(name) for name in list(sys.modules) if is_carried(name)}
+        sys.path.insert(0, str(directory))
+        try:
+            module = importlib.import_module(module_name)
+        finally:
+            sys.path.remove(str(directory))
+            for name in [name for name in sys.modules if is_carried(name)]:
+                del sys.modules[name]
+            sys.modules.update(saved)
     return module
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,6 +13,7 @@ from moto.events.models import EventPattern
 from dogbreeds.cloud_assembly import CloudAssembly, synthesize
 from dogbreeds.local_alarm_actions import (
     RULE_TYPE,
+    _load_handler_module,
     alarm_definitions,
     pattern_matches,
     route_changes,
@@ -130,3 +132,19 @@ def test_the_guard_skips_while_training_ran_recently(assembly, tmp_path):
     [decision] = outcomes[FEATURE_DRIFT].decisions
     assert decision["action"] == "skipped"
     assert "retrain_min_interval_hours" in decision["reason"] and "t1" in decision["reason"]
+
+
+def test_the_guard_is_loaded_from_its_asset_as_the_lambda_runtime_loads_it(assembly):
+    """Its logger and its contract modules come from the asset, whatever this process holds."""
+    [guard] = [r for r in assembly.resources("AWS::Lambda::Function") if "retrain" in r.properties["Handler"]]
+    folder = assembly.lambda_code_directory(guard)
+    before = {name: sys.modules.get(name) for name in ("function_log", "contract", "contract.events")}
+    sys.modules.pop("function_log", None)  # a warm copy from another test must not stand in for the asset's
+    try:
+        module = _load_handler_module(folder, guard.properties["Handler"])
+        assert module.log.__code__.co_filename == str(folder / "function_log.py")
+        assert module.variables.__file__ == str(folder / "contract" / "environment_variables.py")
+        assert "function_log" not in sys.modules  # set aside again: nothing of the asset leaks here
+        assert sys.modules["contract.events"] is before["contract.events"]
+    finally:
+        sys.modules.update({name: m for name, m in before.items() if m is not None})
