@@ -14,6 +14,8 @@ Every import counts, including those inside functions.
 from __future__ import annotations
 
 import ast
+import fnmatch
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -109,3 +111,11 @@ def test_the_contract_package_itself_imports_nothing():
     assert project_imports(REPO_ROOT / "contract" / "__init__.py") == []
     tree = ast.parse((REPO_ROOT / "contract" / "__init__.py").read_text())
     assert not [n for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom)]
+
+
+def test_every_layer_is_installed_with_the_project():
+    """The console script and ``python -m dogbreeds`` run from any folder: each layer must be a package
+    the install finds, not only importable from the repository's root."""
+    config = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    include = config["tool"]["setuptools"]["packages"]["find"]["include"]
+    assert [layer for layer in LAYERS if not any(fnmatch.fnmatch(layer, p) for p in include)] == []
