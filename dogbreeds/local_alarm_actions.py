@@ -13,11 +13,8 @@ does not turn into a training run by surprise.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import io
 import json
-import sys
-import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +26,7 @@ from typing import Any
 from contract.events import ALARM_STATE_CHANGE, CLOUDWATCH_SOURCE
 from dogbreeds.cloud_assembly import CloudAssembly, Resource
 from dogbreeds.local_alarms import ALARM_TYPE, AlarmDefinition, AlarmEvaluationError, Evaluation
+from pipeline_code.container.dogbreeds_jobs.isolated_import import import_isolated
 
 RULE_TYPE = "AWS::Events::Rule"
 FUNCTION_TYPE = "AWS::Lambda::Function"
@@ -133,9 +131,6 @@ class LocalPipelineExecutions:
         }
 
 
-# Loading a handler swaps sys.modules entries: one load at a time.
-_IMPORT_LOCK = threading.Lock()
-
 
 @dataclass
 class Outcome:
@@ -151,28 +146,11 @@ class Outcome:
 def _load_handler_module(directory: Path, handler: str) -> ModuleType:
     """Import the handler module the way the Lambda runtime does: the asset's root first on the
     import path, so the handler binds to the modules its asset carries (its siblings, the shared
-    logger, its copy of ``contract``), not to this checkout's. Modules of the same top-level names
-    already imported here are set aside meanwhile and put back afterwards."""
+    logger, its copy of ``contract``), not to this checkout's."""
     module_name = handler.rsplit(".", 1)[0]
     if not (directory / f"{module_name.replace('.', '/')}.py").is_file():
         raise AlarmEvaluationError(f"cannot load Lambda handler {handler} from {directory}")
-    carried = {p.stem for p in directory.glob("*.py")}
-    carried |= {p.parent.name for p in directory.glob("*/__init__.py")}
-
-    def is_carried(name: str) -> bool:
-        return name.partition(".")[0] in carried
-
-    with _IMPORT_LOCK:
-        saved = {name: sys.modules.pop(name) for name in list(sys.modules) if is_carried(name)}
-        sys.path.insert(0, str(directory))
-        try:
-            module = importlib.import_module(module_name)
-        finally:
-            sys.path.remove(str(directory))
-            for name in [name for name in sys.modules if is_carried(name)]:
-                del sys.modules[name]
-            sys.modules.update(saved)
-    return module
+    return import_isolated(directory, module_name)
 
 
 def _run_retrain_guard(

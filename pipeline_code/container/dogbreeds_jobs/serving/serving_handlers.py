@@ -15,23 +15,21 @@ not use this module: it runs the installed toolkit itself (``dogbreeds/inference
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
-import sys
 import tarfile
-import threading
 import traceback
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+from ..isolated_import import import_isolated
+
 LOG = logging.getLogger("serving_handlers")
 
 # The toolkit's sagemaker_inference.content_types.UTF8_TYPES.
 UTF8_TYPES = ("application/json", "text/csv")
-_IMPORT_LOCK = threading.Lock()
 
 
 class ModelLoadError(RuntimeError):
@@ -92,37 +90,15 @@ def resolve_model_dir(model_path: Path, scratch_dir: Path) -> Path:
 def load_handler_module(code_dir: Path) -> ModuleType:
     """Import ``code_dir/inference.py`` with ``code_dir`` first on ``sys.path``, as containers do.
 
-    Modules of the same name already imported from elsewhere (this repository's copies) are set
-    aside during the import and put back afterwards, so the artifact's handler binds to the
-    artifact's own helper modules and the host process keeps its own. Imports a handler makes
-    lazily later (inside ``model_fn``) resolve against the host's ``sys.path``; in this project
-    those are torchvision and the vendored EfficientNet-Lite, which backbones.py loads from the
-    folder beside itself.
+    The artifact's handler binds to the artifact's own helper modules and the host process keeps its
+    own (``import_isolated``). Imports a handler makes lazily later (inside ``model_fn``) resolve
+    against the host's ``sys.path``; in this project those are torchvision and the vendored
+    EfficientNet-Lite, which backbones.py loads from the folder beside itself.
     """
     code_dir = Path(code_dir).resolve()
-    # Top-level modules and vendored packages the artifact carries.
-    local_names = {path.stem for path in code_dir.glob("*.py")} | {
-        path.parent.name for path in code_dir.glob("*/__init__.py")
-    }
-
-    def is_local(name: str) -> bool:
-        return name.split(".", 1)[0] in local_names
-
-    with _IMPORT_LOCK:
-        saved = {name: sys.modules.pop(name) for name in list(sys.modules) if is_local(name)}
-        sys.path.insert(0, str(code_dir))
-        try:
-            spec = importlib.util.spec_from_file_location("inference", code_dir / "inference.py")
-            if spec is None or spec.loader is None:
-                raise ModelLoadError(f"cannot import {code_dir / 'inference.py'}")
-            module = importlib.util.module_from_spec(spec)
-            sys.modules["inference"] = module
-            spec.loader.exec_module(module)
-        finally:
-            sys.path.remove(str(code_dir))
-            for name in [name for name in sys.modules if is_local(name)]:
-                del sys.modules[name]
-            sys.modules.update(saved)
+    if not (code_dir / "inference.py").is_file():
+        raise ModelLoadError(f"cannot import {code_dir / 'inference.py'}: there is no such file")
+    module = import_isolated(code_dir, "inference")
     for name in ("model_fn", "input_fn", "predict_fn", "output_fn"):
         if not callable(getattr(module, name, None)):
             raise ModelLoadError(f"{code_dir / 'inference.py'} does not define {name}()")
